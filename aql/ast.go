@@ -1,6 +1,9 @@
 package aql
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
 // Query is a parsed AQL query: an optional FEATURES clause and a FROM clause.
 type Query struct {
@@ -10,6 +13,9 @@ type Query struct {
 	Where Expr
 	// Source is the text the query was parsed from.
 	Source string
+
+	once  sync.Once
+	match matchFunc
 }
 
 // Subject is what a query's selection is evaluated against: one event's

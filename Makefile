@@ -1,0 +1,54 @@
+# edgelog — see README.md. Every target installs what it needs.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+PKGS := ./...
+
+.PHONY: all build run test test-short bench lint verify cross fuzz clean
+
+all: build
+
+## build: the edgelog binary for this machine, into bin/
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/edgelog ./cmd/edgelog
+
+## run: a node with the default settings (data in ./edgelog-data, API on 127.0.0.1:4454)
+run:
+	$(GO) run ./cmd/edgelog run
+
+## test: formatting, vet, and every test with the race detector, plus short fuzz runs
+test: lint
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	./scripts/fuzz.sh 10s
+
+## test-short: the tests without the race detector (faster local loop)
+test-short:
+	$(GO) test -count=1 $(PKGS)
+
+## bench: the benchmarks, with figures as ratios to raw Badger (see README)
+bench:
+	./scripts/bench.sh
+
+## lint: gofmt, go vet, go mod tidy unchanged
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed on: $$unformatted"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+verify: lint
+	cp go.mod /tmp/edgelog.go.mod.bak && cp go.sum /tmp/edgelog.go.sum.bak
+	$(GO) mod tidy
+	@if ! diff -q go.mod /tmp/edgelog.go.mod.bak >/dev/null || ! diff -q go.sum /tmp/edgelog.go.sum.bak >/dev/null; then \
+		echo "go mod tidy changed go.mod/go.sum"; exit 1; fi
+
+## cross: static binaries for linux amd64, arm64, armv7 into dist/, with checksums
+cross:
+	./scripts/cross.sh $(VERSION)
+
+## fuzz: longer fuzz runs (FUZZTIME per target, default 1m)
+fuzz:
+	./scripts/fuzz.sh $${FUZZTIME:-1m}
+
+clean:
+	rm -rf bin dist

@@ -1,0 +1,92 @@
+package node
+
+import (
+	"fmt"
+	"log/slog"
+)
+
+// Durability says when a publish is acknowledged.
+type Durability string
+
+const (
+	// DurabilitySync acknowledges a publish after its events are fsynced.
+	// Concurrent publishers share one transaction and one fsync (group commit).
+	DurabilitySync Durability = "sync"
+	// DurabilityAsync acknowledges once events are written to the OS; a
+	// power loss may lose the last acknowledged events, a process crash not.
+	DurabilityAsync Durability = "async"
+)
+
+// Limits bound what one publish may carry. Zero fields take the defaults.
+type Limits struct {
+	MaxPayloadBytes     int `yaml:"maxPayloadBytes"`     // CBOR size of one payload
+	MaxTagsPerEvent     int `yaml:"maxTagsPerEvent"`     // tags on one event
+	MaxTagBytes         int `yaml:"maxTagBytes"`         // length of one tag
+	MaxEventsPerPublish int `yaml:"maxEventsPerPublish"` // events in one publish
+}
+
+// DefaultLimits are the limits used for zero fields.
+var DefaultLimits = Limits{
+	MaxPayloadBytes:     256 << 10,
+	MaxTagsPerEvent:     64,
+	MaxTagBytes:         256,
+	MaxEventsPerPublish: 10000,
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	if l.MaxPayloadBytes > 0 {
+		d.MaxPayloadBytes = l.MaxPayloadBytes
+	}
+	if l.MaxTagsPerEvent > 0 {
+		d.MaxTagsPerEvent = l.MaxTagsPerEvent
+	}
+	if l.MaxTagBytes > 0 {
+		d.MaxTagBytes = l.MaxTagBytes
+	}
+	if l.MaxEventsPerPublish > 0 {
+		d.MaxEventsPerPublish = l.MaxEventsPerPublish
+	}
+	return d
+}
+
+// Config configures a node. Only DataDir is required.
+type Config struct {
+	// DataDir holds the node's key and its database.
+	DataDir string
+	// Durability defaults to DurabilitySync.
+	Durability Durability
+	// Limits on published events; zero fields take DefaultLimits.
+	Limits Limits
+	// Storage tunes the database; zero fields take defaults.
+	Storage Storage
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Version is reported by Info.
+	Version string
+	// InMemory keeps the database in memory (tests); DataDir still holds the key
+	// unless it is empty, in which case a fresh key is made.
+	InMemory bool
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.DataDir == "" && !c.InMemory {
+		return c, fmt.Errorf("node config: DataDir is required")
+	}
+	switch c.Durability {
+	case "":
+		c.Durability = DurabilitySync
+	case DurabilitySync, DurabilityAsync:
+	default:
+		return c, fmt.Errorf("node config: durability %q: want %q or %q", c.Durability, DurabilitySync, DurabilityAsync)
+	}
+	c.Limits = c.Limits.withDefaults()
+	c.Storage = c.Storage.withDefaults()
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	return c, nil
+}

@@ -1,0 +1,283 @@
+package node
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"path/filepath"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+
+	"github.com/edgelog/edgelog/event"
+)
+
+// Storage tunes the Badger database. Zero fields take the defaults.
+type Storage struct {
+	// MemTableSize is the size of one memtable (default 32 MiB). Smaller
+	// values lower memory use and the disk reserve (MinFreeBytes).
+	MemTableSize int64 `yaml:"memTableSize"`
+	// BlockCacheSize is the read cache (default 64 MiB).
+	BlockCacheSize int64 `yaml:"blockCacheSize"`
+	// NumCompactors is the number of compaction goroutines (default 2).
+	NumCompactors int `yaml:"numCompactors"`
+	// MinFreeBytes is the fixed part of the free disk space below which
+	// writes are refused with ErrStorageFull (default 4*MemTableSize +
+	// 32 MiB); half the database's size is added to it. Badger maps
+	// the files it writes into memory, and a write into a mapped file on a
+	// full disk kills the process (SIGBUS), so the node stops accepting
+	// events while flushes and compactions still have room.
+	MinFreeBytes int64 `yaml:"minFreeBytes"`
+}
+
+func (s Storage) withDefaults() Storage {
+	if s.MemTableSize <= 0 {
+		s.MemTableSize = 32 << 20
+	}
+	if s.BlockCacheSize <= 0 {
+		s.BlockCacheSize = 64 << 20
+	}
+	if s.NumCompactors <= 0 {
+		s.NumCompactors = 2
+	}
+	if s.MinFreeBytes <= 0 {
+		s.MinFreeBytes = 4*s.MemTableSize + 32<<20
+	}
+	return s
+}
+
+// store owns the Badger database and the in-memory view of what it holds:
+// the stream intern table and the highest offset present per stream.
+type store struct {
+	db  *badger.DB
+	log *slog.Logger
+
+	mu      sync.RWMutex
+	sids    map[event.StreamID]uint32
+	names   []event.StreamID // names[sid]; sid 0 is unused
+	sidKeys []string         // sidKeys[sid]: the sid's 4 key bytes, for ordered merges
+	present []int64          // present[sid]: highest offset, -1 if none
+	changed chan struct{}    // closed and replaced whenever present moves
+	total   uint64           // events stored
+}
+
+func openStore(cfg Config, log *slog.Logger) (*store, uint64, error) {
+	st := cfg.Storage
+	opts := badger.DefaultOptions(filepath.Join(cfg.DataDir, "db")).
+		WithLogger(badgerLogger{log}).
+		WithSyncWrites(cfg.Durability == DurabilitySync).
+		WithDetectConflicts(false).
+		WithMemTableSize(st.MemTableSize).
+		WithBlockCacheSize(st.BlockCacheSize).
+		WithNumCompactors(st.NumCompactors).
+		WithCompression(options.ZSTD).
+		WithValueLogFileSize(256 << 20).
+		// Values stay in the LSM tree (compacted, compressed, dropped by
+		// deletes) unless they are large; Badger requires the threshold to
+		// be below its batch size, which follows the memtable size.
+		WithValueThreshold(min(1<<20, st.MemTableSize*15/100/2)).
+		WithMetricsEnabled(false)
+	if cfg.InMemory {
+		opts = opts.WithDir("").WithValueDir("").WithInMemory(true)
+	}
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, 0, fmt.Errorf("open database: %w", err)
+	}
+	s := &store{
+		db:      db,
+		log:     log,
+		sids:    map[event.StreamID]uint32{},
+		names:   []event.StreamID{""},
+		sidKeys: []string{""},
+		present: []int64{-1},
+		changed: make(chan struct{}),
+	}
+	clock, err := s.load()
+	if err != nil {
+		db.Close()
+		return nil, 0, err
+	}
+	return s, clock, nil
+}
+
+// load reads the layout version, the intern table, each stream's highest
+// offset and the persisted clock.
+func (s *store) load() (clock uint64, err error) {
+	err = s.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(keyFormat)
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+			return txn.Set(keyFormat, u64(formatV1))
+		case err != nil:
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			if len(v) != 8 || binary.BigEndian.Uint64(v) != formatV1 {
+				return fmt.Errorf("database layout version %x is not supported by this edgelog", v)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("open database: %w", err)
+	}
+	err = s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxName}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) != 5 {
+				return fmt.Errorf("%w: name key %x", errBadKey, k)
+			}
+			sid := binary.BigEndian.Uint32(k[1:])
+			if int(sid) != len(s.names) {
+				return fmt.Errorf("stream table has a hole at %d", len(s.names))
+			}
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			s.addStream(event.StreamID(v))
+		}
+		it.Close()
+		for sid := 1; sid < len(s.names); sid++ {
+			last, ok, err := lastOffset(txn, uint32(sid))
+			if err != nil {
+				return err
+			}
+			if ok {
+				s.present[sid] = int64(last)
+				s.total += last + 1
+			}
+		}
+		clock, err = readU64(txn, keyLamport)
+		if err != nil {
+			return err
+		}
+		// The clock is written with every batch; this guards against a
+		// database written by something else.
+		rit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxEvent}, Reverse: true})
+		defer rit.Close()
+		rit.Seek([]byte{pfxEvent + 1})
+		if rit.Valid() {
+			p, err := decodePos(rit.Item().Key()[1:])
+			if err != nil {
+				return err
+			}
+			clock = max(clock, p.lamport)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("open database: %w", err)
+	}
+	return clock, nil
+}
+
+func lastOffset(txn *badger.Txn, sid uint32) (uint64, bool, error) {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: streamPrefix(sid), Reverse: true})
+	defer it.Close()
+	it.Seek(streamKey(sid, ^uint64(0)))
+	if !it.Valid() {
+		return 0, false, nil
+	}
+	k := it.Item().Key()
+	if len(k) != streamKeyLen {
+		return 0, false, fmt.Errorf("%w: stream key %x", errBadKey, k)
+	}
+	return binary.BigEndian.Uint64(k[5:]), true, nil
+}
+
+func readU64(txn *badger.Txn, key []byte) (uint64, error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var out uint64
+	err = item.Value(func(v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("%w: value of %q", errBadKey, key)
+		}
+		out = binary.BigEndian.Uint64(v)
+		return nil
+	})
+	return out, err
+}
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+// addStream interns name; the caller holds mu or has exclusive access.
+func (s *store) addStream(name event.StreamID) uint32 {
+	sid := uint32(len(s.names))
+	sids := maps.Clone(s.sids) // copy on write: snapshots share the map
+	sids[name] = sid
+	s.sids = sids
+	s.names = append(s.names, name)
+	s.sidKeys = append(s.sidKeys, string(binary.BigEndian.AppendUint32(nil, sid)))
+	s.present = append(s.present, -1)
+	return sid
+}
+
+// removeLastStream undoes addStream for a stream whose first write failed.
+func (s *store) removeLastStream() {
+	last := len(s.names) - 1
+	sids := maps.Clone(s.sids)
+	delete(sids, s.names[last])
+	s.sids = sids
+	s.names = s.names[:last]
+	s.sidKeys = s.sidKeys[:last]
+	s.present = s.present[:last]
+}
+
+// view is an immutable snapshot of the store's in-memory state.
+type view struct {
+	names   []event.StreamID
+	sidKeys []string
+	sids    map[event.StreamID]uint32
+	present []int64
+	total   uint64
+	changed <-chan struct{}
+}
+
+// snapshot returns the current state. The slices are shared and must not be
+// modified; they are only ever appended to or replaced under mu.
+func (s *store) snapshot() view {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return view{
+		names:   s.names[:len(s.names):len(s.names)],
+		sidKeys: s.sidKeys[:len(s.sidKeys):len(s.sidKeys)],
+		sids:    s.sids,
+		present: append([]int64(nil), s.present...),
+		total:   s.total,
+		changed: s.changed,
+	}
+}
+
+// offsets returns v's present offsets as an OffsetMap.
+func (v view) offsets() event.OffsetMap {
+	m := make(event.OffsetMap, len(v.present))
+	for sid, hi := range v.present {
+		if hi >= 0 {
+			m[v.names[sid]] = uint64(hi)
+		}
+	}
+	return m
+}
+
+func (s *store) close() error { return s.db.Close() }
+
+// badgerLogger sends Badger's logs to slog, demoting its chatty info lines.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error(fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn(fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Infof(f string, a ...any)    { b.l.Debug(fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Debugf(f string, a ...any)   {}

@@ -1,0 +1,303 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/edgelog/edgelog/event"
+	"github.com/edgelog/edgelog/lamport"
+)
+
+// The writer is the only goroutine that writes events. Publishers hand it
+// requests; it takes every request that is waiting, writes them in one Badger
+// transaction and commits once, so concurrent publishers share one fsync
+// (group commit). Offsets and Lamport times are assigned here, which keeps
+// every stream gapless and every origin's Lamport times increasing.
+type writer struct {
+	st      *store
+	clock   *lamport.Clock
+	cfg     Config
+	reqs    chan *writeReq
+	closing <-chan struct{}
+	done    chan struct{}
+	now     func() time.Time
+
+	maxSize  int64        // bytes one transaction may carry
+	maxCount int64        // entries one transaction may carry
+	minFree  atomic.Int64 // free disk bytes below which writes are refused
+}
+
+// writeReq is one publish: all of its events land in one transaction or none.
+type writeReq struct {
+	appID  string
+	stream event.StreamID
+	drafts []event.Draft
+	tags   [][]string // deduplicated tags per draft
+	size   int64      // estimated transaction bytes
+	count  int64      // transaction entries
+	res    chan writeRes
+}
+
+type writeRes struct {
+	metas []event.Meta
+	err   error
+}
+
+// entryOverhead approximates Badger's per-entry accounting beyond key and
+// value bytes.
+const entryOverhead = 16
+
+func newWriter(st *store, clock *lamport.Clock, cfg Config, closing <-chan struct{}) *writer {
+	w := &writer{
+		st:       st,
+		clock:    clock,
+		cfg:      cfg,
+		reqs:     make(chan *writeReq),
+		closing:  closing,
+		done:     make(chan struct{}),
+		now:      time.Now,
+		maxSize:  st.db.MaxBatchSize() * 8 / 10,
+		maxCount: st.db.MaxBatchCount() * 8 / 10,
+	}
+	w.minFree.Store(cfg.Storage.MinFreeBytes)
+	return w
+}
+
+// estimate fills req.size and req.count, and checks that req fits one
+// transaction.
+func (w *writer) estimate(req *writeReq) error {
+	var size, count int64
+	for i, d := range req.drafts {
+		// event record, stream index, tag index entries
+		size += eventKeyLen + int64(len(d.Payload)+len(req.appID)+32) + entryOverhead
+		size += streamKeyLen + 8 + entryOverhead
+		count += 2
+		for _, t := range req.tags[i] {
+			size += int64(len(t)) + 2 + posKeyLen + entryOverhead
+			count++
+		}
+		for _, t := range d.Tags {
+			size += int64(len(t)) + 2
+		}
+	}
+	req.size, req.count = size+64, count+2
+	if req.size > w.maxSize || req.count > w.maxCount {
+		return fmt.Errorf("%w: publish of %d events needs about %d bytes in %d entries; one publish may carry at most %d bytes in %d entries: split it",
+			event.ErrTooLarge, len(req.drafts), req.size, req.count, w.maxSize, w.maxCount)
+	}
+	return nil
+}
+
+// submit hands req to the writer and waits for its answer.
+func (w *writer) submit(ctx context.Context, req *writeReq) ([]event.Meta, error) {
+	req.res = make(chan writeRes, 1)
+	select {
+	case w.reqs <- req:
+	case <-w.done:
+		return nil, fmt.Errorf("publish: %w: node is closed", event.ErrUnavailable)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("publish: %w", ctx.Err())
+	}
+	// Once taken, a request is always answered; a cancelled ctx no longer
+	// stops it, so the caller learns whether its events were stored.
+	res := <-req.res
+	return res.metas, res.err
+}
+
+func (w *writer) run() {
+	defer close(w.done)
+	var batch []*writeReq
+	for {
+		select {
+		case req := <-w.reqs:
+			batch = append(batch[:0], req)
+		case <-w.closing:
+			return
+		}
+		size, count := batch[0].size, batch[0].count
+	drain:
+		for size < w.maxSize && count < w.maxCount {
+			select {
+			case req := <-w.reqs:
+				if size+req.size > w.maxSize || count+req.count > w.maxCount {
+					w.commit(batch)
+					batch, size, count = append(batch[:0], req), 0, 0
+				} else {
+					batch = append(batch, req)
+				}
+				size += req.size
+				count += req.count
+			default:
+				break drain
+			}
+		}
+		w.commit(batch)
+		clear(batch)
+	}
+}
+
+// commit writes batch in one transaction and answers every request in it.
+func (w *writer) commit(batch []*writeReq) {
+	metas, err := w.write(batch)
+	for i, req := range batch {
+		if err != nil {
+			req.res <- writeRes{err: err}
+		} else {
+			req.res <- writeRes{metas: metas[i]}
+		}
+	}
+}
+
+func (w *writer) write(batch []*writeReq) ([][]event.Meta, error) {
+	if err := w.checkSpace(); err != nil {
+		return nil, err
+	}
+	total := 0
+	for _, req := range batch {
+		total += len(req.drafts)
+	}
+	first, err := w.clock.Reserve(uint64(total))
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+
+	st := w.st
+	txn := st.db.NewTransaction(true)
+	defer txn.Discard()
+
+	// Streams first written by this batch are interned now and forgotten
+	// again if the commit fails.
+	st.mu.Lock()
+	added := 0
+	next := map[uint32]uint64{}
+	for _, req := range batch {
+		sid, ok := st.sids[req.stream]
+		if !ok {
+			sid = st.addStream(req.stream)
+			added++
+		}
+		next[sid] = uint64(st.present[sid] + 1)
+	}
+	firstNew := uint32(len(st.names) - added)
+	st.mu.Unlock()
+	rollback := func() {
+		w.clock.Rollback(first, uint64(total))
+		st.mu.Lock()
+		for range added {
+			st.removeLastStream()
+		}
+		st.mu.Unlock()
+	}
+
+	var arena []byte
+	set := func(k, v []byte) {
+		if err == nil {
+			err = txn.Set(k, v)
+		}
+	}
+	for sid := firstNew; sid < firstNew+uint32(added); sid++ {
+		set(nameKey(sid), []byte(st.names[sid]))
+	}
+	ts := w.now().UnixMicro()
+	l := first
+	out := make([][]event.Meta, len(batch))
+	for i, req := range batch {
+		sid := st.sids[req.stream]
+		out[i] = make([]event.Meta, len(req.drafts))
+		for j, d := range req.drafts {
+			p := pos{lamport: l, sid: sid, offset: next[sid]}
+			start := len(arena)
+			arena = append(arena, pfxEvent)
+			arena = appendPos(arena, p)
+			k := arena[start:len(arena):len(arena)]
+			start = len(arena)
+			arena = appendRecord(arena, &record{timestamp: ts, tags: req.tags[j], appID: req.appID, payload: d.Payload})
+			set(k, arena[start:len(arena):len(arena)])
+			start = len(arena)
+			arena = append(arena, pfxStream)
+			arena = append(arena, st.sidKeys[sid]...)
+			arena = appendU64(arena, p.offset)
+			sk := arena[start:len(arena):len(arena)]
+			start = len(arena)
+			arena = appendU64(arena, p.lamport)
+			set(sk, arena[start:len(arena):len(arena)])
+			for _, t := range req.tags[j] {
+				start = len(arena)
+				arena = append(arena, pfxTag)
+				arena = append(arena, t...)
+				arena = append(arena, 0)
+				arena = appendPos(arena, p)
+				set(arena[start:len(arena):len(arena)], nil)
+			}
+			out[i][j] = event.Meta{Lamport: l, Offset: p.offset, Stream: req.stream, Timestamp: ts}
+			l++
+			next[sid]++
+		}
+	}
+	set(keyLamport, u64(max(w.clock.Now(), l-1)))
+	if err == nil {
+		err = txn.Commit()
+	}
+	if err != nil {
+		rollback()
+		return nil, storageError("publish", err)
+	}
+
+	st.mu.Lock()
+	for sid, n := range next {
+		st.present[sid] = int64(n) - 1
+	}
+	st.total += uint64(total)
+	close(st.changed)
+	st.changed = make(chan struct{})
+	st.mu.Unlock()
+	return out, nil
+}
+
+// checkSpace refuses writes while free disk space is below the reserve: the
+// configured minimum plus half the database's tables. A Badger compaction
+// writes its new tables before deleting the old ones, and with keys growing
+// at several places (events, stream index, tag index) one compaction may
+// rewrite much of a level; TestRealDiskFull fails with an eighth.
+func (w *writer) checkSpace() error {
+	if w.cfg.InMemory {
+		return nil
+	}
+	free, err := freeBytes(w.cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("publish: checking free disk space: %w", err)
+	}
+	var tables int64
+	for _, t := range w.st.db.Tables() {
+		tables += int64(t.OnDiskSize)
+	}
+	if reserve := w.minFree.Load() + tables/2; free < reserve {
+		return fmt.Errorf("publish: %w: %d bytes free on the data directory's disk, below the reserve of %d bytes", event.ErrStorageFull, free, reserve)
+	}
+	return nil
+}
+
+func appendU64(b []byte, v uint64) []byte {
+	return append(b, byte(v>>56), byte(v>>48), byte(v>>40), byte(v>>32), byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+}
+
+// storageError wraps a database error, marking a full disk as ErrStorageFull
+// and a transaction over Badger's limits as ErrTooLarge.
+func storageError(op string, err error) error {
+	switch {
+	case errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), "no space left on device"):
+		return fmt.Errorf("%s: %w: %v", op, event.ErrStorageFull, err)
+	case errors.Is(err, badger.ErrTxnTooBig):
+		return fmt.Errorf("%s: %w: %v", op, event.ErrTooLarge, err)
+	case errors.Is(err, badger.ErrDBClosed):
+		return fmt.Errorf("%s: %w: %v", op, event.ErrUnavailable, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
