@@ -3,9 +3,9 @@
 package node
 
 import (
-	"math/rand/v2"
 	"context"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"testing"
