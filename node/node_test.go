@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -20,7 +21,7 @@ import (
 
 func openTest(t testing.TB, dir string, mod ...func(*Config)) *Node {
 	t.Helper()
-	cfg := Config{DataDir: dir, Durability: DurabilityAsync, Storage: Storage{MemTableSize: 4 << 20, BlockCacheSize: 8 << 20, MinFreeBytes: 1}}
+	cfg := Config{DataDir: dir, Durability: DurabilityAsync, Storage: Storage{MemTableSize: 4 << 20, BlockCacheSize: 8 << 20, MinFreeBytes: 1}, Logger: slog.New(slog.DiscardHandler)}
 	for _, m := range mod {
 		m(&cfg)
 	}

@@ -196,7 +196,13 @@ func (w *writer) write(batch []*writeReq) ([][]event.Meta, error) {
 		st.mu.Unlock()
 	}
 
-	var arena []byte
+	// Keys and values of the whole batch live in one arena, sized up front
+	// from the requests' estimates so it is not regrown (and copied).
+	var estimate int64
+	for _, req := range batch {
+		estimate += req.size
+	}
+	arena := make([]byte, 0, estimate)
 	set := func(k, v []byte) {
 		if err == nil {
 			err = txn.Set(k, v)
