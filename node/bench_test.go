@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -20,14 +21,32 @@ import (
 // against the raw Badger baselines measured in the same run. Payloads are
 // 100 bytes, as in the targets.
 
-func benchPayload(b *testing.B) []byte {
-	raw := make([]byte, 0, 100)
-	for len(raw) < 97 {
-		raw = fmt.Appendf(raw, "%x", len(raw)*2654435761)
+func benchPayload(b *testing.B) []byte { return benchPayloadN(b, 1) }
+
+// benchPayloadN is a 100-byte CBOR payload that looks like telemetry: a
+// few fields that vary with i and some random text, so compression sees
+// realistic (not identical) data.
+func benchPayloadN(b *testing.B, i int) []byte {
+	r := rand.New(rand.NewPCG(uint64(i), 99))
+	note := make([]byte, 24)
+	for j := range note {
+		note[j] = "abcdefghijklmnopqrstuvwxyz0123456789"[r.IntN(36)]
 	}
-	p, err := event.MarshalCBOR(string(raw[:97])) // 3-byte header: 100 bytes
+	v := map[string]any{
+		"machine": i % 100,
+		"seq":     i,
+		"temp":    20 + r.Float64()*10,
+		"status":  []string{"running", "idle", "fault"}[r.IntN(3)],
+		"note":    string(note),
+	}
+	p, err := event.MarshalCBOR(v)
 	if err != nil {
 		b.Fatal(err)
+	}
+	for len(p) < 100 { // pad the note to exactly 100 bytes
+		note = append(note, 'x')
+		v["note"] = string(note)
+		p, _ = event.MarshalCBOR(v)
 	}
 	return p
 }
@@ -150,12 +169,11 @@ func fillBenchStore(b *testing.B) string {
 		if err != nil {
 			b.Fatal(err)
 		}
-		val := benchPayload(b)
 		drafts := make([]event.Draft, 1000)
 		for i := 0; i < benchStoreEvents; i += len(drafts) {
 			for j := range drafts {
 				tags := []string{"bench", fmt.Sprintf("machine:%d", (i+j)%100)}
-				drafts[j] = event.Draft{Tags: tags, Payload: val}
+				drafts[j] = event.Draft{Tags: tags, Payload: benchPayloadN(b, i+j)}
 			}
 			if _, err := n.Publish(context.Background(), "com.example.bench", drafts); err != nil {
 				b.Fatal(err)

@@ -22,13 +22,13 @@ func TestRealDiskFull(t *testing.T) {
 		t.Skip("needs root to mount a tmpfs")
 	}
 	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=160m", "tmpfs", dir).CombinedOutput(); err != nil {
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=192m", "tmpfs", dir).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount tmpfs: %v: %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 	cfg := func(c *Config) {
 		c.Durability = DurabilitySync
-		c.Storage = Storage{MemTableSize: 2 << 20, BlockCacheSize: 1 << 20, MinFreeBytes: 24 << 20}
+		c.Storage = Storage{MemTableSize: 2 << 20, BlockCacheSize: 1 << 20, }
 	}
 	n := openTest(t, dir, cfg)
 	raw := make([]byte, 4000) // random: neither zstd nor Badger can shrink it

@@ -21,6 +21,8 @@ type Node struct {
 	cfg     Config
 	log     *slog.Logger
 	id      Identity
+	nodeID  string         // id.ID as text, computed once
+	stream0 event.StreamID // the default stream
 	st      *store
 	clock   *lamport.Clock
 	w       *writer
@@ -61,6 +63,8 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		cfg:     cfg,
 		log:     log,
 		id:      id,
+		nodeID:  id.ID.String(),
+		stream0: event.NewStreamID(id.ID.String(), 0),
 		st:      st,
 		clock:   lamport.NewClock(clock),
 		started: time.Now(),
@@ -108,7 +112,7 @@ func (n *Node) enter() (func(), error) {
 }
 
 // NodeID returns the node's ID, the libp2p peer ID of its key.
-func (n *Node) NodeID() string { return n.id.ID.String() }
+func (n *Node) NodeID() string { return n.nodeID }
 
 // Identity returns the node's key pair.
 func (n *Node) Identity() Identity { return n.id }
@@ -123,7 +127,7 @@ func (n *Node) PrivateKey() ed25519.PrivateKey {
 }
 
 // DefaultStream is the node's stream 0, where events go by default.
-func (n *Node) DefaultStream() event.StreamID { return event.NewStreamID(n.NodeID(), 0) }
+func (n *Node) DefaultStream() event.StreamID { return n.stream0 }
 
 // Lamport returns the current Lamport time.
 func (n *Node) Lamport() uint64 { return n.clock.Now() }

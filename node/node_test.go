@@ -282,12 +282,16 @@ func putForeign(t testing.TB, n *Node, stream event.StreamID, evs []event.Event)
 				return err
 			}
 		}
+		var lamports []uint64
+		for _, e := range evs {
+			lamports = append(lamports, e.Lamport)
+		}
+		if err := txn.Set(streamKey(sid, evs[0].Offset), appendRun(nil, lamports)); err != nil {
+			return err
+		}
 		for _, e := range evs {
 			p := pos{e.Lamport, sid, e.Offset}
 			if err := txn.Set(eventKey(p), appendRecord(nil, &record{e.Timestamp, e.Tags, e.AppID, e.Payload})); err != nil {
-				return err
-			}
-			if err := txn.Set(streamKey(sid, e.Offset), u64(e.Lamport)); err != nil {
 				return err
 			}
 			for _, tag := range e.Tags {

@@ -59,7 +59,7 @@ func (n *Node) resolve(txn *badger.Txn, v view, lower, upper event.OffsetMap) (*
 	}
 	pl := &readPlan{v: v, bounds: make([]bound, len(v.names)), upper: upper, local: make([]bool, len(v.names)), minL: ^uint64(0), empty: true}
 	for sid, name := range v.names {
-		pl.local[sid] = sid > 0 && name.Node() == n.id.ID.String()
+		pl.local[sid] = sid > 0 && name.Node() == n.nodeID
 	}
 	for s, hi := range upper {
 		sid := v.sids[s]
@@ -82,23 +82,6 @@ func (n *Node) resolve(txn *badger.Txn, v view, lower, upper event.OffsetMap) (*
 		pl.minL, pl.maxL, pl.empty = min(pl.minL, first), max(pl.maxL, last), false
 	}
 	return pl, nil
-}
-
-// lamportAt returns the Lamport time of the event at (sid, offset).
-func lamportAt(txn *badger.Txn, sid uint32, offset uint64) (uint64, error) {
-	item, err := txn.Get(streamKey(sid, offset))
-	if err != nil {
-		return 0, fmt.Errorf("stream index %d/%d: %w", sid, offset, err)
-	}
-	var l uint64
-	err = item.Value(func(v []byte) error {
-		if len(v) != 8 {
-			return errBadRecord
-		}
-		l = binary.BigEndian.Uint64(v)
-		return nil
-	})
-	return l, err
 }
 
 func (pl *readPlan) admits(p pos) bool {
@@ -434,53 +417,44 @@ func (n *Node) readStreams(ctx context.Context, txn *badger.Txn, pl *readPlan, q
 func (n *Node) readStream(ctx context.Context, txn *badger.Txn, pl *readPlan, sid uint32, q *aql.Query) iter.Seq2[*event.Event, error] {
 	return func(yield func(*event.Event, error) bool) {
 		b := pl.bounds[sid]
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: streamPrefix(sid)})
-		defer it.Close()
 		i := 0
-		for it.Seek(streamKey(sid, uint64(b.lo+1))); it.Valid(); it.Next() {
-			if i++; i%1024 == 0 {
-				if err := n.checkStop(ctx); err != nil {
+		for r, err := range runsFrom(txn, sid, uint64(b.lo+1)) {
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			for j, l := range r.lamports {
+				off := r.first + uint64(j)
+				if int64(off) <= b.lo {
+					continue
+				}
+				if int64(off) > b.hi {
+					return
+				}
+				if i++; i%1024 == 0 {
+					if err := n.checkStop(ctx); err != nil {
+						yield(nil, err)
+						return
+					}
+				}
+				p := pos{lamport: l, sid: sid, offset: off}
+				item, err := txn.Get(eventKey(p))
+				if err != nil {
+					yield(nil, fmt.Errorf("stream index names a missing event %d/%d: %w", sid, off, err))
+					return
+				}
+				var ev *event.Event
+				err = item.Value(func(v []byte) error {
+					ev, err = pl.decode(p, v, q)
+					return err
+				})
+				if err != nil {
 					yield(nil, err)
 					return
 				}
-			}
-			k := it.Item().Key()
-			if len(k) != streamKeyLen {
-				yield(nil, fmt.Errorf("%w: stream key %x", errBadKey, k))
-				return
-			}
-			off := binary.BigEndian.Uint64(k[5:])
-			if int64(off) > b.hi {
-				return
-			}
-			var l uint64
-			if err := it.Item().Value(func(v []byte) error {
-				if len(v) != 8 {
-					return errBadRecord
+				if ev != nil && !yield(ev, nil) {
+					return
 				}
-				l = binary.BigEndian.Uint64(v)
-				return nil
-			}); err != nil {
-				yield(nil, err)
-				return
-			}
-			p := pos{lamport: l, sid: sid, offset: off}
-			item, err := txn.Get(eventKey(p))
-			if err != nil {
-				yield(nil, fmt.Errorf("stream index names a missing event %d/%d: %w", sid, off, err))
-				return
-			}
-			var ev *event.Event
-			err = item.Value(func(v []byte) error {
-				ev, err = pl.decode(p, v, q)
-				return err
-			})
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			if ev != nil && !yield(ev, nil) {
-				return
 			}
 		}
 	}

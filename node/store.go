@@ -25,8 +25,9 @@ type Storage struct {
 	// NumCompactors is the number of compaction goroutines (default 2).
 	NumCompactors int `yaml:"numCompactors"`
 	// MinFreeBytes is the fixed part of the free disk space below which
-	// writes are refused with ErrStorageFull (default 4*MemTableSize +
-	// 32 MiB); half the database's size is added to it. Badger maps
+	// writes are refused with ErrStorageFull (default: room for every
+	// memtable's log twice, 6*MemTableSize, plus 32 MiB); half the
+	// database's size is added to it. Badger maps
 	// the files it writes into memory, and a write into a mapped file on a
 	// full disk kills the process (SIGBUS), so the node stops accepting
 	// events while flushes and compactions still have room.
@@ -44,10 +45,14 @@ func (s Storage) withDefaults() Storage {
 		s.NumCompactors = 2
 	}
 	if s.MinFreeBytes <= 0 {
-		s.MinFreeBytes = 4*s.MemTableSize + 32<<20
+		s.MinFreeBytes = 2*numMemtables*s.MemTableSize + 32<<20
 	}
 	return s
 }
+
+// numMemtables is how many memtables Badger keeps (one being written, the
+// rest waiting to be flushed); each has a log file of twice its size.
+const numMemtables = 3
 
 // store owns the Badger database and the in-memory view of what it holds:
 // the stream intern table and the highest offset present per stream.
@@ -71,9 +76,10 @@ func openStore(cfg Config, log *slog.Logger) (*store, uint64, error) {
 		WithSyncWrites(cfg.Durability == DurabilitySync).
 		WithDetectConflicts(false).
 		WithMemTableSize(st.MemTableSize).
+		WithNumMemtables(numMemtables).
 		WithBlockCacheSize(st.BlockCacheSize).
 		WithNumCompactors(st.NumCompactors).
-		WithCompression(options.ZSTD).
+		WithCompression(options.Snappy).
 		WithValueLogFileSize(256 << 20).
 		// Values stay in the LSM tree (compacted, compressed, dropped by
 		// deletes) unless they are large; Badger requires the threshold to
@@ -176,20 +182,6 @@ func (s *store) load() (clock uint64, err error) {
 		return 0, fmt.Errorf("open database: %w", err)
 	}
 	return clock, nil
-}
-
-func lastOffset(txn *badger.Txn, sid uint32) (uint64, bool, error) {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: streamPrefix(sid), Reverse: true})
-	defer it.Close()
-	it.Seek(streamKey(sid, ^uint64(0)))
-	if !it.Valid() {
-		return 0, false, nil
-	}
-	k := it.Item().Key()
-	if len(k) != streamKeyLen {
-		return 0, false, fmt.Errorf("%w: stream key %x", errBadKey, k)
-	}
-	return binary.BigEndian.Uint64(k[5:]), true, nil
 }
 
 func readU64(txn *badger.Txn, key []byte) (uint64, error) {

@@ -77,8 +77,8 @@ func (w *writer) estimate(req *writeReq) error {
 	for i, d := range req.drafts {
 		// event record, stream index, tag index entries
 		size += eventKeyLen + int64(len(d.Payload)+len(req.appID)+32) + entryOverhead
-		size += streamKeyLen + 8 + entryOverhead
-		count += 2
+		size += 10 // its share of the batch's stream index run
+		count++
 		for _, t := range req.tags[i] {
 			size += int64(len(t)) + 2 + posKeyLen + entryOverhead
 			count++
@@ -87,7 +87,7 @@ func (w *writer) estimate(req *writeReq) error {
 			size += int64(len(t)) + 2
 		}
 	}
-	req.size, req.count = size+64, count+2
+	req.size, req.count = size+streamKeyLen+64, count+3
 	if req.size > w.maxSize || req.count > w.maxCount {
 		return fmt.Errorf("%w: publish of %d events needs about %d bytes in %d entries; one publish may carry at most %d bytes in %d entries: split it",
 			event.ErrTooLarge, len(req.drafts), req.size, req.count, w.maxSize, w.maxCount)
@@ -111,36 +111,70 @@ func (w *writer) submit(ctx context.Context, req *writeReq) ([]event.Meta, error
 	return res.metas, res.err
 }
 
+// run collects requests while the previous batch commits, so publishers
+// arriving during an fsync form the next batch instead of waiting for the
+// writer to come back for them. One batch commits at a time, in order, so a
+// failed batch never leaves a gap behind a later one.
 func (w *writer) run() {
 	defer close(w.done)
-	var batch []*writeReq
+	batches := make(chan []*writeReq)
+	committed := make(chan struct{})
+	go func() {
+		for b := range batches {
+			w.commit(b)
+			committed <- struct{}{}
+		}
+		close(committed)
+	}()
+	var pending []*writeReq
+	busy := false
 	for {
+		var send chan []*writeReq
+		var next []*writeReq
+		if !busy && len(pending) > 0 {
+			send, next = batches, w.take(&pending)
+		}
 		select {
 		case req := <-w.reqs:
-			batch = append(batch[:0], req)
+			pending = append(pending, req)
+		case send <- next:
+			busy = true
+		case <-committed:
+			busy = false
 		case <-w.closing:
+			// Requests already taken are committed; nothing new is taken.
+			if busy {
+				<-committed
+			}
+			for len(pending) > 0 {
+				batches <- w.take(&pending)
+				<-committed
+			}
+			close(batches)
+			<-committed
 			return
 		}
-		size, count := batch[0].size, batch[0].count
-	drain:
-		for size < w.maxSize && count < w.maxCount {
-			select {
-			case req := <-w.reqs:
-				if size+req.size > w.maxSize || count+req.count > w.maxCount {
-					w.commit(batch)
-					batch, size, count = append(batch[:0], req), 0, 0
-				} else {
-					batch = append(batch, req)
-				}
-				size += req.size
-				count += req.count
-			default:
-				break drain
-			}
+		if send != nil && !busy {
+			// The batch was not sent: put it back in front.
+			pending = append(next, pending...)
 		}
-		w.commit(batch)
-		clear(batch)
 	}
+}
+
+// take removes from the front of *pending the requests that fit one
+// transaction (at least one) and returns them.
+func (w *writer) take(pending *[]*writeReq) []*writeReq {
+	p := *pending
+	var size, count int64
+	n := 0
+	for n < len(p) && (n == 0 || (size+p[n].size <= w.maxSize && count+p[n].count <= w.maxCount)) {
+		size += p[n].size
+		count += p[n].count
+		n++
+	}
+	batch := p[:n:n]
+	*pending = append([]*writeReq(nil), p[n:]...)
+	return batch
 }
 
 // commit writes batch in one transaction and answers every request in it.
@@ -213,6 +247,7 @@ func (w *writer) write(batch []*writeReq) ([][]event.Meta, error) {
 	}
 	ts := w.now().UnixMicro()
 	l := first
+	runs := map[uint32][]uint64{} // the batch's Lamport times per stream
 	out := make([][]event.Meta, len(batch))
 	for i, req := range batch {
 		sid := st.sids[req.stream]
@@ -226,14 +261,7 @@ func (w *writer) write(batch []*writeReq) ([][]event.Meta, error) {
 			start = len(arena)
 			arena = appendRecord(arena, &record{timestamp: ts, tags: req.tags[j], appID: req.appID, payload: d.Payload})
 			set(k, arena[start:len(arena):len(arena)])
-			start = len(arena)
-			arena = append(arena, pfxStream)
-			arena = append(arena, st.sidKeys[sid]...)
-			arena = appendU64(arena, p.offset)
-			sk := arena[start:len(arena):len(arena)]
-			start = len(arena)
-			arena = appendU64(arena, p.lamport)
-			set(sk, arena[start:len(arena):len(arena)])
+			runs[sid] = append(runs[sid], p.lamport)
 			for _, t := range req.tags[j] {
 				start = len(arena)
 				arena = append(arena, pfxTag)
@@ -246,6 +274,11 @@ func (w *writer) write(batch []*writeReq) ([][]event.Meta, error) {
 			l++
 			next[sid]++
 		}
+	}
+	for sid, lamports := range runs {
+		start := len(arena)
+		arena = appendRun(arena, lamports)
+		set(streamKey(sid, next[sid]-uint64(len(lamports))), arena[start:len(arena):len(arena)])
 	}
 	set(keyLamport, u64(max(w.clock.Now(), l-1)))
 	if err == nil {
@@ -288,10 +321,6 @@ func (w *writer) checkSpace() error {
 		return fmt.Errorf("publish: %w: %d bytes free on the data directory's disk, below the reserve of %d bytes", event.ErrStorageFull, free, reserve)
 	}
 	return nil
-}
-
-func appendU64(b []byte, v uint64) []byte {
-	return append(b, byte(v>>56), byte(v>>48), byte(v>>40), byte(v>>32), byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
 }
 
 // storageError wraps a database error, marking a full disk as ErrStorageFull
