@@ -28,7 +28,7 @@ func TestRealDiskFull(t *testing.T) {
 	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 	cfg := func(c *Config) {
 		c.Durability = DurabilitySync
-		c.Storage = Storage{MemTableSize: 2 << 20, BlockCacheSize: 1 << 20, }
+		c.Storage = Storage{MemTableSize: 2 << 20, BlockCacheSize: 1 << 20}
 	}
 	n := openTest(t, dir, cfg)
 	raw := make([]byte, 4000) // random: neither zstd nor Badger can shrink it
