@@ -114,7 +114,7 @@ func TestMatch(t *testing.T) {
 		"FROM isLocal":                  true,
 		"FROM appId(com.example.x)":     true,
 		"FROM appId(com.example.y)":     false,
-		"FROM from(2026-01-15)":         true, // inclusive
+		"FROM from(2026-01-15)":         true,  // inclusive
 		"FROM to(2026-01-15)":           false, // exclusive
 		"FROM to(2026-01-16) & 'a'":     true,
 		"FROM from(2026-02-01) | 'zzz'": false,
