@@ -14,10 +14,7 @@ import (
 // is converted from CBOR and spliced in as is. caughtUp < 0 leaves the
 // "caughtUp" field out; 0 and 1 render false and true.
 func appendEventLine(b []byte, e *event.Event, caughtUp int) ([]byte, error) {
-	payload, err := event.PayloadToJSON(e.Payload)
-	if err != nil {
-		return b, fmt.Errorf("event %s: %w", e.Key(), err)
-	}
+	start := len(b)
 	b = append(b, `{"type":"event","lamport":`...)
 	b = strconv.AppendUint(b, e.Lamport, 10)
 	b = append(b, `,"stream":`...)
@@ -36,7 +33,10 @@ func appendEventLine(b []byte, e *event.Event, caughtUp int) ([]byte, error) {
 	b = append(b, `],"appId":`...)
 	b = appendString(b, e.AppID)
 	b = append(b, `,"payload":`...)
-	b = append(b, payload...)
+	b, err := event.AppendPayloadJSON(b, e.Payload)
+	if err != nil {
+		return b[:start], fmt.Errorf("event %s: %w", e.Key(), err)
+	}
 	switch caughtUp {
 	case 0:
 		b = append(b, `,"caughtUp":false`...)

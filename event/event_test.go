@@ -146,3 +146,80 @@ func FuzzPayloadToJSON(f *testing.F) {
 		}
 	})
 }
+
+// sameJSON reports whether a and b are the same JSON value.
+func sameJSON(a, b []byte) bool {
+	var x, y any
+	da := json.NewDecoder(bytes.NewReader(a))
+	da.UseNumber()
+	db := json.NewDecoder(bytes.NewReader(b))
+	db.UseNumber()
+	if da.Decode(&x) != nil || db.Decode(&y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+func TestAppendPayloadJSONMatchesGeneralPath(t *testing.T) {
+	values := []any{
+		map[string]any{"value": 42.5, "n": -7, "big": uint64(18446744073709551615), "s": "é<\"x\">", "b": []byte{0, 1, 2}},
+		[]any{float32(0.1), 1e-7, 1e21, 123456789.0, nil, true, false, map[string]any{}},
+		"plain", int64(-9223372036854775808), map[any]any{1: "int key"}, []byte{},
+	}
+	for _, v := range values {
+		c, err := MarshalCBOR(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fast, err := AppendPayloadJSON([]byte("prefix"), c)
+		if err != nil {
+			t.Fatalf("%v: %v", v, err)
+		}
+		slow, _ := PayloadToJSON(c)
+		if !bytes.HasPrefix(fast, []byte("prefix")) || !sameJSON(fast[6:], slow) {
+			t.Errorf("%v: fast %s, general %s", v, fast[6:], slow)
+		}
+	}
+	// Half floats and indefinite lengths.
+	for _, c := range [][]byte{{0xf9, 0x3c, 0x00}, {0xf9, 0x7c, 0x00}, {0x9f, 0x01, 0x02, 0xff}, {0xbf, 0x61, 0x61, 0x01, 0xff}} {
+		fast, err := AppendPayloadJSON(nil, c)
+		slow, err2 := PayloadToJSON(c)
+		if err != nil || err2 != nil || !sameJSON(fast, slow) {
+			t.Errorf("%x: fast %s (%v), general %s (%v)", c, fast, err, slow, err2)
+		}
+	}
+}
+
+func FuzzAppendPayloadJSON(f *testing.F) {
+	f.Add([]byte{0xa1, 0x61, 0x61, 0x42, 0x01, 0x02})
+	f.Add([]byte{0x9f, 0xf9, 0x3c, 0x00, 0xff})
+	f.Add([]byte{0x3b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		slow, err := PayloadToJSON(in)
+		if err != nil {
+			return // invalid CBOR: the fast path may answer anything but must not panic
+		}
+		fast, err := AppendPayloadJSON(nil, in)
+		if err != nil {
+			t.Fatalf("%x: general path ok, fast path: %v", in, err)
+		}
+		if !sameJSON(fast, slow) {
+			t.Fatalf("%x: fast %s, general %s", in, fast, slow)
+		}
+	})
+}
+
+func BenchmarkPayloadToJSON(b *testing.B) {
+	c, _ := MarshalCBOR(map[string]any{"machine": 7, "seq": 12345, "temp": 23.5, "status": "running", "note": "abcdefghijklmnopqrstuvwx"})
+	b.Run("general", func(b *testing.B) {
+		for b.Loop() {
+			PayloadToJSON(c)
+		}
+	})
+	b.Run("append", func(b *testing.B) {
+		buf := make([]byte, 0, 256)
+		for b.Loop() {
+			buf, _ = AppendPayloadJSON(buf[:0], c)
+		}
+	})
+}
