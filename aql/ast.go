@@ -14,17 +14,17 @@ type Query struct {
 	// Source is the text the query was parsed from.
 	Source string
 
-	once  sync.Once
-	match matchFunc
+	once  sync.Once // guards match
+	match matchFunc // Where compiled; see Match
 }
 
 // Subject is what a query's selection is evaluated against: one event's
 // matchable fields.
 type Subject struct {
-	Tags      []string
-	AppID     string
-	Timestamp int64 // microseconds since the Unix epoch
-	Local     bool  // the event's stream belongs to the answering node
+	Tags      []string // the event's tags
+	AppID     string   // the app ID that published the event
+	Timestamp int64    // microseconds since the Unix epoch
+	Local     bool     // the event's stream belongs to the answering node
 }
 
 // Expr is a node of a FROM clause's selection. The concrete types are Tag,
