@@ -7,6 +7,7 @@ import (
 	"iter"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -602,3 +603,50 @@ func TestIdentityKeyFile(t *testing.T) {
 }
 
 func stringsHasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
+
+// TestCloseAnswersEveryPublish closes the node under concurrent publishers:
+// every Publish returns (stored or ErrUnavailable), none hangs, and every
+// acknowledged event is there after a restart.
+func TestCloseAnswersEveryPublish(t *testing.T) {
+	dir := t.TempDir()
+	n := openTest(t, dir)
+	var mu sync.Mutex
+	acked := 0
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				_, err := n.Publish(context.Background(), "com.example.t", []event.Draft{{Tags: []string{"c"}, Payload: payload(t, 1)}})
+				if errors.Is(err, event.ErrUnavailable) {
+					return
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				acked++
+				mu.Unlock()
+			}
+		}()
+	}
+	for {
+		mu.Lock()
+		a := acked
+		mu.Unlock()
+		if a >= 200 {
+			break
+		}
+		runtime.Gosched()
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	n = openTest(t, dir)
+	if got := query(t, n, event.QueryRequest{Query: aql.MustParse("FROM 'c'")}); len(got) < acked {
+		t.Fatalf("%d events after restart, %d acknowledged", len(got), acked)
+	}
+}
