@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -320,11 +319,6 @@ func (w *writer) checkSpace() error {
 	var tables int64
 	for _, t := range w.st.db.Tables() {
 		tables += int64(t.OnDiskSize)
-	}
-	if limit := w.cfg.Storage.MaxDBBytes; limit > 0 {
-		if size := tables + vlogBytes(filepath.Join(w.cfg.DataDir, "db")); size >= limit {
-			return fmt.Errorf("publish: %w: the database holds %d bytes, at its cap storage.maxDBBytes of %d bytes (on 32-bit devices the cap keeps Badger's memory-mapped files within the address space); let retention expire events or raise the cap", event.ErrStorageFull, size, limit)
-		}
 	}
 	if reserve := w.minFree.Load() + tables/2; free < reserve {
 		return fmt.Errorf("publish: %w: %d bytes free on the data directory's disk, below the reserve of %d bytes", event.ErrStorageFull, free, reserve)
