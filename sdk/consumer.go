@@ -1,0 +1,336 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/edgelog/edgelog/event"
+)
+
+// Handler handles one event of a consumer. An error makes the consumer
+// retry the event (after a backoff); the handler must tolerate seeing an
+// event again, since delivery is at least once.
+type Handler func(ctx context.Context, ev Event) error
+
+// ConsumerOption configures Consume.
+type ConsumerOption func(*consumerOpts)
+
+type consumerOpts struct {
+	initial, max time.Duration
+	attempts     int
+	kv           KV
+	sleep        func(ctx context.Context, d time.Duration) error
+}
+
+// Backoff sets the wait before retrying a failed event: initial, doubling
+// up to max (defaults 100ms and 30s).
+func Backoff(initial, max time.Duration) ConsumerOption {
+	return func(o *consumerOpts) { o.initial, o.max = initial, max }
+}
+
+// MaxAttempts sets after how many failed attempts of one event its stream
+// is blocked until Release (default 5).
+func MaxAttempts(n int) ConsumerOption { return func(o *consumerOpts) { o.attempts = max(n, 1) } }
+
+// CheckpointKV sets where the checkpoint is kept (default the log's KV,
+// Embedded.KV or Remote.KV).
+func CheckpointKV(kv KV) ConsumerOption { return func(o *consumerOpts) { o.kv = kv } }
+
+// WithSleep replaces the backoff waits (tests inject a fake clock here). It
+// returns ctx's error if ctx ends first.
+func WithSleep(sleep func(ctx context.Context, d time.Duration) error) ConsumerOption {
+	return func(o *consumerOpts) { o.sleep = sleep }
+}
+
+// BlockedStream is a stream a consumer stopped handling: its next event
+// failed MaxAttempts times.
+type BlockedStream struct {
+	Stream   StreamID
+	Event    EventKey // the event that keeps failing
+	Attempts int
+	Err      error // the last failure
+}
+
+// Consumer is a running durable consumer; see Consume.
+type Consumer struct {
+	name string
+	log  EventLog
+	q    Query
+	h    Handler
+	o    consumerOpts
+	kv   KV
+
+	mu       sync.Mutex
+	done     OffsetMap // handled, per stream: the checkpoint
+	workers  map[StreamID]*worker
+	blocked  map[StreamID]BlockedStream
+	err      error
+	flushReq chan struct{}
+
+	wg       sync.WaitGroup // workers
+	finished chan struct{}  // closed when everything stopped
+}
+
+type worker struct {
+	mu      sync.Mutex
+	queue   []Event
+	notify  chan struct{} // a new event was queued
+	release chan struct{} // Release was called
+}
+
+// Consume starts a durable consumer called name (its checkpoint's key) of
+// the events q selects, and returns at once; it runs until ctx ends.
+//
+// Events are delivered at least once: in offset order within each stream,
+// each stream in its own goroutine, so streams are handled in parallel and
+// a slow or failing stream does not hold up the others. After an event is
+// handled its offset goes into the checkpoint (an OffsetMap in the KV, key
+// "consumer/<name>"), which is written in the background and once more when
+// the consumer stops; a consumer started again with the same name resumes
+// after it. After a crash, events handled since the last checkpoint write
+// are delivered again.
+//
+// A failing handler is retried with exponential backoff; after MaxAttempts
+// failures of one event its stream is blocked (see Blocked) until Release.
+func Consume(ctx context.Context, log EventLog, name string, q Query, h Handler, opts ...ConsumerOption) (*Consumer, error) {
+	o := consumerOpts{initial: 100 * time.Millisecond, max: 30 * time.Second, attempts: 5, sleep: sleepCtx}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.kv == nil {
+		if k, ok := log.(interface{ KV() KV }); ok {
+			o.kv = k.KV()
+		}
+	}
+	switch {
+	case name == "":
+		return nil, fmt.Errorf("sdk: consume: %w: empty name", ErrInvalid)
+	case h == nil:
+		return nil, fmt.Errorf("sdk: consume %s: %w: nil handler", name, ErrInvalid)
+	case o.kv == nil:
+		return nil, fmt.Errorf("sdk: consume %s: %w: no KV for the checkpoint (use CheckpointKV)", name, ErrInvalid)
+	case q.Err() != nil:
+		return nil, fmt.Errorf("sdk: consume %s: %w", name, q.Err())
+	}
+	c := &Consumer{
+		name: name, log: log, q: q, h: h, o: o, kv: o.kv,
+		done: OffsetMap{}, workers: map[StreamID]*worker{}, blocked: map[StreamID]BlockedStream{},
+		flushReq: make(chan struct{}, 1), finished: make(chan struct{}),
+	}
+	raw, ok, err := c.kv.Get(ctx, c.key())
+	if err != nil {
+		return nil, fmt.Errorf("sdk: consume %s: reading checkpoint: %w", name, err)
+	}
+	if ok {
+		if err := event.UnmarshalCBOR(raw, &c.done); err != nil {
+			return nil, fmt.Errorf("sdk: consume %s: decoding checkpoint: %w", name, err)
+		}
+	}
+	go c.run(ctx)
+	return c, nil
+}
+
+func (c *Consumer) key() string { return "consumer/" + c.name }
+
+func (c *Consumer) run(ctx context.Context) {
+	flushDone := make(chan struct{})
+	fctx, stopFlush := context.WithCancel(context.WithoutCancel(ctx))
+	go func() { defer close(flushDone); c.flusher(fctx) }()
+	for ev, err := range c.log.Subscribe(ctx, c.q, After(c.Checkpoint())) {
+		if err != nil {
+			c.mu.Lock()
+			c.err = fmt.Errorf("sdk: consume %s: %w", c.name, err)
+			c.mu.Unlock()
+			break
+		}
+		c.enqueue(ctx, ev)
+	}
+	<-ctx.Done() // a failed subscription still lets handlers finish until ctx ends
+	c.wg.Wait()
+	stopFlush()
+	<-flushDone
+	if err := c.flush(context.WithoutCancel(ctx)); err != nil {
+		c.mu.Lock()
+		c.err = errors.Join(c.err, err)
+		c.mu.Unlock()
+	}
+	close(c.finished)
+}
+
+func (c *Consumer) enqueue(ctx context.Context, ev Event) {
+	c.mu.Lock()
+	w := c.workers[ev.Stream]
+	if w == nil {
+		w = &worker{notify: make(chan struct{}, 1), release: make(chan struct{}, 1)}
+		c.workers[ev.Stream] = w
+		c.wg.Add(1)
+		go func() { defer c.wg.Done(); c.work(ctx, w) }()
+	}
+	c.mu.Unlock()
+	w.mu.Lock()
+	w.queue = append(w.queue, ev)
+	w.mu.Unlock()
+	select {
+	case w.notify <- struct{}{}:
+	default:
+	}
+}
+
+// work handles one stream's events in order.
+func (c *Consumer) work(ctx context.Context, w *worker) {
+	for {
+		w.mu.Lock()
+		var ev Event
+		have := len(w.queue) > 0
+		if have {
+			ev = w.queue[0]
+		}
+		w.mu.Unlock()
+		if !have {
+			select {
+			case <-w.notify:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		if !c.handle(ctx, w, ev) {
+			return
+		}
+		w.mu.Lock()
+		w.queue[0] = Event{}
+		w.queue = w.queue[1:]
+		w.mu.Unlock()
+		c.mu.Lock()
+		c.done[ev.Stream] = ev.Offset
+		c.mu.Unlock()
+		select {
+		case c.flushReq <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// handle runs the handler on ev until it succeeds (true) or ctx ends
+// (false), backing off between failures and blocking the stream after
+// MaxAttempts of them.
+func (c *Consumer) handle(ctx context.Context, w *worker, ev Event) bool {
+	wait, attempts := c.o.initial, 0
+	for {
+		err := c.h(ctx, ev)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		attempts++
+		if attempts >= c.o.attempts {
+			c.mu.Lock()
+			c.blocked[ev.Stream] = BlockedStream{Stream: ev.Stream, Event: ev.Key(), Attempts: attempts, Err: err}
+			c.mu.Unlock()
+			select {
+			case <-w.release:
+			case <-ctx.Done():
+				return false
+			}
+			wait, attempts = c.o.initial, 0
+			continue
+		}
+		if c.o.sleep(ctx, wait) != nil {
+			return false
+		}
+		wait = min(2*wait, c.o.max)
+	}
+}
+
+// flusher writes the checkpoint whenever it changed, until ctx ends.
+func (c *Consumer) flusher(ctx context.Context) {
+	for {
+		select {
+		case <-c.flushReq:
+			_ = c.flush(ctx) // retried with the next change and at the end
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (c *Consumer) flush(ctx context.Context) error {
+	data, err := event.MarshalCBOR(c.Checkpoint())
+	if err == nil {
+		err = c.kv.Put(ctx, c.key(), data)
+	}
+	if err != nil {
+		return fmt.Errorf("sdk: consume %s: writing checkpoint: %w", c.name, err)
+	}
+	return nil
+}
+
+// Checkpoint returns the offsets handled so far, per stream.
+func (c *Consumer) Checkpoint() OffsetMap {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.done.Clone()
+}
+
+// Blocked returns the blocked streams, sorted by stream.
+func (c *Consumer) Blocked() []BlockedStream {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := slices.Collect(maps.Values(c.blocked))
+	slices.SortFunc(out, func(a, b BlockedStream) int { return strings.Compare(string(a.Stream), string(b.Stream)) })
+	return out
+}
+
+// Release unblocks stream: its failing event is tried again, with a fresh
+// count of attempts. It reports whether the stream was blocked.
+func (c *Consumer) Release(stream StreamID) bool {
+	c.mu.Lock()
+	_, ok := c.blocked[stream]
+	delete(c.blocked, stream)
+	w := c.workers[stream]
+	c.mu.Unlock()
+	if ok && w != nil {
+		select {
+		case w.release <- struct{}{}:
+		default:
+		}
+	}
+	return ok
+}
+
+// Wait blocks until the consumer stopped (its ctx ended) and its last
+// checkpoint is written. It returns the error that ended its subscription
+// or failed the last checkpoint write, if any.
+func (c *Consumer) Wait() error {
+	<-c.finished
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Err returns the error that ended the consumer's subscription so far, or
+// nil while it runs normally.
+func (c *Consumer) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
