@@ -1,0 +1,133 @@
+package replicate
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/edgelog/edgelog/event"
+)
+
+// On a pull stream every message is a uvarint length followed by that many
+// bytes of CBOR. A length over the reader's maximum is an error before
+// anything is allocated.
+
+// maxRequestBytes bounds an encoded PullRequest.
+const maxRequestBytes = 512
+
+// ByteReader is what the frame readers read from; bufio.Reader is one.
+type ByteReader interface {
+	io.Reader
+	io.ByteReader
+}
+
+func writeMsg(w io.Writer, v any) error {
+	b, err := wireEnc.Marshal(v)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 0, binary.MaxVarintLen64+len(b))
+	buf = binary.AppendUvarint(buf, uint64(len(b)))
+	_, err = w.Write(append(buf, b...))
+	return err
+}
+
+// readMsg reads one length-prefixed message of at most max bytes. A clean
+// end of input before the length returns io.EOF.
+func readMsg(r ByteReader, max int) ([]byte, error) {
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, io.EOF
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: length prefix: %v", ErrMalformed, err)
+	}
+	if n > uint64(max) {
+		return nil, fmt.Errorf("%w: message of %d bytes, limit %d", ErrMalformed, n, max)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return b, nil
+}
+
+// WriteRequest writes req to a pull stream.
+func WriteRequest(w io.Writer, req PullRequest) error {
+	if err := writeMsg(w, wireRequest{Stream: string(req.Stream), From: req.From, To: req.To}); err != nil {
+		return fmt.Errorf("write pull request: %w", err)
+	}
+	return nil
+}
+
+// ReadRequest reads a pull request and checks its form. Errors from
+// malformed input wrap ErrMalformed.
+func ReadRequest(r ByteReader) (PullRequest, error) {
+	b, err := readMsg(r, maxRequestBytes)
+	if err != nil {
+		return PullRequest{}, fmt.Errorf("read pull request: %w", err)
+	}
+	var w wireRequest
+	if err := wireDec.Unmarshal(b, &w); err != nil {
+		return PullRequest{}, fmt.Errorf("%w: pull request: %v", ErrMalformed, err)
+	}
+	req := PullRequest{Stream: event.StreamID(w.Stream), From: w.From, To: w.To}
+	switch {
+	case !req.Stream.Valid():
+		return PullRequest{}, fmt.Errorf("%w: pull request: invalid stream id %q", ErrMalformed, w.Stream)
+	case req.From < -1 || (req.From >= 0 && uint64(req.From) >= req.To):
+		return PullRequest{}, fmt.Errorf("%w: pull request: empty range (%d, %d]", ErrMalformed, req.From, req.To)
+	}
+	return req, nil
+}
+
+// WriteFrame writes f, whose events belong to one stream, to a pull stream.
+func WriteFrame(w io.Writer, f Frame) error {
+	wf := wireFrame{Events: toWireEvents(f.Events), End: f.End, Error: f.Error}
+	if f.Head != nil {
+		h := toWireHead(*f.Head)
+		wf.Head = &h
+	}
+	if err := writeMsg(w, wf); err != nil {
+		return fmt.Errorf("write frame: %w", err)
+	}
+	return nil
+}
+
+// ReadFrame reads one frame of an answer about stream, at most maxBytes
+// long, and fills in the events' stream. It checks form only: the caller
+// verifies events and heads. Errors from malformed input wrap ErrMalformed;
+// a stream that ends before a frame is complete gives io.ErrUnexpectedEOF,
+// one that ends between frames io.EOF.
+func ReadFrame(r ByteReader, stream event.StreamID, maxBytes int) (Frame, error) {
+	b, err := readMsg(r, maxBytes)
+	if err != nil {
+		return Frame{}, fmt.Errorf("read frame: %w", err)
+	}
+	var w wireFrame
+	if err := wireDec.Unmarshal(b, &w); err != nil {
+		return Frame{}, fmt.Errorf("%w: frame: %v", ErrMalformed, err)
+	}
+	f := Frame{Events: fromWireEvents(stream, w.Events), End: w.End, Error: w.Error}
+	if w.Head != nil {
+		h, err := fromWireHead(w.Head)
+		if err != nil {
+			return Frame{}, err
+		}
+		f.Head = &h
+	}
+	if w.Error != "" && !w.End {
+		return Frame{}, fmt.Errorf("%w: frame: error without end", ErrMalformed)
+	}
+	if len(w.Error) > 1024 {
+		f.Error = w.Error[:1024]
+	}
+	return f, nil
+}

@@ -1,0 +1,379 @@
+package replicate
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/edgelog/edgelog/event"
+)
+
+// PlannerConfig tunes a Planner. Zero fields take the values of
+// DefaultPlannerConfig.
+type PlannerConfig struct {
+	// MaxPulls bounds the pulls in flight overall (one per stream at most).
+	MaxPulls int
+	// MaxPullsPerPeer bounds the pulls in flight from one peer.
+	MaxPullsPerPeer int
+	// IdleTimeout cancels a pull that stored nothing for this long.
+	IdleTimeout time.Duration
+	// BaseBackoff is a peer's backoff after its first failure; it doubles
+	// with each further failure up to MaxBackoff.
+	BaseBackoff time.Duration
+	// MaxBackoff caps a peer's backoff.
+	MaxBackoff time.Duration
+	// MisbehaviourWeight is how many failures one verification failure
+	// counts for.
+	MisbehaviourWeight int
+}
+
+// DefaultPlannerConfig suits a small device on a LAN.
+var DefaultPlannerConfig = PlannerConfig{
+	MaxPulls:           8,
+	MaxPullsPerPeer:    4,
+	IdleTimeout:        10 * time.Second,
+	BaseBackoff:        time.Second,
+	MaxBackoff:         5 * time.Minute,
+	MisbehaviourWeight: 4,
+}
+
+func (c PlannerConfig) withDefaults() PlannerConfig {
+	d := DefaultPlannerConfig
+	if c.MaxPulls > 0 {
+		d.MaxPulls = c.MaxPulls
+	}
+	if c.MaxPullsPerPeer > 0 {
+		d.MaxPullsPerPeer = c.MaxPullsPerPeer
+	}
+	if c.IdleTimeout > 0 {
+		d.IdleTimeout = c.IdleTimeout
+	}
+	if c.BaseBackoff > 0 {
+		d.BaseBackoff = c.BaseBackoff
+	}
+	if c.MaxBackoff > 0 {
+		d.MaxBackoff = c.MaxBackoff
+	}
+	if c.MisbehaviourWeight > 0 {
+		d.MisbehaviourWeight = c.MisbehaviourWeight
+	}
+	return d
+}
+
+// Pull is a transfer the Planner wants: ask Peer for Stream's events in
+// (From, To].
+type Pull struct {
+	ID     uint64 // unique per Planner; PullDone names it
+	Peer   peer.ID
+	Stream event.StreamID
+	From   int64
+	To     uint64
+}
+
+// Ready is the Planner's output: pulls to start and pulls to abandon.
+type Ready struct {
+	// Start are new pulls; they count as in flight from now on. The caller
+	// reports each one's end with PullDone.
+	Start []Pull
+	// Cancel are pulls that timed out. The Planner has already counted
+	// them as failed and freed their slots; the caller should stop them. A
+	// later PullDone for them is ignored.
+	Cancel []Pull
+}
+
+// Planner decides which ranges of which streams to pull from which peers.
+// It is pure: it does no I/O, reads no clock and starts nothing; the caller
+// feeds it what happened and acts on Next. Time comes in through Tick. A
+// Planner is not safe for concurrent use: one goroutine owns it.
+type Planner struct {
+	cfg    PlannerConfig
+	now    time.Time
+	nextID uint64
+
+	have      map[event.StreamID]int64              // present offset here
+	announced map[peer.ID]map[event.StreamID]uint64 // each peer's latest heads
+	inflight  map[event.StreamID]*flight
+	perPeer   map[peer.ID]int
+	peers     map[peer.ID]*peerState
+}
+
+type flight struct {
+	Pull
+	progress time.Time // start or last Stored
+}
+
+type peerState struct {
+	failures int
+	until    time.Time // in backoff until then
+}
+
+// NewPlanner returns a Planner that knows nothing yet; feed it Stored for
+// what the store holds and Tick with the current time.
+func NewPlanner(cfg PlannerConfig) *Planner {
+	return &Planner{
+		cfg:       cfg.withDefaults(),
+		have:      map[event.StreamID]int64{},
+		announced: map[peer.ID]map[event.StreamID]uint64{},
+		inflight:  map[event.StreamID]*flight{},
+		perPeer:   map[peer.ID]int{},
+		peers:     map[peer.ID]*peerState{},
+	}
+}
+
+// Tick sets the current time. Time never goes back: an earlier now is
+// ignored.
+func (p *Planner) Tick(now time.Time) {
+	if now.After(p.now) {
+		p.now = now
+	}
+}
+
+// PeerAnnounced records the heads a peer can serve, replacing what it
+// announced before. The caller has verified the heads' signatures.
+func (p *Planner) PeerAnnounced(id peer.ID, heads []Head) {
+	m := make(map[event.StreamID]uint64, len(heads))
+	for _, h := range heads {
+		if h.Offset > math.MaxInt64 {
+			continue // cannot exist; offsets are int64 on the wire of pulls
+		}
+		if cur, ok := m[h.Stream]; !ok || h.Offset > cur {
+			m[h.Stream] = h.Offset
+		}
+	}
+	p.announced[id] = m
+}
+
+// PeerGone forgets what a peer announced; its pulls in flight are
+// cancelled by the next Next. Its backoff state is kept.
+func (p *Planner) PeerGone(id peer.ID) {
+	delete(p.announced, id)
+}
+
+// Stored records that the store now holds stream up to offset (by a pull,
+// gossip or a local publish). It counts as progress of a pull of stream.
+func (p *Planner) Stored(stream event.StreamID, offset uint64) {
+	if cur, ok := p.have[stream]; !ok || int64(offset) > cur {
+		p.have[stream] = int64(offset)
+	}
+	if f := p.inflight[stream]; f != nil {
+		f.progress = p.now
+	}
+}
+
+// PullDone records the end of pull id with its error (nil for success). A
+// pull that ended without an error but short of its range counts as a
+// transient failure of the peer; Blame grades the other errors.
+func (p *Planner) PullDone(id uint64, err error) {
+	var f *flight
+	for _, x := range p.inflight {
+		if x.ID == id {
+			f = x
+			break
+		}
+	}
+	if f == nil {
+		return // cancelled before, or unknown
+	}
+	p.finish(f)
+	fault := Blame(err)
+	if err == nil && p.haveOf(f.Stream) < int64(f.To) {
+		fault = FaultTransient
+	}
+	p.judge(f.Peer, fault)
+}
+
+func (p *Planner) finish(f *flight) {
+	delete(p.inflight, f.Stream)
+	if p.perPeer[f.Peer]--; p.perPeer[f.Peer] <= 0 {
+		delete(p.perPeer, f.Peer)
+	}
+}
+
+// judge updates a peer's failure count and backoff after a pull.
+func (p *Planner) judge(id peer.ID, fault Fault) {
+	ps := p.peers[id]
+	switch fault {
+	case FaultNone:
+		if ps != nil && !p.now.Before(ps.until) {
+			delete(p.peers, id)
+		}
+		return
+	case FaultTransient:
+		if ps == nil {
+			ps = &peerState{}
+			p.peers[id] = ps
+		}
+		ps.failures++
+	case FaultMisbehaviour:
+		if ps == nil {
+			ps = &peerState{}
+			p.peers[id] = ps
+		}
+		ps.failures += p.cfg.MisbehaviourWeight
+	}
+	d := p.cfg.BaseBackoff
+	for i := 1; i < ps.failures && d < p.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	ps.until = p.now.Add(min(d, p.cfg.MaxBackoff))
+}
+
+// Penalise records misbehaviour of a peer seen outside a pull (for example
+// a forged gossip message).
+func (p *Planner) Penalise(id peer.ID, err error) { p.judge(id, Blame(err)) }
+
+// InBackoff reports whether a peer is in backoff now, and until when.
+func (p *Planner) InBackoff(id peer.ID) (bool, time.Time) {
+	ps := p.peers[id]
+	if ps == nil || !p.now.Before(ps.until) {
+		return false, time.Time{}
+	}
+	return true, ps.until
+}
+
+func (p *Planner) haveOf(s event.StreamID) int64 {
+	if h, ok := p.have[s]; ok {
+		return h
+	}
+	return -1
+}
+
+// Next returns the pulls to start and to cancel now. Timed-out pulls and
+// pulls from peers that are gone are cancelled; then, stream by stream (in
+// stream order), every stream some peer announced above what is held here
+// and that has no pull in flight gets one, from the candidate peer not in
+// backoff with the highest announced offset (ties: fewer failures, fewer
+// pulls in flight, lower peer ID), within MaxPulls and MaxPullsPerPeer.
+// Peers in backoff are not asked until their backoff ends.
+func (p *Planner) Next() Ready {
+	var rd Ready
+	for _, s := range sortedKeys(p.inflight) {
+		f := p.inflight[s]
+		_, online := p.announced[f.Peer]
+		timedOut := p.now.Sub(f.progress) >= p.cfg.IdleTimeout
+		if p.haveOf(s) >= int64(f.To) {
+			continue // done, PullDone is on its way
+		}
+		if !online || timedOut {
+			p.finish(f)
+			if timedOut {
+				p.judge(f.Peer, FaultTransient)
+			}
+			rd.Cancel = append(rd.Cancel, f.Pull)
+		}
+	}
+	if len(p.inflight) >= p.cfg.MaxPulls {
+		return rd
+	}
+	type cand struct {
+		id  peer.ID
+		off uint64
+	}
+	for _, s := range p.wanted() {
+		if len(p.inflight) >= p.cfg.MaxPulls {
+			break
+		}
+		if p.inflight[s] != nil {
+			continue
+		}
+		have := p.haveOf(s)
+		var cands []cand
+		for id, heads := range p.announced {
+			off, ok := heads[s]
+			if !ok || int64(off) <= have || p.perPeer[id] >= p.cfg.MaxPullsPerPeer {
+				continue
+			}
+			if busy, _ := p.InBackoff(id); busy {
+				continue
+			}
+			cands = append(cands, cand{id, off})
+		}
+		if len(cands) == 0 {
+			continue
+		}
+		best := slices.MinFunc(cands, func(a, b cand) int {
+			if c := cmp.Compare(b.off, a.off); c != 0 {
+				return c
+			}
+			if c := cmp.Compare(p.failures(a.id), p.failures(b.id)); c != 0 {
+				return c
+			}
+			if c := cmp.Compare(p.perPeer[a.id], p.perPeer[b.id]); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.id, b.id)
+		})
+		p.nextID++
+		f := &flight{Pull: Pull{ID: p.nextID, Peer: best.id, Stream: s, From: have, To: best.off}, progress: p.now}
+		p.inflight[s] = f
+		p.perPeer[best.id]++
+		rd.Start = append(rd.Start, f.Pull)
+	}
+	return rd
+}
+
+func (p *Planner) failures(id peer.ID) int {
+	if ps := p.peers[id]; ps != nil {
+		return ps.failures
+	}
+	return 0
+}
+
+// best returns the highest offset any peer announced per stream.
+func (p *Planner) best() map[event.StreamID]uint64 {
+	out := map[event.StreamID]uint64{}
+	for _, heads := range p.announced {
+		for s, off := range heads {
+			if cur, ok := out[s]; !ok || off > cur {
+				out[s] = off
+			}
+		}
+	}
+	return out
+}
+
+// wanted returns, in order, the streams some peer announced above what is
+// held here.
+func (p *Planner) wanted() []event.StreamID {
+	var out []event.StreamID
+	for s, off := range p.best() {
+		if int64(off) > p.haveOf(s) {
+			out = append(out, s)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ToReplicate returns, per stream, how many events peers announced beyond
+// what is held here: DESIGN.md's toReplicate. The map is the caller's.
+func (p *Planner) ToReplicate() map[event.StreamID]uint64 {
+	out := map[event.StreamID]uint64{}
+	for s, off := range p.best() {
+		if have := p.haveOf(s); int64(off) > have {
+			out[s] = uint64(int64(off) - have)
+		}
+	}
+	return out
+}
+
+// InFlight returns the pulls in flight, in stream order.
+func (p *Planner) InFlight() []Pull {
+	out := make([]Pull, 0, len(p.inflight))
+	for _, s := range sortedKeys(p.inflight) {
+		out = append(out, p.inflight[s].Pull)
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[event.StreamID]V) []event.StreamID {
+	keys := make([]event.StreamID, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,195 @@
+package replicate
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/edgelog/edgelog/event"
+)
+
+// The pull protocol, independent of the transport: the requester writes a
+// PullRequest, the responder answers with frames (see Frame). Both sides
+// close the connection when ctx ends, which unblocks their reads and writes.
+
+// closeOnDone closes c (if it is an io.Closer) when ctx ends; the returned
+// func stops that.
+func closeOnDone(ctx context.Context, c any) func() bool {
+	cl, ok := c.(io.Closer)
+	if !ok {
+		return func() bool { return true }
+	}
+	return context.AfterFunc(ctx, func() { cl.Close() })
+}
+
+// Serve answers one pull request read from conn with events of st: every
+// event held in (From, To], continued beyond To up to the next signed head
+// if To is not at one, in frames of about lim.FrameFillBytes, each carrying
+// the latest checkpoint it passed; then an end frame. A request for events
+// not held is answered with what is held (possibly nothing) and the head
+// there; the requester finds the answer short.
+func Serve(ctx context.Context, st Store, conn io.ReadWriter, lim Limits) (PullRequest, error) {
+	lim = lim.WithDefaults()
+	defer closeOnDone(ctx, conn)()
+	req, err := ReadRequest(bufio.NewReaderSize(conn, maxRequestBytes))
+	if err != nil {
+		return req, fmt.Errorf("serve pull: %w", err)
+	}
+	w := conn
+	var (
+		f        Frame
+		size     int
+		lastHead *SignedHead
+		last     = req.From
+	)
+	flush := func(end bool) error {
+		f.End = end
+		if err := WriteFrame(w, f); err != nil {
+			return err
+		}
+		f, size = Frame{}, 0
+		return nil
+	}
+	// Read (From, To]; if that does not end at a checkpoint, read on to one.
+	to := req.To
+	for pass := 0; pass < 2; pass++ {
+		for en, err := range st.ReadRange(ctx, req.Stream, last, to) {
+			if err != nil {
+				return req, errors.Join(fmt.Errorf("serve pull %s: %w", req.Stream, err), endWithError(w, "read failed"))
+			}
+			f.Events = append(f.Events, en.Event)
+			size += eventSize(&en.Event)
+			last = int64(en.Event.Offset)
+			if en.Head != nil {
+				lastHead, f.Head = en.Head, en.Head
+			}
+			if size >= lim.FrameFillBytes {
+				if err := flush(false); err != nil {
+					return req, fmt.Errorf("serve pull %s: %w", req.Stream, err)
+				}
+			}
+			if pass == 1 && en.Head != nil {
+				break
+			}
+		}
+		if last < 0 || (lastHead != nil && int64(lastHead.Offset) == last) || uint64(last) < to {
+			break
+		}
+		to = math.MaxUint64
+	}
+	if lastHead == nil || int64(lastHead.Offset) != last {
+		// The store broke its invariant (or holds nothing): drop the
+		// unsigned tail rather than send what cannot be verified.
+		return req, errors.Join(fmt.Errorf("serve pull %s: no signed head at offset %d", req.Stream, last), endWithError(w, "no signed head"))
+	}
+	f.Head = lastHead
+	if err := flush(true); err != nil {
+		return req, fmt.Errorf("serve pull %s: %w", req.Stream, err)
+	}
+	return req, nil
+}
+
+func endWithError(w io.Writer, msg string) error {
+	return WriteFrame(w, Frame{End: true, Error: msg})
+}
+
+// Fetch runs the requesting side of one pull over conn: it sends req,
+// verifies frames as they arrive, chaining from prev (the head held at
+// req.From; ignored when From is -1), and stores each verified piece with
+// st.Ingest as soon as a signed checkpoint covers it, calling progress (if
+// not nil) with the offset stored. So an interrupted transfer keeps what was
+// verified. It returns the highest offset stored (req.From if none) and an
+// error: ErrIntegrity-wrapped for data that fails verification,
+// ErrShortAnswer if the answer ended below req.To.
+func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, prev Head, lim Limits, progress func(offset uint64)) (int64, error) {
+	lim = lim.WithDefaults()
+	defer closeOnDone(ctx, conn)()
+	if req.From < 0 {
+		prev = Head{}
+	}
+	v := NewVerifier(req.Stream, req.From, prev.Lamport, prev.Hash)
+	fail := func(err error) (int64, error) {
+		have, _, _ := v.Tip()
+		if ctx.Err() != nil {
+			err = errors.Join(ctx.Err(), err)
+		}
+		return have, fmt.Errorf("pull %s (%d, %d]: %w", req.Stream, req.From, req.To, err)
+	}
+	if err := WriteRequest(conn, req); err != nil {
+		return fail(err)
+	}
+	r := bufio.NewReaderSize(conn, 64<<10)
+	for {
+		f, err := ReadFrame(r, req.Stream, lim.MaxFrameBytes)
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				err = fmt.Errorf("%w: %v", ErrShortAnswer, err)
+			}
+			return fail(err)
+		}
+		if err := v.Add(f.Events); err != nil {
+			return fail(err)
+		}
+		if _, b := v.Pending(); b > lim.MaxUnverifiedBytes {
+			return fail(ErrTooMuchUnverified)
+		}
+		if f.Head != nil {
+			evs, err := v.Checkpoint(*f.Head)
+			if err != nil {
+				return fail(err)
+			}
+			if len(evs) > 0 {
+				if err := st.Ingest(ctx, evs, *f.Head); err != nil {
+					return fail(fmt.Errorf("store: %w", err))
+				}
+				if progress != nil {
+					progress(f.Head.Offset)
+				}
+			}
+		}
+		if !f.End {
+			continue
+		}
+		have, _, _ := v.Tip()
+		switch n, _ := v.Pending(); {
+		case f.Error != "":
+			return fail(fmt.Errorf("%w: peer: %s", ErrShortAnswer, f.Error))
+		case n > 0:
+			return fail(fmt.Errorf("%w: %d events after the last signed head", ErrGap, n))
+		case have < 0 || uint64(have) < req.To:
+			return fail(fmt.Errorf("%w: answer ends at %d", ErrShortAnswer, have))
+		}
+		return have, nil
+	}
+}
+
+// FreshRange verifies events that rode along in gossip against the head
+// held here (prev at offset have) and returns them ready for Store.Ingest,
+// or nil if they start above have+1 (a pull must fill the gap first) or
+// hold nothing new.
+func FreshRange(prev Head, have int64, f FreshEvents) ([]event.Event, error) {
+	evs := f.Events
+	if len(evs) == 0 || int64(f.Head.Offset) <= have {
+		return nil, nil
+	}
+	first := evs[0].Offset
+	if first > uint64(have+1) {
+		return nil, nil
+	}
+	// Skip what is already here.
+	skip := uint64(have+1) - first
+	if skip >= uint64(len(evs)) {
+		return nil, nil
+	}
+	evs = evs[skip:]
+	if have < 0 {
+		prev = Head{}
+	}
+	if err := VerifyRange(prev.Hash, have, evs, f.Head); err != nil {
+		return nil, err
+	}
+	return evs, nil
+}

@@ -1,0 +1,195 @@
+package replicate
+
+import (
+	"context"
+	"iter"
+	"log/slog"
+	"math/rand/v2"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/edgelog/edgelog/event"
+)
+
+// blockGater refuses connections with the peers in its set.
+type blockGater struct {
+	mu      sync.Mutex
+	blocked map[peer.ID]bool
+}
+
+func (g *blockGater) ok(p peer.ID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return !g.blocked[p]
+}
+func (g *blockGater) InterceptPeerDial(p peer.ID) bool                 { return g.ok(p) }
+func (g *blockGater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return g.ok(p) }
+func (g *blockGater) InterceptAccept(network.ConnMultiaddrs) bool      { return true }
+func (g *blockGater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) {
+	return true, 0
+}
+func (g *blockGater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
+	return g.ok(p)
+}
+
+type testNode struct {
+	o     origin
+	store *memStore
+	svc   *Service
+	gater *blockGater
+}
+
+func startNodes(t *testing.T, n int) []*testNode {
+	t.Helper()
+	nodes := make([]*testNode, n)
+	for i := range nodes {
+		o := newOrigin(t)
+		tn := &testNode{o: o, store: newMemStore(), gater: &blockGater{blocked: map[peer.ID]bool{}}}
+		svc, err := Start(context.Background(), Config{
+			Key: o.key, Store: tn.store, Swarm: t.Name(), Heartbeat: 300 * time.Millisecond,
+			ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Gater: tn.gater,
+			Planner: PlannerConfig{BaseBackoff: 200 * time.Millisecond, MaxBackoff: time.Second},
+			Logger:  slog.New(slog.DiscardHandler),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tn.svc = svc
+		t.Cleanup(func() { svc.Close() })
+		nodes[i] = tn
+	}
+	return nodes
+}
+
+func connect(t *testing.T, a, b *testNode) {
+	t.Helper()
+	h := b.svc.Host()
+	if err := a.svc.Host().Connect(context.Background(), peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func holdsAll(nodes []*testNode, sources ...*testNode) bool {
+	for _, n := range nodes {
+		for _, src := range sources {
+			want := src.store.events(src.o.stream)
+			if !reflect.DeepEqual(n.store.events(src.o.stream), want) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func TestServiceConverges(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	nodes := startNodes(t, 3)
+	connect(t, nodes[0], nodes[1])
+	connect(t, nodes[1], nodes[2])
+	connect(t, nodes[0], nodes[2])
+	r := rand.New(rand.NewPCG(1, 1))
+	for _, n := range nodes {
+		for range 5 {
+			n.store.publish(t, r, n.o, 20)
+		}
+	}
+	waitFor(t, 20*time.Second, "convergence", func() bool { return holdsAll(nodes, nodes...) })
+	nodes[0].store.publish(t, r, nodes[0].o, 3)
+	waitFor(t, 10*time.Second, "live event", func() bool { return holdsAll(nodes, nodes...) })
+	waitFor(t, 5*time.Second, "toReplicate empty", func() bool { return len(nodes[2].svc.ToReplicate()) == 0 })
+}
+
+func TestServiceRelays(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	nodes := startNodes(t, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	a.gater.blocked[c.svc.Host().ID()] = true
+	c.gater.blocked[a.svc.Host().ID()] = true
+	connect(t, a, b)
+	connect(t, b, c)
+	r := rand.New(rand.NewPCG(2, 2))
+	a.store.publish(t, r, a.o, 50)
+	waitFor(t, 20*time.Second, "A's events at C through B", func() bool { return holdsAll([]*testNode{c}, a) })
+	if c.svc.Host().Network().Connectedness(a.svc.Host().ID()) == network.Connected {
+		t.Fatal("A and C connected despite the gater")
+	}
+}
+
+// lyingStore serves other nodes' events with altered payloads.
+type lyingStore struct {
+	*memStore
+	self string
+}
+
+func (l *lyingStore) ReadRange(ctx context.Context, s event.StreamID, from int64, to uint64) iter.Seq2[Entry, error] {
+	return func(yield func(Entry, error) bool) {
+		for en, err := range l.memStore.ReadRange(ctx, s, from, to) {
+			if s.Node() != l.self {
+				en.Event.Payload = append([]byte{0x01}, en.Event.Payload...)
+			}
+			if !yield(en, err) {
+				return
+			}
+		}
+	}
+}
+
+func TestServiceLyingRelay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	nodes := startNodes(t, 4)
+	a, b, c, d := nodes[0], nodes[1], nodes[2], nodes[3]
+	// B lies; rebuild it with a lying store.
+	b.svc.Close()
+	liar := &lyingStore{memStore: b.store, self: b.o.id.String()}
+	svc, err := Start(context.Background(), Config{Key: b.o.key, Store: liar, Swarm: t.Name(), Heartbeat: 300 * time.Millisecond,
+		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close() })
+	b.svc = svc
+	c.gater.blocked[a.svc.Host().ID()] = true
+	a.gater.blocked[c.svc.Host().ID()] = true
+	connect(t, a, b)
+	connect(t, b, c)
+	r := rand.New(rand.NewPCG(3, 3))
+	a.store.publish(t, r, a.o, 30)
+	waitFor(t, 10*time.Second, "B holds A's events", func() bool { return holdsAll([]*testNode{b}, a) })
+	// C hears of A's stream only through the liar: nothing lands.
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		if got := c.store.events(a.o.stream); len(got) > 0 {
+			t.Fatalf("C stored %d events relayed by a liar", len(got))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// An honest relay appears: C catches up through it.
+	connect(t, a, d)
+	connect(t, d, c)
+	waitFor(t, 20*time.Second, "A's events at C through D", func() bool { return holdsAll([]*testNode{c}, a) })
+}
