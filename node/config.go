@@ -58,6 +58,8 @@ type Config struct {
 	Durability Durability
 	// Limits on published events; zero fields take DefaultLimits.
 	Limits Limits
+	// Replication, if set, replicates with peers over libp2p.
+	Replication *Replication
 	// Storage tunes the database; zero fields take defaults.
 	Storage Storage
 	// Logger defaults to slog.Default().
@@ -81,7 +83,11 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("node config: durability %q: want %q or %q", c.Durability, DurabilitySync, DurabilityAsync)
 	}
 	c.Limits = c.Limits.withDefaults()
-	c.Storage = c.Storage.withDefaults()
+	st, err := c.Storage.resolve(DetectHost())
+	if err != nil {
+		return c, fmt.Errorf("node config: %w", err)
+	}
+	c.Storage = st
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/edgelog/edgelog/event"
 	"github.com/edgelog/edgelog/lamport"
+	"github.com/edgelog/edgelog/replicate"
 )
 
 // Node is one edgelog node: its identity, its event store and the services
@@ -26,6 +27,7 @@ type Node struct {
 	st      *store
 	clock   *lamport.Clock
 	w       *writer
+	repl    *replicate.Service // nil when replication is off
 	started time.Time
 
 	closeOnce sync.Once
@@ -70,8 +72,14 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		started: time.Now(),
 		closing: make(chan struct{}),
 	}
-	n.w = newWriter(st, n.clock, cfg, n.closing)
+	n.w = newWriter(st, n.clock, id.Key, cfg, n.closing)
 	go n.w.run()
+	if cfg.Replication != nil {
+		if err := n.startReplication(ctx, cfg.Replication); err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
 	log.Info("node started", slog.String("nodeId", id.ID.String()), slog.String("dataDir", cfg.DataDir),
 		slog.Any("durability", cfg.Durability), slog.Uint64("lamport", clock), slog.Uint64("events", st.total))
 	return n, nil
@@ -83,6 +91,11 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 func (n *Node) Close() error {
 	var err error
 	n.closeOnce.Do(func() {
+		if n.repl != nil {
+			if rerr := n.repl.Close(); rerr != nil {
+				n.log.Warn("closing replication", slog.Any("err", rerr))
+			}
+		}
 		close(n.closing)
 		<-n.w.done
 		n.opsMu.Lock()
@@ -134,13 +147,21 @@ func (n *Node) Lamport() uint64 { return n.clock.Now() }
 
 // Info describes the node.
 func (n *Node) Info(ctx context.Context) (event.NodeInfo, error) {
-	return event.NodeInfo{ConnectedNodes: 0, Uptime: time.Since(n.started), Version: n.cfg.Version}, nil
+	info := event.NodeInfo{Uptime: time.Since(n.started), Version: n.cfg.Version}
+	if n.repl != nil {
+		info.ConnectedNodes = len(n.repl.Host().Network().Peers())
+	}
+	return info, nil
 }
 
-// Offsets returns the offsets present here. ToReplicate is empty until
-// replication knows of events elsewhere.
+// Offsets returns the offsets present here and, per stream, how many events
+// peers announced that are not here yet.
 func (n *Node) Offsets(ctx context.Context) (event.Offsets, error) {
-	return event.Offsets{Present: n.st.snapshot().offsets(), ToReplicate: map[event.StreamID]uint64{}}, nil
+	out := event.Offsets{Present: n.st.snapshot().offsets(), ToReplicate: map[event.StreamID]uint64{}}
+	if n.repl != nil {
+		out.ToReplicate = n.repl.ToReplicate()
+	}
+	return out, nil
 }
 
 // Publish stores drafts as new events of the node's default stream, in one

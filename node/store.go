@@ -13,6 +13,7 @@ import (
 	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/edgelog/edgelog/event"
+	"github.com/edgelog/edgelog/replicate"
 )
 
 // Storage tunes the Badger database. Zero fields take the defaults.
@@ -32,6 +33,18 @@ type Storage struct {
 	// full disk kills the process (SIGBUS), so the node stops accepting
 	// events while flushes and compactions still have room.
 	MinFreeBytes int64 `yaml:"minFreeBytes"`
+	// Profile picks the presets for the zero fields above (profile.go):
+	// ProfileAuto (the default) chooses ProfileLowMemory on 32-bit builds
+	// and small machines, else ProfileDefault.
+	Profile Profile `yaml:"profile"`
+	// MaxDBBytes caps the database's size on disk; past it writes are
+	// refused with ErrStorageFull. Default: DefaultMaxDBBytes32 on 32-bit
+	// builds (Badger maps its files into the small address space), none
+	// on 64-bit; -1 means no cap.
+	MaxDBBytes int64 `yaml:"maxDBBytes"`
+
+	profileReason string // why Profile was chosen; set by resolve
+	wordBits      int    // of the build; set by resolve
 }
 
 func (s Storage) withDefaults() Storage {
@@ -62,11 +75,12 @@ type store struct {
 
 	mu      sync.RWMutex
 	sids    map[event.StreamID]uint32
-	names   []event.StreamID // names[sid]; sid 0 is unused
-	sidKeys []string         // sidKeys[sid]: the sid's 4 key bytes, for ordered merges
-	present []int64          // present[sid]: highest offset, -1 if none
-	changed chan struct{}    // closed and replaced whenever present moves
-	total   uint64           // events stored
+	names   []event.StreamID        // names[sid]; sid 0 is unused
+	sidKeys []string                // sidKeys[sid]: the sid's 4 key bytes, for ordered merges
+	present []int64                 // present[sid]: highest offset, -1 if none
+	heads   []*replicate.SignedHead // heads[sid]: signed head at present, if any
+	changed chan struct{}           // closed and replaced whenever present moves
+	total   uint64                  // events stored
 }
 
 func openStore(cfg Config, log *slog.Logger) (*store, uint64, error) {
@@ -86,6 +100,7 @@ func openStore(cfg Config, log *slog.Logger) (*store, uint64, error) {
 		// be below its batch size, which follows the memtable size.
 		WithValueThreshold(min(1<<20, st.MemTableSize*15/100/2)).
 		WithMetricsEnabled(false)
+	opts = tuneBadger(opts, st)
 	if cfg.InMemory {
 		opts = opts.WithDir("").WithValueDir("").WithInMemory(true)
 	}
@@ -93,6 +108,8 @@ func openStore(cfg Config, log *slog.Logger) (*store, uint64, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("open database: %w", err)
 	}
+	log.Info("storage profile", slog.String("profile", string(st.Profile)), slog.String("reason", st.profileReason),
+		slog.Int64("memTableSize", st.MemTableSize), slog.Int64("blockCacheSize", st.BlockCacheSize), slog.Int64("maxDBBytes", st.MaxDBBytes))
 	s := &store{
 		db:      db,
 		log:     log,
@@ -100,6 +117,7 @@ func openStore(cfg Config, log *slog.Logger) (*store, uint64, error) {
 		names:   []event.StreamID{""},
 		sidKeys: []string{""},
 		present: []int64{-1},
+		heads:   []*replicate.SignedHead{nil},
 		changed: make(chan struct{}),
 	}
 	clock, err := s.load()
@@ -151,13 +169,16 @@ func (s *store) load() (clock uint64, err error) {
 		}
 		it.Close()
 		for sid := 1; sid < len(s.names); sid++ {
-			last, ok, err := lastOffset(txn, uint32(sid))
+			r, ok, err := runBefore(txn, uint32(sid), ^uint64(0))
 			if err != nil {
 				return err
 			}
 			if ok {
-				s.present[sid] = int64(last)
-				s.total += last + 1
+				s.present[sid] = int64(r.last())
+				s.total += r.last() + 1
+				if s.heads[sid], err = decodeRunHead(s.names[sid], r, r.head); err != nil {
+					return err
+				}
 			}
 		}
 		clock, err = readU64(txn, keyLamport)
@@ -214,6 +235,7 @@ func (s *store) addStream(name event.StreamID) uint32 {
 	s.names = append(s.names, name)
 	s.sidKeys = append(s.sidKeys, string(binary.BigEndian.AppendUint32(nil, sid)))
 	s.present = append(s.present, -1)
+	s.heads = append(s.heads, nil)
 	return sid
 }
 
@@ -226,6 +248,7 @@ func (s *store) removeLastStream() {
 	s.names = s.names[:last]
 	s.sidKeys = s.sidKeys[:last]
 	s.present = s.present[:last]
+	s.heads = s.heads[:last]
 }
 
 // view is an immutable snapshot of the store's in-memory state.

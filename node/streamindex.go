@@ -6,6 +6,9 @@ import (
 	"iter"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/edgelog/edgelog/event"
+	"github.com/edgelog/edgelog/replicate"
 )
 
 // The stream index maps (stream, offset) to the event's Lamport time, which
@@ -15,7 +18,9 @@ import (
 //	s <sid:4> <first offset:8> -> count:uvarint first-lamport:uvarint {delta:uvarint}*
 //
 // so a batch of 1000 events costs one index entry, not 1000. Runs of a
-// stream never overlap: offsets are written once, in order.
+// stream never overlap: offsets are written once, in order. After the
+// Lamport times a run may carry the origin's signed head at its last offset
+// (see appendRunHead), the checkpoint replication verifies against.
 
 // appendRun encodes the Lamport times of consecutive offsets; they increase.
 func appendRun(b []byte, lamports []uint64) []byte {
@@ -28,11 +33,45 @@ func appendRun(b []byte, lamports []uint64) []byte {
 	return b
 }
 
-// decodeRun is appendRun's inverse.
-func decodeRun(v []byte) ([]uint64, error) {
+// maxRunHeadBytes bounds the head appended to a run.
+const maxRunHeadBytes = 1 + 32 + 2 + 128
+
+// appendRunHead appends the run's signed head: a marker byte, the chain
+// hash, and the length-prefixed signature. Stream, offset and Lamport time
+// are the run's own.
+func appendRunHead(b []byte, h *replicate.SignedHead) []byte {
+	if h == nil {
+		return b
+	}
+	b = append(b, 1)
+	b = append(b, h.Hash[:]...)
+	b = binary.AppendUvarint(b, uint64(len(h.Sig)))
+	return append(b, h.Sig...)
+}
+
+// decodeRunHead parses what appendRunHead wrote (nothing: nil).
+func decodeRunHead(stream event.StreamID, r run, rest []byte) (*replicate.SignedHead, error) {
+	if len(rest) == 0 {
+		return nil, nil
+	}
+	if rest[0] != 1 || len(rest) < 1+32+1 {
+		return nil, fmt.Errorf("%w: stream index head", errBadRecord)
+	}
+	h := &replicate.SignedHead{Head: replicate.Head{Stream: stream, Offset: r.last(), Lamport: r.lamports[len(r.lamports)-1]}}
+	copy(h.Hash[:], rest[1:33])
+	n, k := binary.Uvarint(rest[33:])
+	if k <= 0 || n > 128 || uint64(len(rest)-33-k) != n {
+		return nil, fmt.Errorf("%w: stream index head signature", errBadRecord)
+	}
+	h.Sig = append([]byte(nil), rest[33+k:]...)
+	return h, nil
+}
+
+// decodeRun is appendRun's inverse; rest is what follows the run.
+func decodeRun(v []byte) (lamports []uint64, rest []byte, err error) {
 	n, k := binary.Uvarint(v)
 	if k <= 0 || n == 0 || n > uint64(len(v)) {
-		return nil, fmt.Errorf("%w: stream index run", errBadRecord)
+		return nil, nil, fmt.Errorf("%w: stream index run", errBadRecord)
 	}
 	v = v[k:]
 	out := make([]uint64, n)
@@ -40,18 +79,19 @@ func decodeRun(v []byte) ([]uint64, error) {
 	for i := range out {
 		d, k := binary.Uvarint(v)
 		if k <= 0 || (i > 0 && d == 0) {
-			return nil, fmt.Errorf("%w: stream index run", errBadRecord)
+			return nil, nil, fmt.Errorf("%w: stream index run", errBadRecord)
 		}
 		prev += d
 		out[i], v = prev, v[k:]
 	}
-	return out, nil
+	return out, v, nil
 }
 
 // run is one decoded stream index entry.
 type run struct {
 	first    uint64
 	lamports []uint64
+	head     []byte // encoded signed head, if any (see decodeRunHead)
 }
 
 func (r run) last() uint64 { return r.first + uint64(len(r.lamports)) - 1 }
@@ -63,8 +103,10 @@ func decodeRunItem(sid uint32, item *badger.Item) (run, error) {
 	}
 	r := run{first: binary.BigEndian.Uint64(k[5:])}
 	err := item.Value(func(v []byte) error {
+		var rest []byte
 		var err error
-		r.lamports, err = decodeRun(v)
+		r.lamports, rest, err = decodeRun(v)
+		r.head = append([]byte(nil), rest...)
 		return err
 	})
 	return r, err
@@ -101,15 +143,6 @@ func lamportAt(txn *badger.Txn, sid uint32, offset uint64) (uint64, error) {
 		return 0, fmt.Errorf("stream index has no offset %d of stream %d", offset, sid)
 	}
 	return r.lamports[offset-r.first], nil
-}
-
-// lastOffset returns the highest offset stored for sid.
-func lastOffset(txn *badger.Txn, sid uint32) (uint64, bool, error) {
-	r, ok, err := runBefore(txn, sid, ^uint64(0))
-	if !ok {
-		return 0, false, err
-	}
-	return r.last(), true, nil
 }
 
 // runsFrom yields the runs of sid from the one holding offset on.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -11,8 +12,11 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+
 	"github.com/edgelog/edgelog/event"
 	"github.com/edgelog/edgelog/lamport"
+	"github.com/edgelog/edgelog/replicate"
 )
 
 // The writer is the only goroutine that writes events. Publishers hand it
@@ -23,6 +27,7 @@ import (
 type writer struct {
 	st      *store
 	clock   *lamport.Clock
+	key     crypto.PrivKey // signs the heads of this node's streams
 	cfg     Config
 	reqs    chan *writeReq
 	closing <-chan struct{}
@@ -34,7 +39,8 @@ type writer struct {
 	minFree  atomic.Int64 // free disk bytes below which writes are refused
 }
 
-// writeReq is one publish: all of its events land in one transaction or none.
+// writeReq is one publish, or one ingest of a verified range from a peer:
+// all of its events land in one transaction or none.
 type writeReq struct {
 	appID  string
 	stream event.StreamID
@@ -43,6 +49,11 @@ type writeReq struct {
 	size   int64      // estimated transaction bytes
 	count  int64      // transaction entries
 	res    chan writeRes
+
+	// For an ingest: the events, consecutive offsets of stream, and the
+	// origin's signed head at the last of them.
+	ingest []event.Event
+	head   *replicate.SignedHead
 }
 
 type writeRes struct {
@@ -54,9 +65,10 @@ type writeRes struct {
 // value bytes.
 const entryOverhead = 16
 
-func newWriter(st *store, clock *lamport.Clock, cfg Config, closing <-chan struct{}) *writer {
+func newWriter(st *store, clock *lamport.Clock, key crypto.PrivKey, cfg Config, closing <-chan struct{}) *writer {
 	w := &writer{
 		st:       st,
+		key:      key,
 		clock:    clock,
 		cfg:      cfg,
 		reqs:     make(chan *writeReq),
@@ -74,6 +86,14 @@ func newWriter(st *store, clock *lamport.Clock, cfg Config, closing <-chan struc
 // transaction.
 func (w *writer) estimate(req *writeReq) error {
 	var size, count int64
+	for _, e := range req.ingest {
+		size += eventKeyLen + int64(len(e.Payload)+len(e.AppID)+32) + entryOverhead + 10
+		count++
+		for _, t := range e.Tags {
+			size += 2*int64(len(t)) + 4 + posKeyLen + entryOverhead
+			count++
+		}
+	}
 	for i, d := range req.drafts {
 		// event record, stream index, tag index entries
 		size += eventKeyLen + int64(len(d.Payload)+len(req.appID)+32) + entryOverhead
@@ -87,10 +107,10 @@ func (w *writer) estimate(req *writeReq) error {
 			size += int64(len(t)) + 2
 		}
 	}
-	req.size, req.count = size+streamKeyLen+64, count+3
+	req.size, req.count = size+streamKeyLen+64+maxRunHeadBytes, count+3
 	if req.size > w.maxSize || req.count > w.maxCount {
-		return fmt.Errorf("%w: publish of %d events needs about %d bytes in %d entries; one publish may carry at most %d bytes in %d entries: split it",
-			event.ErrTooLarge, len(req.drafts), req.size, req.count, w.maxSize, w.maxCount)
+		return fmt.Errorf("%w: %d events need about %d bytes in %d entries; one transaction may carry at most %d bytes in %d entries: split it",
+			event.ErrTooLarge, len(req.drafts)+len(req.ingest), req.size, req.count, w.maxSize, w.maxCount)
 	}
 	return nil
 }
@@ -182,17 +202,20 @@ func (w *writer) take(pending *[]*writeReq) []*writeReq {
 
 // commit writes batch in one transaction and answers every request in it.
 func (w *writer) commit(batch []*writeReq) {
-	metas, err := w.write(batch)
+	res, err := w.write(batch)
 	for i, req := range batch {
 		if err != nil {
 			req.res <- writeRes{err: err}
 		} else {
-			req.res <- writeRes{metas: metas[i]}
+			req.res <- res[i]
 		}
 	}
 }
 
-func (w *writer) write(batch []*writeReq) ([][]event.Meta, error) {
+// write stores batch in one transaction. A request that cannot be stored
+// on its own (an ingest that does not continue its stream) gets its own
+// error in the results; an error of the whole transaction is returned.
+func (w *writer) write(batch []*writeReq) ([]writeRes, error) {
 	if err := w.checkSpace(); err != nil {
 		return nil, err
 	}
@@ -204,6 +227,7 @@ func (w *writer) write(batch []*writeReq) ([][]event.Meta, error) {
 	if err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
 	}
+	observed := w.clock.Now()
 
 	st := w.st
 	txn := st.db.NewTransaction(true)
@@ -223,6 +247,10 @@ func (w *writer) write(batch []*writeReq) ([][]event.Meta, error) {
 		next[sid] = uint64(st.present[sid] + 1)
 	}
 	firstNew := uint32(len(st.names) - added)
+	heads := make(map[uint32]*replicate.SignedHead, len(next))
+	for sid := range next {
+		heads[sid] = st.heads[sid]
+	}
 	st.mu.Unlock()
 	rollback := func() {
 		w.clock.Rollback(first, uint64(total))
@@ -245,58 +273,108 @@ func (w *writer) write(batch []*writeReq) ([][]event.Meta, error) {
 			err = txn.Set(k, v)
 		}
 	}
+	// putEvent writes an event's record and tag index entries.
+	putEvent := func(p pos, r *record) {
+		start := len(arena)
+		arena = append(arena, pfxEvent)
+		arena = appendPos(arena, p)
+		k := arena[start:len(arena):len(arena)]
+		start = len(arena)
+		arena = appendRecord(arena, r)
+		set(k, arena[start:len(arena):len(arena)])
+		for _, t := range r.tags {
+			start = len(arena)
+			arena = append(arena, pfxTag)
+			arena = append(arena, t...)
+			arena = append(arena, 0)
+			arena = appendPos(arena, p)
+			set(arena[start:len(arena):len(arena)], nil)
+		}
+	}
+	// putRun writes a stream index run ending at its signed head.
+	putRun := func(sid uint32, firstOffset uint64, lamports []uint64, head *replicate.SignedHead) {
+		start := len(arena)
+		arena = appendRun(arena, lamports)
+		arena = appendRunHead(arena, head)
+		set(streamKey(sid, firstOffset), arena[start:len(arena):len(arena)])
+	}
 	for sid := firstNew; sid < firstNew+uint32(added); sid++ {
 		set(nameKey(sid), []byte(st.names[sid]))
 	}
+
 	ts := w.now().UnixMicro()
 	l := first
-	runs := map[uint32][]uint64{} // the batch's Lamport times per stream
-	out := make([][]event.Meta, len(batch))
+	local := map[uint32][]event.Event{} // this batch's own events per stream, to sign
+	out := make([]writeRes, len(batch))
 	for i, req := range batch {
 		sid := st.sids[req.stream]
-		out[i] = make([]event.Meta, len(req.drafts))
-		for j, d := range req.drafts {
-			p := pos{lamport: l, sid: sid, offset: next[sid]}
-			start := len(arena)
-			arena = append(arena, pfxEvent)
-			arena = appendPos(arena, p)
-			k := arena[start:len(arena):len(arena)]
-			start = len(arena)
-			arena = appendRecord(arena, &record{timestamp: ts, tags: req.tags[j], appID: req.appID, payload: d.Payload})
-			set(k, arena[start:len(arena):len(arena)])
-			runs[sid] = append(runs[sid], p.lamport)
-			for _, t := range req.tags[j] {
-				start = len(arena)
-				arena = append(arena, pfxTag)
-				arena = append(arena, t...)
-				arena = append(arena, 0)
-				arena = appendPos(arena, p)
-				set(arena[start:len(arena):len(arena)], nil)
+		if req.ingest != nil {
+			if got, want := req.ingest[0].Offset, next[sid]; got != want {
+				out[i].err = fmt.Errorf("ingest %s at offset %d, present is %d: %w", req.stream, got, int64(want)-1, replicate.ErrStale)
+				continue
 			}
-			out[i][j] = event.Meta{Lamport: l, Offset: p.offset, Stream: req.stream, Timestamp: ts}
+			lamports := make([]uint64, len(req.ingest))
+			for j := range req.ingest {
+				e := &req.ingest[j]
+				putEvent(pos{lamport: e.Lamport, sid: sid, offset: e.Offset}, &record{timestamp: e.Timestamp, tags: e.Tags, appID: e.AppID, payload: e.Payload})
+				lamports[j] = e.Lamport
+				observed = max(observed, e.Lamport)
+			}
+			putRun(sid, next[sid], lamports, req.head)
+			next[sid] += uint64(len(req.ingest))
+			heads[sid] = req.head
+			continue
+		}
+		out[i].metas = make([]event.Meta, len(req.drafts))
+		for j, d := range req.drafts {
+			e := event.Event{Lamport: l, Stream: req.stream, Offset: next[sid], Timestamp: ts, Tags: req.tags[j], AppID: req.appID, Payload: d.Payload}
+			putEvent(pos{lamport: l, sid: sid, offset: e.Offset}, &record{timestamp: ts, tags: e.Tags, appID: e.AppID, payload: e.Payload})
+			local[sid] = append(local[sid], e)
+			out[i].metas[j] = event.Meta{Lamport: l, Offset: e.Offset, Stream: req.stream, Timestamp: ts}
 			l++
 			next[sid]++
 		}
 	}
-	for sid, lamports := range runs {
-		start := len(arena)
-		arena = appendRun(arena, lamports)
-		set(streamKey(sid, next[sid]-uint64(len(lamports))), arena[start:len(arena):len(arena)])
+	// Each of this node's streams gets one run per batch, ending at a head
+	// signed with the node key: the checkpoint peers verify the chain at.
+	for sid, evs := range local {
+		prev := replicate.Genesis
+		if h := heads[sid]; h != nil {
+			prev = h.Hash
+		}
+		last := evs[len(evs)-1]
+		sh, serr := replicate.SignHead(w.key, replicate.Head{Stream: last.Stream, Offset: last.Offset, Lamport: last.Lamport, Hash: replicate.ChainHashes(prev, evs)})
+		if serr != nil && err == nil {
+			err = serr
+		}
+		lamports := make([]uint64, len(evs))
+		for j := range evs {
+			lamports[j] = evs[j].Lamport
+		}
+		putRun(sid, evs[0].Offset, lamports, &sh)
+		heads[sid] = &sh
 	}
+	w.clock.Observe(observed)
 	set(keyLamport, u64(max(w.clock.Now(), l-1)))
 	if err == nil {
 		err = txn.Commit()
 	}
 	if err != nil {
 		rollback()
-		return nil, storageError("publish", err)
+		return nil, storageError("write", err)
 	}
 
 	st.mu.Lock()
 	for sid, n := range next {
 		st.present[sid] = int64(n) - 1
+		st.heads[sid] = heads[sid]
 	}
 	st.total += uint64(total)
+	for i, req := range batch {
+		if req.ingest != nil && out[i].err == nil {
+			st.total += uint64(len(req.ingest))
+		}
+	}
 	close(st.changed)
 	st.changed = make(chan struct{})
 	st.mu.Unlock()
@@ -319,6 +397,11 @@ func (w *writer) checkSpace() error {
 	var tables int64
 	for _, t := range w.st.db.Tables() {
 		tables += int64(t.OnDiskSize)
+	}
+	if limit := w.cfg.Storage.MaxDBBytes; limit > 0 {
+		if size := tables + vlogBytes(filepath.Join(w.cfg.DataDir, "db")); size >= limit {
+			return fmt.Errorf("publish: %w: the database holds %d bytes, at its cap storage.maxDBBytes of %d bytes (on 32-bit devices the cap keeps Badger's memory-mapped files within the address space); let retention expire events or raise the cap", event.ErrStorageFull, size, limit)
+		}
 	}
 	if reserve := w.minFree.Load() + tables/2; free < reserve {
 		return fmt.Errorf("publish: %w: %d bytes free on the data directory's disk, below the reserve of %d bytes", event.ErrStorageFull, free, reserve)

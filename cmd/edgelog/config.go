@@ -15,6 +15,8 @@ import (
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
 	"github.com/spf13/pflag"
 
 	"github.com/edgelog/edgelog/api"
@@ -42,7 +44,16 @@ const (
 	envTokenTTL    = "EDGELOG_TOKEN_TTL"
 	envLogLevel    = "EDGELOG_LOG_LEVEL"
 	envLogFormat   = "EDGELOG_LOG_FORMAT"
+	envReplicate   = "EDGELOG_REPLICATE"
+	envListen      = "EDGELOG_LISTEN"
+	envBootstrap   = "EDGELOG_BOOTSTRAP"
+	envSwarm       = "EDGELOG_SWARM"
+	envSwarmKey    = "EDGELOG_SWARM_KEY"
 )
+
+// defaultP2PListen are the libp2p addresses a node listens on by default:
+// TCP and QUIC on every interface, port 4455.
+var defaultP2PListen = []string{"/ip4/0.0.0.0/tcp/4455", "/ip4/0.0.0.0/udp/4455/quic-v1"}
 
 // settings are the effective settings of `edgelog run`.
 type settings struct {
@@ -55,7 +66,8 @@ type settings struct {
 	TokenTTL        time.Duration
 	Limits          node.Limits
 	MaxRequestBytes int64
-	Storage         node.Storage // zero fields take the node's defaults
+	Storage         node.Storage      // zero fields take the node's defaults
+	Replication     *node.Replication // nil: replication is off
 	LogLevel        slog.Level
 	LogFormat       string // text or json
 }
@@ -68,7 +80,16 @@ type fileConfig struct {
 	Auth       fileAuth    `yaml:"auth"`
 	Limits     fileLimits  `yaml:"limits"`
 	Storage    fileStorage `yaml:"storage"`
+	Repl       fileRepl    `yaml:"replication"`
 	Log        fileLog     `yaml:"log"`
+}
+
+type fileRepl struct {
+	Enabled   yBool    `yaml:"enabled"`
+	Listen    yStrings `yaml:"listen"`
+	Bootstrap yStrings `yaml:"bootstrap"`
+	Swarm     yString  `yaml:"swarm"`
+	SwarmKey  yString  `yaml:"swarmKey"`
 }
 
 type fileAuth struct {
@@ -661,6 +682,30 @@ func resolveSettings(flags *pflag.FlagSet, env func(string) (string, bool)) (set
 	}
 	if s.Storage.NumCompactors == 1 {
 		r.errs.add(r.fileOrigin("storage.numCompactors", st.NumCompactors.yPos), "the database needs at least 2 compactors")
+	}
+
+	if r.boolean("replicate", envReplicate, "replication.enabled", fc.Repl.Enabled, true) {
+		rc := &node.Replication{}
+		rc.Listen, o = r.list("listen", envListen, "replication.listen", fc.Repl.Listen)
+		if len(rc.Listen) == 0 {
+			rc.Listen = defaultP2PListen
+		}
+		for _, a := range rc.Listen {
+			if _, err := multiaddr.NewMultiaddr(a); err != nil {
+				r.errs.add(o, "%q is not a multiaddr (e.g. /ip4/0.0.0.0/tcp/4455): %v", a, err)
+			}
+		}
+		rc.Bootstrap, o = r.list("bootstrap", envBootstrap, "replication.bootstrap", fc.Repl.Bootstrap)
+		for _, a := range rc.Bootstrap {
+			if ma, err := multiaddr.NewMultiaddr(a); err != nil {
+				r.errs.add(o, "%q is not a multiaddr: %v", a, err)
+			} else if _, err := peer.AddrInfoFromP2pAddr(ma); err != nil {
+				r.errs.add(o, "%q must end in /p2p/<NodeId>: %v", a, err)
+			}
+		}
+		rc.Swarm, _ = r.str("swarm", envSwarm, "replication.swarm", fc.Repl.Swarm, "default")
+		rc.SwarmKeyFile, _ = r.str("swarm-key", envSwarmKey, "replication.swarmKey", fc.Repl.SwarmKey, "")
+		s.Replication = rc
 	}
 
 	var level string

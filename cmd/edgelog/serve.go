@@ -81,6 +81,11 @@ DATA/api.url, which is removed on shutdown.`,
 	f.Bool("dev-mode", true, "accept every app id com.example.* (turn off in production)")
 	f.StringSlice("allowed-apps", nil, "app ids to accept: exact ids, prefixes like com.acme.*, or *")
 	f.String("token-ttl", "24h", "lifetime of the API's bearer tokens")
+	f.Bool("replicate", true, "replicate with peers over libp2p")
+	f.StringSlice("listen", nil, "libp2p multiaddrs to listen on (default /ip4/0.0.0.0/tcp/4455 and /ip4/0.0.0.0/udp/4455/quic-v1)")
+	f.StringSlice("bootstrap", nil, "peers to dial at start: multiaddrs ending in /p2p/<NodeId>")
+	f.String("swarm", "default", "name of the swarm (its gossip topic)")
+	f.String("swarm-key", "", "pre-shared swarm key file (edgelog swarm keygen): a private network over TCP")
 	f.String("log-level", defaultLogLevel, "log level: debug, info, warn or error")
 	f.String("log-format", defaultLogFormat, "log format: text or json")
 	return cmd
@@ -104,12 +109,13 @@ func (a *app) serve(ctx context.Context, s settings) (err error) {
 		"storage", fmt.Sprintf("%+v", s.Storage))
 
 	n, err := node.Open(ctx, node.Config{
-		DataDir:    s.Data,
-		Durability: s.Durability,
-		Limits:     s.Limits,
-		Storage:    s.Storage,
-		Logger:     log,
-		Version:    version,
+		DataDir:     s.Data,
+		Durability:  s.Durability,
+		Limits:      s.Limits,
+		Storage:     s.Storage,
+		Replication: s.Replication,
+		Logger:      log,
+		Version:     version,
 	})
 	if err != nil {
 		return fmt.Errorf("starting the node in %s: %w", s.Data, err)

@@ -1,0 +1,294 @@
+package node
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Profile names a preset of storage and memory settings. Settings given
+// explicitly (non-zero Storage fields) always win over the preset.
+type Profile string
+
+const (
+	// ProfileAuto (also the empty string) picks ProfileLowMemory on 32-bit
+	// builds and on machines with at most LowMemoryThreshold of RAM (or a
+	// cgroup memory limit that low), else ProfileDefault.
+	ProfileAuto Profile = "auto"
+	// ProfileDefault suits gateways and servers: 32 MiB memtables, a 64 MiB
+	// block cache.
+	ProfileDefault Profile = "default"
+	// ProfileLowMemory suits devices with 1 GiB of RAM or less: 8 MiB
+	// memtables, an 8 MiB block cache, Badger's minimum of 2 compactors,
+	// fewer level-0 tables, small value-log files, and a Go memory limit
+	// when GOMEMLIMIT is not set (see PrepareProcess).
+	ProfileLowMemory Profile = "low-memory"
+)
+
+// LowMemoryThreshold is the amount of memory at or below which ProfileAuto
+// picks ProfileLowMemory.
+const LowMemoryThreshold = 1 << 30
+
+// DefaultMaxDBBytes32 is Storage.MaxDBBytes on 32-bit builds when it is not
+// set: Badger maps its files into memory, and a 32-bit process has only 2-3
+// GiB of address space for them, the heap and the stacks.
+const DefaultMaxDBBytes32 = 1 << 30
+
+// Host describes the machine a profile is chosen for.
+type Host struct {
+	// MemoryBytes is the memory the process may use: physical RAM, or the
+	// cgroup memory limit when that is lower; 0 if unknown.
+	MemoryBytes uint64
+	// MemorySource says where MemoryBytes came from ("RAM", "cgroup limit").
+	MemorySource string
+	// WordBits is 32 or 64 (strconv.IntSize of the build).
+	WordBits int
+	// Arch is the build's GOARCH.
+	Arch string
+}
+
+// ProfileChoice is a resolved profile and why it was chosen.
+type ProfileChoice struct {
+	Profile Profile // ProfileDefault or ProfileLowMemory, never ProfileAuto
+	Reason  string  // e.g. "1 GiB RAM", "32-bit build (arm)", "set in the settings"
+}
+
+// ParseProfile checks a profile name from settings; "" means ProfileAuto.
+func ParseProfile(s string) (Profile, error) {
+	switch p := Profile(strings.TrimSpace(s)); p {
+	case "", ProfileAuto:
+		return ProfileAuto, nil
+	case ProfileDefault, ProfileLowMemory:
+		return p, nil
+	}
+	return "", fmt.Errorf("storage profile %q: want %q, %q or %q", s, ProfileAuto, ProfileDefault, ProfileLowMemory)
+}
+
+// ChooseProfile resolves want for host h. It does no I/O.
+func ChooseProfile(want Profile, h Host) (ProfileChoice, error) {
+	p, err := ParseProfile(string(want))
+	if err != nil {
+		return ProfileChoice{}, err
+	}
+	if p != ProfileAuto {
+		return ProfileChoice{Profile: p, Reason: "set in the settings"}, nil
+	}
+	if h.WordBits == 32 {
+		return ProfileChoice{Profile: ProfileLowMemory, Reason: fmt.Sprintf("32-bit build (%s)", h.Arch)}, nil
+	}
+	src := h.MemorySource
+	if src == "" {
+		src = "RAM"
+	}
+	if h.MemoryBytes == 0 {
+		return ProfileChoice{Profile: ProfileDefault, Reason: "memory size unknown"}, nil
+	}
+	if h.MemoryBytes <= LowMemoryThreshold {
+		return ProfileChoice{Profile: ProfileLowMemory, Reason: humanBytes(h.MemoryBytes) + " " + src}, nil
+	}
+	return ProfileChoice{Profile: ProfileDefault, Reason: humanBytes(h.MemoryBytes) + " " + src}, nil
+}
+
+// preset returns the settings of a resolved profile for a build of wordBits.
+func preset(p Profile, wordBits int) Storage {
+	s := Storage{Profile: p, MemTableSize: 32 << 20, BlockCacheSize: 64 << 20, NumCompactors: 2}
+	if p == ProfileLowMemory {
+		// Badger refuses a single compactor; 2 is its minimum.
+		s.MemTableSize, s.BlockCacheSize, s.NumCompactors = 8<<20, 8<<20, 2
+	}
+	if wordBits == 32 {
+		s.MaxDBBytes = DefaultMaxDBBytes32
+	}
+	return s
+}
+
+// resolve picks the profile for h, fills s's zero fields from it and then
+// from the general defaults. The result's Profile is never ProfileAuto.
+func (s Storage) resolve(h Host) (Storage, error) {
+	c, err := ChooseProfile(s.Profile, h)
+	if err != nil {
+		return s, err
+	}
+	p := preset(c.Profile, h.WordBits)
+	s.Profile, s.profileReason = c.Profile, c.Reason
+	if s.MemTableSize <= 0 {
+		s.MemTableSize = p.MemTableSize
+	}
+	if s.BlockCacheSize <= 0 {
+		s.BlockCacheSize = p.BlockCacheSize
+	}
+	if s.NumCompactors <= 0 {
+		s.NumCompactors = p.NumCompactors
+	}
+	switch {
+	case s.MaxDBBytes == 0:
+		s.MaxDBBytes = p.MaxDBBytes
+	case s.MaxDBBytes < 0:
+		s.MaxDBBytes = 0 // explicitly unlimited
+	}
+	s.wordBits = h.WordBits
+	return s.withDefaults(), nil
+}
+
+// tuneBadger applies the resolved profile's Badger options beyond the
+// Storage fields: small level-0 and value-log files for low memory, and on
+// 32-bit builds value-log files small enough that their mappings (Badger maps
+// twice the file size) leave room in the address space.
+func tuneBadger(opts badger.Options, s Storage) badger.Options {
+	if s.Profile == ProfileLowMemory {
+		opts = opts.WithNumLevelZeroTables(3).
+			WithNumLevelZeroTablesStall(8).
+			WithValueLogFileSize(64 << 20)
+	}
+	if s.wordBits == 32 {
+		// Values above the value threshold only (payloads are limited to far
+		// less by default), so the log stays small.
+		opts = opts.WithValueLogFileSize(16 << 20).
+			WithBaseTableSize(1 << 20).
+			WithIndexCacheSize(4 << 20)
+	}
+	return opts
+}
+
+// vlogBytes is the size of the value-log files in the database directory
+// except the newest: Badger creates that one at twice ValueLogFileSize
+// (sparse) and truncates it to what it holds when it starts the next one.
+func vlogBytes(dbDir string) int64 {
+	files, _ := filepath.Glob(filepath.Join(dbDir, "*.vlog"))
+	slices.Sort(files) // names are zero-padded file numbers
+	var n int64
+	for _, f := range files[:max(len(files)-1, 0)] {
+		if fi, err := os.Stat(f); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+// DetectHost describes the running machine: its RAM from /proc/meminfo,
+// lowered to the process's cgroup memory limit (v2 or v1) if one is set, and
+// the build's word size. Memory is 0 where /proc is not available.
+func DetectHost() Host { return detectHost(os.DirFS("/")) }
+
+func detectHost(root fs.FS) Host {
+	h := Host{WordBits: strconv.IntSize, Arch: runtime.GOARCH}
+	if b, err := fs.ReadFile(root, "proc/meminfo"); err == nil {
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			if len(f) >= 2 && f[0] == "MemTotal:" {
+				if kb, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+					h.MemoryBytes, h.MemorySource = kb<<10, "RAM"
+				}
+			}
+		}
+	}
+	if lim := cgroupLimit(root); lim > 0 && (h.MemoryBytes == 0 || lim < h.MemoryBytes) {
+		h.MemoryBytes, h.MemorySource = lim, "cgroup limit"
+	}
+	return h
+}
+
+// cgroupLimit returns the process's cgroup memory limit, 0 if none.
+func cgroupLimit(root fs.FS) uint64 {
+	read := func(name string) uint64 {
+		b, err := fs.ReadFile(root, name)
+		if err != nil {
+			return 0
+		}
+		v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+		if err != nil || v >= math.MaxInt64/2 { // "max", or v1's "unlimited" value
+			return 0
+		}
+		return v
+	}
+	if b, err := fs.ReadFile(root, "proc/self/cgroup"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "0::"); ok {
+				p := strings.Trim(rest, "/")
+				if v := read(filepath.ToSlash(filepath.Join("sys/fs/cgroup", p, "memory.max"))); v > 0 {
+					return v
+				}
+			}
+		}
+	}
+	if v := read("sys/fs/cgroup/memory.max"); v > 0 {
+		return v
+	}
+	return read("sys/fs/cgroup/memory/memory.limit_in_bytes")
+}
+
+// memoryLimitFor is the Go memory limit PrepareProcess sets for the
+// low-memory profile when GOMEMLIMIT is unset: a quarter of the memory,
+// between 96 MiB and 256 MiB (192 MiB if the memory is unknown).
+func memoryLimitFor(h Host) int64 {
+	if h.MemoryBytes == 0 {
+		return 192 << 20
+	}
+	return min(max(int64(h.MemoryBytes/4), 96<<20), 256<<20)
+}
+
+// PrepareProcess is for programs that run a node (the edgelog CLI): it
+// resolves s.Profile for this machine, logs the choice and why, and for the
+// low-memory profile sets a Go memory limit (debug.SetMemoryLimit) unless
+// GOMEMLIMIT is set, which always wins. It returns the choice; pass s
+// unchanged to Open, which resolves the profile the same way.
+func PrepareProcess(s Storage, log *slog.Logger) (ProfileChoice, error) {
+	h := DetectHost()
+	r, err := s.resolve(h)
+	if err != nil {
+		return ProfileChoice{}, err
+	}
+	c := ProfileChoice{Profile: r.Profile, Reason: r.profileReason}
+	limit := "none"
+	switch env := os.Getenv("GOMEMLIMIT"); {
+	case env != "":
+		limit = "GOMEMLIMIT=" + env
+	case c.Profile == ProfileLowMemory:
+		l := memoryLimitFor(h)
+		debug.SetMemoryLimit(l)
+		limit = humanBytes(uint64(l))
+	}
+	if log != nil {
+		log.Info("profile chosen", slog.String("profile", string(c.Profile)), slog.String("reason", c.Reason),
+			slog.String("memTable", humanBytes(uint64(r.MemTableSize))), slog.String("blockCache", humanBytes(uint64(r.BlockCacheSize))),
+			slog.String("maxDB", dbLimitText(r.MaxDBBytes)), slog.String("goMemLimit", limit))
+	}
+	return c, nil
+}
+
+func dbLimitText(n int64) string {
+	if n <= 0 {
+		return "unlimited"
+	}
+	return humanBytes(uint64(n))
+}
+
+// humanBytes formats n in binary units, rounded to one decimal.
+func humanBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatUint(n, 10) + " B"
+	}
+	units := []string{"KiB", "MiB", "GiB", "TiB"}
+	v, i := float64(n)/unit, 0
+	for v >= unit && i < len(units)-1 {
+		v /= unit
+		i++
+	}
+	s := strconv.FormatFloat(v, 'f', 1, 64)
+	s = strings.TrimSuffix(s, ".0")
+	return s + " " + units[i]
+}

@@ -1,0 +1,228 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/pnet"
+	"github.com/multiformats/go-multiaddr"
+
+	"github.com/edgelog/edgelog/event"
+	"github.com/edgelog/edgelog/replicate"
+)
+
+// Replication configures peer-to-peer replication. A nil *Replication in
+// Config runs the node alone.
+type Replication struct {
+	// Listen are libp2p multiaddrs (default TCP and QUIC on all interfaces,
+	// a random port; TCP only with a swarm key).
+	Listen []string `yaml:"listen"`
+	// Bootstrap are multiaddrs with /p2p/<NodeID> of peers to dial at start.
+	Bootstrap []string `yaml:"bootstrap"`
+	// Swarm names the swarm's gossip topic (default "default").
+	Swarm string `yaml:"swarm"`
+	// SwarmKeyFile is a pre-shared key file (edgelog swarm keygen): only
+	// nodes with the same key can connect.
+	SwarmKeyFile string `yaml:"swarmKey"`
+}
+
+// startReplication starts the libp2p service on n's store.
+func (n *Node) startReplication(ctx context.Context, rc *Replication) error {
+	cfg := replicate.Config{
+		Key:         n.id.Key,
+		Store:       (*replStore)(n),
+		Swarm:       rc.Swarm,
+		ListenAddrs: rc.Listen,
+		Logger:      n.cfg.Logger,
+	}
+	for _, s := range rc.Bootstrap {
+		ai, err := parseBootstrap(s)
+		if err != nil {
+			return err
+		}
+		cfg.Bootstrap = append(cfg.Bootstrap, ai)
+	}
+	if rc.SwarmKeyFile != "" {
+		f, err := os.Open(rc.SwarmKeyFile)
+		if err != nil {
+			return fmt.Errorf("replication: swarm key: %w", err)
+		}
+		defer f.Close()
+		if cfg.SwarmKey, err = pnet.DecodeV1PSK(f); err != nil {
+			return fmt.Errorf("replication: swarm key %s: %w", rc.SwarmKeyFile, err)
+		}
+	}
+	svc, err := replicate.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	n.repl = svc
+	var addrs []string
+	for _, a := range svc.Host().Addrs() {
+		addrs = append(addrs, a.String()+"/p2p/"+n.nodeID)
+	}
+	n.log.Info("replication started", slog.String("swarm", cfg.Swarm), slog.Bool("private", cfg.SwarmKey != nil), slog.String("addrs", strings.Join(addrs, " ")))
+	return nil
+}
+
+func parseBootstrap(s string) (peer.AddrInfo, error) {
+	ma, err := multiaddr.NewMultiaddr(s)
+	if err != nil {
+		return peer.AddrInfo{}, fmt.Errorf("replication: bootstrap %q: %w", s, err)
+	}
+	ai, err := peer.AddrInfoFromP2pAddr(ma)
+	if err != nil {
+		return peer.AddrInfo{}, fmt.Errorf("replication: bootstrap %q needs /p2p/<NodeID>: %w", s, err)
+	}
+	return *ai, nil
+}
+
+// ListenAddrs returns the node's libp2p addresses with its NodeID, for
+// other nodes' bootstrap settings; none if replication is off.
+func (n *Node) ListenAddrs() []string {
+	if n.repl == nil {
+		return nil
+	}
+	var out []string
+	for _, a := range n.repl.Host().Addrs() {
+		out = append(out, a.String()+"/p2p/"+n.nodeID)
+	}
+	return out
+}
+
+// replStore is the node seen as replication's Store.
+type replStore Node
+
+var _ replicate.Store = (*replStore)(nil)
+
+func (r *replStore) node() *Node { return (*Node)(r) }
+
+// Heads returns the signed head at every stream's present offset.
+func (r *replStore) Heads(ctx context.Context) (map[event.StreamID]replicate.SignedHead, error) {
+	st := r.st
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	out := make(map[event.StreamID]replicate.SignedHead, len(st.heads))
+	for sid, h := range st.heads {
+		if h != nil && st.present[sid] >= 0 {
+			out[st.names[sid]] = *h
+		}
+	}
+	return out, nil
+}
+
+// Changed is closed at the next commit.
+func (r *replStore) Changed() <-chan struct{} { return r.st.snapshot().changed }
+
+// ReadRange yields the stream's events in (from, to] with the signed heads
+// kept at run ends.
+func (r *replStore) ReadRange(ctx context.Context, stream event.StreamID, from int64, to uint64) iter.Seq2[replicate.Entry, error] {
+	return func(yield func(replicate.Entry, error) bool) {
+		n := r.node()
+		done, err := n.enter()
+		if err != nil {
+			yield(replicate.Entry{}, err)
+			return
+		}
+		defer done()
+		v := n.st.snapshot()
+		sid, ok := v.sids[stream]
+		if !ok || v.present[sid] < 0 {
+			return
+		}
+		to = min(to, uint64(v.present[sid]))
+		txn := n.st.db.NewTransaction(false)
+		defer txn.Discard()
+		pl := &readPlan{v: v, local: make([]bool, len(v.names))}
+		for run, err := range runsFrom(txn, sid, uint64(from+1)) {
+			if err != nil {
+				yield(replicate.Entry{}, err)
+				return
+			}
+			head, err := decodeRunHead(stream, run, run.head)
+			if err != nil {
+				yield(replicate.Entry{}, err)
+				return
+			}
+			for j, l := range run.lamports {
+				off := run.first + uint64(j)
+				if int64(off) <= from {
+					continue
+				}
+				if off > to {
+					return
+				}
+				if err := n.checkStop(ctx); err != nil {
+					yield(replicate.Entry{}, err)
+					return
+				}
+				p := pos{lamport: l, sid: sid, offset: off}
+				item, err := txn.Get(eventKey(p))
+				if err != nil {
+					yield(replicate.Entry{}, fmt.Errorf("stream index names a missing event %s/%d: %w", stream, off, err))
+					return
+				}
+				var ev *event.Event
+				err = item.Value(func(b []byte) error {
+					ev, err = pl.decode(p, b, allEvents)
+					return err
+				})
+				if err != nil {
+					yield(replicate.Entry{}, err)
+					return
+				}
+				e := replicate.Entry{Event: *ev}
+				if off == run.last() {
+					e.Head = head
+				}
+				if !yield(e, nil) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// Ingest stores a verified range of another node's stream through the
+// writer, with the same durability as a publish.
+func (r *replStore) Ingest(ctx context.Context, events []event.Event, head replicate.SignedHead) error {
+	n := r.node()
+	if len(events) == 0 {
+		return nil
+	}
+	if head.Stream.Node() == n.nodeID {
+		return fmt.Errorf("ingest: %s is this node's own stream: %w", head.Stream, replicate.ErrStale)
+	}
+	events = slices.Clone(events) // tags may be normalised below
+	for i := range events {
+		e := &events[i]
+		if e.Stream != head.Stream {
+			return fmt.Errorf("ingest: event of %s in a range of %s", e.Stream, head.Stream)
+		}
+		// The origin signed them, but the tag index needs tags that are
+		// non-empty and free of NUL bytes; the chain hash covers tags as a
+		// sorted set, so storing them sorted changes nothing.
+		for _, t := range e.Tags {
+			if t == "" || strings.IndexByte(t, 0) >= 0 {
+				return fmt.Errorf("ingest: event %s/%d has an invalid tag %q: %w", e.Stream, e.Offset, t, replicate.ErrMalformed)
+			}
+		}
+		if !slices.IsSorted(e.Tags) || len(slices.Compact(slices.Clone(e.Tags))) != len(e.Tags) {
+			tags := slices.Clone(e.Tags)
+			slices.Sort(tags)
+			e.Tags = slices.Compact(tags)
+		}
+	}
+	req := &writeReq{stream: head.Stream, ingest: events, head: &head}
+	if err := n.w.estimate(req); err != nil {
+		return err
+	}
+	_, err := n.w.submit(ctx, req)
+	return err
+}

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Footprint of edgelog on a device, as a Markdown table:
+#  - idle RSS of `edgelog run` in the low-memory profile (target < 30 MB),
+#  - peak RSS (VmHWM) while ingesting EVENTS events through the HTTP API
+#    (default 1M, in publishes of 2000 events; target < 150 MB),
+#  - binary sizes per architecture from scripts/cross.sh (into dist/).
+# Bounded: the run gives up after BENCH_TIMEOUT seconds (default 900).
+# Usage: scripts/bench-footprint.sh      Env: EVENTS, BENCH_TIMEOUT, SKIP_CROSS=1
+set -euo pipefail
+cd "$(dirname "$0")/.."
+events=${EVENTS:-1000000}
+per=2000
+deadline=$((SECONDS + ${BENCH_TIMEOUT:-900}))
+command -v curl >/dev/null || { echo "bench-footprint: needs curl" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+pid=
+cleanup() {
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+left() { echo $((deadline - SECONDS)); }
+check_time() { [ "$(left)" -gt 0 ] || { echo "bench-footprint: out of time" >&2; exit 1; }; }
+
+CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$tmp/edgelog" ./cmd/edgelog
+
+# The low-memory profile. Until the CLI selects profiles itself
+# (EDGELOG_PROFILE / --profile / storage.profile), its sizes and Go memory
+# limit are given explicitly: the same values the profile picks.
+cat >"$tmp/config.yaml" <<'EOF'
+durability: sync
+storage:
+  memTableSize: 8MiB
+  blockCacheSize: 8MiB
+  numCompactors: 2
+EOF
+start_node() {
+  EDGELOG_PROFILE=low-memory GOMEMLIMIT=${GOMEMLIMIT:-256MiB} \
+    "$tmp/edgelog" run --config "$tmp/config.yaml" --data "$tmp/data" --api 127.0.0.1:0 >"$tmp/out" 2>&1 &
+  pid=$!
+  local until=$((SECONDS + 30))
+  until grep -q "API listening on" "$tmp/out" 2>/dev/null; do
+    kill -0 "$pid" 2>/dev/null || { echo "edgelog run exited:"; cat "$tmp/out"; exit 1; }
+    [ $SECONDS -lt $until ] || { echo "edgelog run did not start in 30 s:"; cat "$tmp/out"; exit 1; }
+    sleep 0.1
+  done
+}
+start_node
+profile=$(grep -o 'profile=[a-z-]*' "$tmp/out" | head -1 || true)
+[ "$profile" = profile=low-memory ] || profile="low-memory sizes set in the config; the CLI does not select profiles yet"
+addr=$(grep -o 'API listening on [^ ]*' "$tmp/out" | head -1 | awk '{print $4}')
+addr=${addr#http://}
+addr=${addr%%/*}
+[ -n "$addr" ] || { echo "cannot find the API address in:"; cat "$tmp/out"; exit 1; }
+base=http://$addr/api/v2
+
+status() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$pid/status"; }
+# Idle: sample RSS for 5 s after start-up and report the last sample (the
+# node does nothing then; the samples show whether it is still growing).
+samples=()
+for _ in 1 2 3 4 5 6 7 8 9 10; do samples+=("$(status VmRSS)"); sleep 0.5; done
+idle=${samples[-1]}
+
+token=$(curl -sf "$base/auth" -d '{"appId":"com.example.bench","displayName":"bench","version":"1"}' | sed -n 's/.*"token" *: *"\([^"]*\)".*/\1/p')
+[ -n "$token" ] || { echo "no token"; exit 1; }
+# One request body of $per events (tags and payload like a sensor reading).
+{
+  printf '{"data":['
+  for ((i = 0; i < per; i++)); do
+    [ $i -gt 0 ] && printf ','
+    printf '{"tags":["machine:%d","temperature"],"payload":{"value":%d.5,"unit":"C","seq":%d}}' $((i % 8)) $((i % 90)) "$i"
+  done
+  printf ']}'
+} >"$tmp/body.json"
+t0=$SECONDS
+for ((sent = 0; sent < events; sent += per)); do
+  check_time
+  curl -sf --max-time 60 -H "Authorization: Bearer $token" "$base/events/publish" --data-binary @"$tmp/body.json" -o /dev/null ||
+    { echo "publish failed after $sent events"; tail -20 "$tmp/out"; exit 1; }
+done
+secs=$((SECONDS - t0))
+peak=$(status VmHWM)
+after=$(status VmRSS)
+anon=$(status RssAnon)
+file=$(status RssFile)
+got=$(curl -sf -H "Authorization: Bearer $token" "$base/events/offsets" | sed -n 's/.*"present" *: *{"[^"]*" *: *\([0-9]*\).*/\1/p')
+[ "$got" = $((events - 1)) ] || { echo "node holds offset ${got:-none}, want $((events - 1))"; exit 1; }
+
+if [ "${SKIP_CROSS:-}" != 1 ]; then
+  check_time
+  scripts/cross.sh bench >/dev/null
+fi
+
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f MB", k * 1024 / 1e6 }'; }
+echo
+echo "| figure | value | target |"
+echo "| --- | --- | --- |"
+printf '| idle RSS of edgelog run, low-memory profile (%s) | %s | < 30 MB |\n' "${profile:-profile not logged}" "$(mb "$idle")"
+printf '| peak RSS while ingesting %d events over HTTP (%d per publish, durable) | %s | < 150 MB |\n' "$events" "$per" "$(mb "$peak")"
+printf '| RSS after ingesting: anonymous (heap) + file-backed (mapped database files, reclaimable) | %s = %s + %s | – |\n' "$(mb "$after")" "$(mb "$anon")" "$(mb "$file")"
+printf '| ingest time | %d s (%d events/s) | – |\n' "$secs" $((events / (secs > 0 ? secs : 1)))
+if [ "${SKIP_CROSS:-}" != 1 ]; then
+  for f in dist/edgelog-linux-*; do
+    printf '| binary size, %s (static, stripped) | %s | – |\n' "${f#dist/edgelog-}" "$(awk -v b="$(stat -c %s "$f")" 'BEGIN { printf "%.1f MB", b / 1e6 }')"
+  done
+fi
+echo "idle RSS samples (KiB, every 0.5 s): ${samples[*]}" >&2
