@@ -51,6 +51,7 @@ func TestDefaults(t *testing.T) {
 		TokenTTL:        api.DefaultTokenTTL,
 		Limits:          node.DefaultLimits,
 		MaxRequestBytes: api.DefaultMaxRequestBytes,
+		Replication:     &node.Replication{Listen: defaultP2PListen, Swarm: "default"},
 		LogFormat:       "text",
 	}
 	if !reflect.DeepEqual(s, want) {
@@ -162,6 +163,7 @@ func TestExampleConfig(t *testing.T) {
 	}
 	def.ConfigFile = path
 	def.AllowedApps = []string{}
+	def.Replication.Bootstrap = []string{}
 	def.Storage = node.Storage{MemTableSize: 32 << 20, BlockCacheSize: 64 << 20, NumCompactors: 2, MinFreeBytes: 96 << 20}
 	if !reflect.DeepEqual(s, def) {
 		t.Errorf("the example does not state the defaults:\n got %+v\nwant %+v", s, def)

@@ -158,7 +158,7 @@ func startNode(t *testing.T, dir string, extra ...string) (url string, logs *lin
 	ctx, cancel := context.WithCancel(context.Background())
 	stderr, logs := newLineLog()
 	exited := make(chan int, 1)
-	args := append([]string{"run", "--data", dir, "--api", "127.0.0.1:0"}, extra...)
+	args := append([]string{"run", "--data", dir, "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0"}, extra...)
 	go func() {
 		code := run(ctx, args, strings.NewReader(""), io.Discard, stderr)
 		stderr.Close()
@@ -413,12 +413,12 @@ func TestRunErrors(t *testing.T) {
 
 	// A second node on the same data directory fails cleanly.
 	url, _, stop := startNode(t, dir)
-	if code, _, errs := cli(t, "", "run", "--data", dir, "--api", "127.0.0.1:0"); code != 1 || errs == "" {
+	if code, _, errs := cli(t, "", "run", "--data", dir, "--api", "127.0.0.1:0", "--replicate=false"); code != 1 || errs == "" {
 		t.Errorf("second node on the same data: exit %d, stderr %q", code, errs)
 	}
 	// The address in use fails cleanly too.
 	addr := strings.TrimPrefix(url, "http://")
-	if code, _, errs := cli(t, "", "run", "--data", t.TempDir(), "--api", addr); code != 1 || !strings.Contains(errs, "address already in use") {
+	if code, _, errs := cli(t, "", "run", "--data", t.TempDir(), "--api", addr, "--replicate=false"); code != 1 || !strings.Contains(errs, "address already in use") {
 		t.Errorf("address in use: exit %d, stderr %q", code, errs)
 	}
 	if code := stop(); code != 0 {
