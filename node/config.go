@@ -33,7 +33,8 @@ var DefaultLimits = Limits{
 	MaxEventsPerPublish: 10000,
 }
 
-func (l Limits) withDefaults() Limits {
+// WithDefaults returns l with its zero fields set from DefaultLimits.
+func (l Limits) WithDefaults() Limits {
 	d := DefaultLimits
 	if l.MaxPayloadBytes > 0 {
 		d.MaxPayloadBytes = l.MaxPayloadBytes
@@ -82,7 +83,7 @@ func (c Config) withDefaults() (Config, error) {
 	default:
 		return c, fmt.Errorf("node config: durability %q: want %q or %q", c.Durability, DurabilitySync, DurabilityAsync)
 	}
-	c.Limits = c.Limits.withDefaults()
+	c.Limits = c.Limits.WithDefaults()
 	st, err := c.Storage.resolve(DetectHost())
 	if err != nil {
 		return c, fmt.Errorf("node config: %w", err)

@@ -228,6 +228,20 @@ func (pl *readPlan) decode(p pos, v []byte, q *aql.Query) (*event.Event, error) 
 	}, nil
 }
 
+// load reads the record at p and decodes it if q selects it (nil if not).
+func (pl *readPlan) load(txn *badger.Txn, p pos, q *aql.Query) (*event.Event, error) {
+	item, err := txn.Get(eventKey(p))
+	if err != nil {
+		return nil, fmt.Errorf("index names a missing event %d/%d: %w", p.sid, p.offset, err)
+	}
+	var ev *event.Event
+	err = item.Value(func(v []byte) error {
+		ev, err = pl.decode(p, v, q)
+		return err
+	})
+	return ev, err
+}
+
 // indexPlan decides whether the tag index should answer where: it returns
 // the tags whose index entries, merged, cover every event where selects, if
 // they are few enough (an eighth of the events in range) to beat a scan.
@@ -371,16 +385,7 @@ func (n *Node) readIndex(ctx context.Context, txn *badger.Txn, pl *readPlan, q *
 				continue // an event carrying several of the tags
 			}
 			last = p
-			item, err := txn.Get(eventKey(p))
-			if err != nil {
-				yield(nil, fmt.Errorf("tag index names a missing event %d/%d: %w", p.sid, p.offset, err))
-				return
-			}
-			var ev *event.Event
-			err = item.Value(func(v []byte) error {
-				ev, err = pl.decode(p, v, q)
-				return err
-			})
+			ev, err := pl.load(txn, p, q)
 			if err != nil {
 				yield(nil, err)
 				return
@@ -438,16 +443,7 @@ func (n *Node) readStream(ctx context.Context, txn *badger.Txn, pl *readPlan, si
 					}
 				}
 				p := pos{lamport: l, sid: sid, offset: off}
-				item, err := txn.Get(eventKey(p))
-				if err != nil {
-					yield(nil, fmt.Errorf("stream index names a missing event %d/%d: %w", sid, off, err))
-					return
-				}
-				var ev *event.Event
-				err = item.Value(func(v []byte) error {
-					ev, err = pl.decode(p, v, q)
-					return err
-				})
+				ev, err := pl.load(txn, p, q)
 				if err != nil {
 					yield(nil, err)
 					return

@@ -163,16 +163,7 @@ func (r *replStore) ReadRange(ctx context.Context, stream event.StreamID, from i
 					return
 				}
 				p := pos{lamport: l, sid: sid, offset: off}
-				item, err := txn.Get(eventKey(p))
-				if err != nil {
-					yield(replicate.Entry{}, fmt.Errorf("stream index names a missing event %s/%d: %w", stream, off, err))
-					return
-				}
-				var ev *event.Event
-				err = item.Value(func(b []byte) error {
-					ev, err = pl.decode(p, b, allEvents)
-					return err
-				})
+				ev, err := pl.load(txn, p, allEvents)
 				if err != nil {
 					yield(replicate.Entry{}, err)
 					return

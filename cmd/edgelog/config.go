@@ -664,7 +664,7 @@ func resolveSettings(flags *pflag.FlagSet, env func(string) (string, bool)) (set
 		MaxTagBytes:         int(r.positive("limits.maxTagBytes", lim.MaxTagBytes.V, lim.MaxTagBytes.yPos, math.MaxInt32)),
 		MaxEventsPerPublish: int(r.positive("limits.maxEventsPerPublish", lim.MaxEventsPerPublish.V, lim.MaxEventsPerPublish.yPos, math.MaxInt32)),
 	}
-	s.Limits = withLimitDefaults(s.Limits)
+	s.Limits = s.Limits.WithDefaults() // effective values, so they can be logged
 	s.MaxRequestBytes = r.positive("limits.maxRequestBytes", lim.MaxRequestBytes.V, lim.MaxRequestBytes.yPos, math.MaxInt64)
 	if s.MaxRequestBytes == 0 {
 		s.MaxRequestBytes = api.DefaultMaxRequestBytes
@@ -730,25 +730,6 @@ func validLevel(s string) bool {
 		return true
 	}
 	return false
-}
-
-// withLimitDefaults fills zero limits with node.DefaultLimits, so that the
-// effective values can be logged.
-func withLimitDefaults(l node.Limits) node.Limits {
-	d := node.DefaultLimits
-	if l.MaxPayloadBytes > 0 {
-		d.MaxPayloadBytes = l.MaxPayloadBytes
-	}
-	if l.MaxTagsPerEvent > 0 {
-		d.MaxTagsPerEvent = l.MaxTagsPerEvent
-	}
-	if l.MaxTagBytes > 0 {
-		d.MaxTagBytes = l.MaxTagBytes
-	}
-	if l.MaxEventsPerPublish > 0 {
-		d.MaxEventsPerPublish = l.MaxEventsPerPublish
-	}
-	return d
 }
 
 // parseListen checks a listen address: HOST:PORT, optionally written as
