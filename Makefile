@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 PKGS := ./...
 
-.PHONY: all build run test test-short bench lint verify cross fuzz clean
+.PHONY: all build run test test-short bench bench-footprint lint verify cross test-arm fuzz clean
 
 all: build
 
@@ -30,6 +30,10 @@ test-short:
 bench:
 	./scripts/bench.sh
 
+## bench-footprint: idle and ingest RSS of `edgelog run` (low-memory profile), binary sizes
+bench-footprint:
+	./scripts/bench-footprint.sh
+
 ## lint: gofmt, go vet, go mod tidy unchanged
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -45,6 +49,11 @@ verify: lint
 ## cross: static binaries for linux amd64, arm64, armv7 into dist/, with checksums
 cross:
 	./scripts/cross.sh $(VERSION)
+
+## test-arm: the storage, clock and replication tests for armv7 and arm64 under qemu-user-static,
+## with the 1M-event restart proof (about 20 minutes; EDGELOG_ARM_EVENTS lowers it)
+test-arm:
+	./scripts/test-arm.sh
 
 ## fuzz: longer fuzz runs (FUZZTIME per target, default 1m)
 fuzz:

@@ -129,7 +129,7 @@ func TestMemoryLimitFor(t *testing.T) {
 	for _, tc := range []struct {
 		mem  uint64
 		want int64
-	}{{0, 192 << 20}, {256 << 20, 96 << 20}, {512 << 20, 128 << 20}, {gib, 256 << 20}, {4 * gib, 256 << 20}} {
+	}{{0, 100 << 20}, {256 << 20, 64 << 20}, {640 << 20, 80 << 20}, {gib, 100 << 20}, {4 * gib, 100 << 20}} {
 		if got := memoryLimitFor(Host{MemoryBytes: tc.mem}); got != tc.want {
 			t.Errorf("memoryLimitFor(%d) = %d, want %d", tc.mem, got, tc.want)
 		}

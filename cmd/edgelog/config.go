@@ -49,6 +49,7 @@ const (
 	envBootstrap   = "EDGELOG_BOOTSTRAP"
 	envSwarm       = "EDGELOG_SWARM"
 	envSwarmKey    = "EDGELOG_SWARM_KEY"
+	envProfile     = "EDGELOG_PROFILE"
 )
 
 // defaultP2PListen are the libp2p addresses a node listens on by default:
@@ -107,10 +108,12 @@ type fileLimits struct {
 }
 
 type fileStorage struct {
-	MemTableSize   ySize `yaml:"memTableSize"`
-	BlockCacheSize ySize `yaml:"blockCacheSize"`
-	NumCompactors  yInt  `yaml:"numCompactors"`
-	MinFreeBytes   ySize `yaml:"minFreeBytes"`
+	MemTableSize   ySize   `yaml:"memTableSize"`
+	BlockCacheSize ySize   `yaml:"blockCacheSize"`
+	NumCompactors  yInt    `yaml:"numCompactors"`
+	MinFreeBytes   ySize   `yaml:"minFreeBytes"`
+	Profile        yString `yaml:"profile"`
+	MaxDBBytes     ySize   `yaml:"maxDBBytes"`
 }
 
 type fileLog struct {
@@ -676,6 +679,13 @@ func resolveSettings(flags *pflag.FlagSet, env func(string) (string, bool)) (set
 		BlockCacheSize: r.positive("storage.blockCacheSize", st.BlockCacheSize.V, st.BlockCacheSize.yPos, 1<<40),
 		NumCompactors:  int(r.positive("storage.numCompactors", st.NumCompactors.V, st.NumCompactors.yPos, 64)),
 		MinFreeBytes:   r.positive("storage.minFreeBytes", st.MinFreeBytes.V, st.MinFreeBytes.yPos, math.MaxInt64),
+		MaxDBBytes:     r.positive("storage.maxDBBytes", st.MaxDBBytes.V, st.MaxDBBytes.yPos, math.MaxInt64),
+	}
+	profile, o := r.str("profile", envProfile, "storage.profile", st.Profile, string(node.ProfileAuto))
+	if p, err := node.ParseProfile(profile); err != nil {
+		r.errs.add(o, "%q is not a profile (want auto, default or low-memory)", profile)
+	} else {
+		s.Storage.Profile = p
 	}
 	if s.Storage.MemTableSize > 0 && s.Storage.MemTableSize < 1<<20 {
 		r.errs.add(r.fileOrigin("storage.memTableSize", st.MemTableSize.yPos), "%d is too small (want at least 1MiB)", s.Storage.MemTableSize)

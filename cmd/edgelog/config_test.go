@@ -133,6 +133,8 @@ storage:
   blockCacheSize: 1048576
   numCompactors: 3
   minFreeBytes: 1G
+  profile: low-memory
+  maxDBBytes: 512MiB
 `)
 	s, err := resolve(t, nil, "--config", file)
 	if err != nil {
@@ -144,7 +146,7 @@ storage:
 	if s.MaxRequestBytes != 2_000_000 {
 		t.Errorf("maxRequestBytes: got %d", s.MaxRequestBytes)
 	}
-	if want := (node.Storage{MemTableSize: 8 << 20, BlockCacheSize: 1 << 20, NumCompactors: 3, MinFreeBytes: 1 << 30}); s.Storage != want {
+	if want := (node.Storage{MemTableSize: 8 << 20, BlockCacheSize: 1 << 20, NumCompactors: 3, MinFreeBytes: 1 << 30, Profile: node.ProfileLowMemory, MaxDBBytes: 512 << 20}); s.Storage != want {
 		t.Errorf("storage: got %+v, want %+v", s.Storage, want)
 	}
 }
@@ -164,7 +166,7 @@ func TestExampleConfig(t *testing.T) {
 	def.ConfigFile = path
 	def.AllowedApps = []string{}
 	def.Replication.Bootstrap = []string{}
-	def.Storage = node.Storage{MemTableSize: 32 << 20, BlockCacheSize: 64 << 20, NumCompactors: 2, MinFreeBytes: 96 << 20}
+	def.Storage = node.Storage{MemTableSize: 32 << 20, BlockCacheSize: 64 << 20, NumCompactors: 2, MinFreeBytes: 224 << 20, Profile: node.ProfileAuto}
 	if !reflect.DeepEqual(s, def) {
 		t.Errorf("the example does not state the defaults:\n got %+v\nwant %+v", s, def)
 	}
@@ -282,6 +284,15 @@ log:
 	}
 	if !ce.fromFlag {
 		t.Error("a bad flag is not reported as such")
+	}
+
+	_, err = resolve(t, map[string]string{envProfile: "tiny"})
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), `EDGELOG_PROFILE: "tiny" is not a profile`) {
+		t.Errorf("bad profile: got %v", err)
+	}
+	s, err := resolve(t, map[string]string{envProfile: "default"}, "--profile", "low-memory")
+	if err != nil || s.Storage.Profile != node.ProfileLowMemory {
+		t.Errorf("--profile low-memory over EDGELOG_PROFILE: got %q, %v", s.Storage.Profile, err)
 	}
 
 	_, err = resolve(t, map[string]string{envDurability: "fast"})

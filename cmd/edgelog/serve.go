@@ -48,6 +48,7 @@ variable, the YAML configuration file (--config), the default.
   --token-ttl     EDGELOG_TOKEN_TTL      auth.tokenTTL       24h
   --log-level     EDGELOG_LOG_LEVEL      log.level           info
   --log-format    EDGELOG_LOG_FORMAT     log.format          text
+  --profile       EDGELOG_PROFILE        storage.profile     auto
   -               -                      limits.*, storage.* see "edgelog config example"
 
 Dev mode accepts every app id com.example.*: turn it off in production
@@ -88,6 +89,7 @@ DATA/api.url, which is removed on shutdown.`,
 	f.String("swarm-key", "", "pre-shared swarm key file (edgelog swarm keygen): a private network over TCP")
 	f.String("log-level", defaultLogLevel, "log level: debug, info, warn or error")
 	f.String("log-format", defaultLogFormat, "log format: text or json")
+	f.String("profile", string(node.ProfileAuto), "storage and memory profile: auto, default or low-memory")
 	return cmd
 }
 
@@ -108,6 +110,11 @@ func (a *app) serve(ctx context.Context, s settings) (err error) {
 		"limits", fmt.Sprintf("%+v", s.Limits), "maxRequestBytes", s.MaxRequestBytes,
 		"storage", fmt.Sprintf("%+v", s.Storage))
 
+	// The profile (and, for low memory, the Go memory limit) is settled
+	// before the database opens, so that its caches are sized under it.
+	if _, err := node.PrepareProcess(s.Storage, log); err != nil {
+		return fmt.Errorf("choosing the storage profile: %w", err)
+	}
 	n, err := node.Open(ctx, node.Config{
 		DataDir:     s.Data,
 		Durability:  s.Durability,
