@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/edgelog/edgelog/aql"
 	"github.com/edgelog/edgelog/event"
 )
@@ -191,5 +193,27 @@ func TestMaxDBBytes(t *testing.T) {
 	n = openTest(t, dir, cfg)
 	if got := query(t, n, event.QueryRequest{Query: aql.MustParse("FROM 'cap'")}); len(got) != acked {
 		t.Fatalf("after restart %d events, acknowledged %d", len(got), acked)
+	}
+}
+
+func TestTuneBadger(t *testing.T) {
+	base := badger.DefaultOptions("").WithValueLogFileSize(256 << 20)
+	for _, tc := range []struct {
+		name            string
+		s               Storage
+		table, vlog     int64
+		indexCache      int64
+		levelZeroTables int
+	}{
+		{"default, 64-bit", Storage{Profile: ProfileDefault, wordBits: 64}, base.BaseTableSize, 256 << 20, base.IndexCacheSize, base.NumLevelZeroTables},
+		{"low-memory, 64-bit", Storage{Profile: ProfileLowMemory, wordBits: 64}, 512 << 10, 64 << 20, base.IndexCacheSize, 3},
+		{"low-memory, 32-bit", Storage{Profile: ProfileLowMemory, wordBits: 32}, 512 << 10, 16 << 20, 4 << 20, 3},
+		{"default, 32-bit", Storage{Profile: ProfileDefault, wordBits: 32}, 1 << 20, 16 << 20, 4 << 20, base.NumLevelZeroTables},
+	} {
+		o := tuneBadger(base, tc.s)
+		if o.BaseTableSize != tc.table || o.ValueLogFileSize != tc.vlog || o.IndexCacheSize != tc.indexCache || o.NumLevelZeroTables != tc.levelZeroTables {
+			t.Errorf("%s: table %d, vlog %d, index cache %d, L0 tables %d; want %d, %d, %d, %d", tc.name,
+				o.BaseTableSize, o.ValueLogFileSize, o.IndexCacheSize, o.NumLevelZeroTables, tc.table, tc.vlog, tc.indexCache, tc.levelZeroTables)
+		}
 	}
 }

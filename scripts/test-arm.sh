@@ -9,6 +9,8 @@
 # Env:   EDGELOG_ARM_EVENTS   events of the restart proof (default 1000000)
 #        ARM_TEST_TIMEOUT     limit per test binary (default 20m)
 #        ARM_TEST_RUN         -test.run pattern (default: all tests)
+#        ARM_TEST_SHORT=1     run with -test.short (skips the multi-node cluster and
+#                             soak tests; CI's quick pass, see `make test`)
 #        ARM_UNPATCHED=1      build 32-bit targets WITHOUT the fix (to see the bug)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +19,8 @@ arches=("$@")
 events=${EDGELOG_ARM_EVENTS:-1000000}
 limit=${ARM_TEST_TIMEOUT:-20m}
 run=${ARM_TEST_RUN:-.}
+short=()
+[ "${ARM_TEST_SHORT:-}" != 1 ] || short=(-test.short)
 
 need_qemu() {
   local bin=$1
@@ -76,7 +80,7 @@ for a in "${arches[@]}"; do
     rc=0
     (cd "$p" && env "${env[@]}" EDGELOG_ARM_EVENTS="$events" \
       timeout --kill-after=30s "$limit" "$qemu" "$bin" -test.count=1 -test.timeout="$limit" \
-      -test.run="$run" -test.v) >"$log" 2>&1 || rc=$?
+      -test.run="$run" "${short[@]}" -test.v) >"$log" 2>&1 || rc=$?
     grep -E '^(--- FAIL|FAIL|PASS|panic:|fatal error:)|^    (arm|profile)_test.go' "$log" | grep -v '^=== ' >&2 || true
     if [ "$rc" != 0 ]; then
       [ "$rc" = 124 ] && echo "test-arm: $a $p timed out after $limit" >&2
