@@ -81,10 +81,27 @@ func jsonTypeName(goType string) string {
 
 // decodePublish decodes and checks a publish body into drafts.
 func decodePublish(body []byte) ([]event.Draft, *Error) {
+	drafts, _, err := decodePublishRequest(body)
+	return drafts, err
+}
+
+// decodePublishRequest decodes and checks a publish body into drafts and
+// options.
+func decodePublishRequest(body []byte) ([]event.Draft, event.PublishOptions, *Error) {
 	var req PublishRequest
 	if err := decodeJSON(body, &req); err != nil {
-		return nil, err
+		return nil, event.PublishOptions{}, err
 	}
+	opts, err := publishOptions(&req)
+	if err != nil {
+		return nil, event.PublishOptions{}, err
+	}
+	drafts, err := publishDrafts(&req)
+	return drafts, opts, err
+}
+
+// publishDrafts checks the events of a publish body.
+func publishDrafts(req *PublishRequest) ([]event.Draft, *Error) {
 	if req.Data == nil {
 		return nil, badRequest("missing field data")
 	}

@@ -35,6 +35,12 @@ const (
 	CodeUnavailable = "ERR_UNAVAILABLE"
 	// CodeStorageFull: the node's disk is full; nothing was stored (507).
 	CodeStorageFull = "ERR_STORAGE_FULL"
+	// CodeConflict: a guarded publish found events its guard forbids;
+	// nothing was stored (409). The error's "conflict" field lists them.
+	CodeConflict = "ERR_CONFLICT"
+	// CodeIdempotencyMismatch: the idempotency key of a publish was used
+	// before with other events; nothing was stored (409).
+	CodeIdempotencyMismatch = "ERR_IDEMPOTENCY_MISMATCH"
 )
 
 // Error is an error answer of the HTTP API: the HTTP status and the body
@@ -44,6 +50,8 @@ type Error struct {
 	Status  int    `json:"-"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Conflict details an ERR_CONFLICT answer.
+	Conflict *Conflict `json:"conflict,omitempty"`
 }
 
 // Error implements error.
@@ -65,6 +73,10 @@ func (e *Error) Unwrap() error {
 		return event.ErrStorageFull
 	case CodeUnavailable:
 		return event.ErrUnavailable
+	case CodeConflict:
+		return event.ErrConflict
+	case CodeIdempotencyMismatch:
+		return event.ErrIdempotencyMismatch
 	}
 	return nil
 }
@@ -81,6 +93,9 @@ func badRequest(format string, args ...any) *Error {
 // it. internal reports that the error is not one of the documented sentinels:
 // its text is not shown to clients and the caller should log it.
 func backendError(err error) (apiErr *Error, internal bool) {
+	if e, ok := bookkeepingError(err); ok {
+		return e, false
+	}
 	switch {
 	case errors.Is(err, event.ErrInvalid):
 		return newError(http.StatusBadRequest, CodeBadRequest, "%s", err.Error()), false

@@ -24,7 +24,7 @@ type ConsumerOption func(*consumerOpts)
 type consumerOpts struct {
 	initial, max time.Duration
 	attempts     int
-	kv           KV
+	store        ConsumerStore
 	sleep        func(ctx context.Context, d time.Duration) error
 }
 
@@ -38,9 +38,12 @@ func Backoff(initial, max time.Duration) ConsumerOption {
 // is blocked until Release (default 5).
 func MaxAttempts(n int) ConsumerOption { return func(o *consumerOpts) { o.attempts = max(n, 1) } }
 
-// CheckpointKV sets where the checkpoint is kept (default the log's KV,
-// Embedded.KV or Remote.KV).
-func CheckpointKV(kv KV) ConsumerOption { return func(o *consumerOpts) { o.kv = kv } }
+// CheckpointStore sets where the consumer keeps its status and checkpoint
+// (default the log itself, if it is a ConsumerStore: *Embedded and *Remote
+// keep it on their node, sdktest.MemLog in memory).
+func CheckpointStore(s ConsumerStore) ConsumerOption {
+	return func(o *consumerOpts) { o.store = s }
+}
 
 // WithSleep replaces the backoff waits (tests inject a fake clock here). It
 // returns ctx's error if ctx ends first.
@@ -64,13 +67,14 @@ type Consumer struct {
 	q    Query
 	h    Handler
 	o    consumerOpts
-	kv   KV
+	st   ConsumerStore
 
 	mu       sync.Mutex
 	done     OffsetMap // handled, per stream: the checkpoint
 	workers  map[StreamID]*worker
 	blocked  map[StreamID]BlockedStream
 	err      error
+	running  bool
 	flushReq chan struct{}
 
 	wg       sync.WaitGroup // workers
@@ -90,53 +94,62 @@ type worker struct {
 // Events are delivered at least once: in offset order within each stream,
 // each stream in its own goroutine, so streams are handled in parallel and
 // a slow or failing stream does not hold up the others. After an event is
-// handled its offset goes into the checkpoint (an OffsetMap in the KV, key
-// "consumer/<name>"), which is written in the background and once more when
-// the consumer stops; a consumer started again with the same name resumes
-// after it. After a crash, events handled since the last checkpoint write
-// are delivered again.
+// handled its offset goes into the checkpoint (an OffsetMap), which is
+// saved with the consumer's status in the ConsumerStore (by default on the
+// node, per app and name) in the background and once more when the consumer
+// stops; a consumer started again with the same name resumes after it.
+// After a crash, events handled since the last checkpoint write are
+// delivered again.
 //
 // A failing handler is retried with exponential backoff; after MaxAttempts
 // failures of one event its stream is blocked (see Blocked) until Release.
+// The status saved on the node (checkpoint, blocked streams with their last
+// error and attempts, running) shows in the node's info (GET
+// /api/v2/node/info, edgelog node info).
 func Consume(ctx context.Context, log EventLog, name string, q Query, h Handler, opts ...ConsumerOption) (*Consumer, error) {
 	o := consumerOpts{initial: 100 * time.Millisecond, max: 30 * time.Second, attempts: 5, sleep: sleepCtx}
 	for _, f := range opts {
 		f(&o)
 	}
-	if o.kv == nil {
-		if k, ok := log.(interface{ KV() KV }); ok {
-			o.kv = k.KV()
+	if o.store == nil {
+		if s, ok := log.(ConsumerStore); ok {
+			o.store = s
 		}
 	}
 	switch {
-	case name == "":
-		return nil, fmt.Errorf("sdk: consume: %w: empty name", ErrInvalid)
+	case name == "" || len(name) > event.MaxConsumerNameLen || strings.IndexByte(name, 0) >= 0:
+		return nil, fmt.Errorf("sdk: consume: %w: name must be 1..%d bytes without NUL", ErrInvalid, event.MaxConsumerNameLen)
 	case h == nil:
 		return nil, fmt.Errorf("sdk: consume %s: %w: nil handler", name, ErrInvalid)
-	case o.kv == nil:
-		return nil, fmt.Errorf("sdk: consume %s: %w: no KV for the checkpoint (use CheckpointKV)", name, ErrInvalid)
+	case o.store == nil:
+		return nil, fmt.Errorf("sdk: consume %s: %w: no store for the checkpoint (use CheckpointStore)", name, ErrInvalid)
 	case q.Err() != nil:
 		return nil, fmt.Errorf("sdk: consume %s: %w", name, q.Err())
 	}
 	c := &Consumer{
-		name: name, log: log, q: q, h: h, o: o, kv: o.kv,
+		name: name, log: log, q: q, h: h, o: o, st: o.store, running: true,
 		done: OffsetMap{}, workers: map[StreamID]*worker{}, blocked: map[StreamID]BlockedStream{},
 		flushReq: make(chan struct{}, 1), finished: make(chan struct{}),
 	}
-	raw, ok, err := c.kv.Get(ctx, c.key())
+	prev, ok, err := c.st.LoadConsumer(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("sdk: consume %s: reading checkpoint: %w", name, err)
 	}
-	if ok {
-		if err := event.UnmarshalCBOR(raw, &c.done); err != nil {
-			return nil, fmt.Errorf("sdk: consume %s: decoding checkpoint: %w", name, err)
-		}
+	if ok && prev.Checkpoint != nil {
+		c.done = prev.Checkpoint.Clone()
 	}
+	c.requestFlush() // report the consumer as running
 	go c.run(ctx)
 	return c, nil
 }
 
-func (c *Consumer) key() string { return "consumer/" + c.name }
+// requestFlush asks the flusher to save the status.
+func (c *Consumer) requestFlush() {
+	select {
+	case c.flushReq <- struct{}{}:
+	default:
+	}
+}
 
 func (c *Consumer) run(ctx context.Context) {
 	flushDone := make(chan struct{})
@@ -155,6 +168,9 @@ func (c *Consumer) run(ctx context.Context) {
 	c.wg.Wait()
 	stopFlush()
 	<-flushDone
+	c.mu.Lock()
+	c.running = false
+	c.mu.Unlock()
 	if err := c.flush(context.WithoutCancel(ctx)); err != nil {
 		c.mu.Lock()
 		c.err = errors.Join(c.err, err)
@@ -210,10 +226,7 @@ func (c *Consumer) work(ctx context.Context, w *worker) {
 		c.mu.Lock()
 		c.done[ev.Stream] = ev.Offset
 		c.mu.Unlock()
-		select {
-		case c.flushReq <- struct{}{}:
-		default:
-		}
+		c.requestFlush()
 	}
 }
 
@@ -235,6 +248,7 @@ func (c *Consumer) handle(ctx context.Context, w *worker, ev Event) bool {
 			c.mu.Lock()
 			c.blocked[ev.Stream] = BlockedStream{Stream: ev.Stream, Event: ev.Key(), Attempts: attempts, Err: err}
 			c.mu.Unlock()
+			c.requestFlush()
 			select {
 			case <-w.release:
 			case <-ctx.Done():
@@ -263,14 +277,27 @@ func (c *Consumer) flusher(ctx context.Context) {
 }
 
 func (c *Consumer) flush(ctx context.Context) error {
-	data, err := event.MarshalCBOR(c.Checkpoint())
-	if err == nil {
-		err = c.kv.Put(ctx, c.key(), data)
-	}
-	if err != nil {
+	if err := c.st.SaveConsumer(ctx, c.Status()); err != nil {
 		return fmt.Errorf("sdk: consume %s: writing checkpoint: %w", c.name, err)
 	}
 	return nil
+}
+
+// Status returns the consumer's status as it saves it: checkpoint, blocked
+// streams, running.
+func (c *Consumer) Status() ConsumerStatus {
+	blocked := c.Blocked()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := ConsumerStatus{Name: c.name, Checkpoint: c.done.Clone(), Running: c.running, Blocked: make([]event.BlockedStream, 0, len(blocked))}
+	for _, b := range blocked {
+		msg := ""
+		if b.Err != nil {
+			msg = b.Err.Error()
+		}
+		s.Blocked = append(s.Blocked, event.BlockedStream{Stream: b.Stream, Event: b.Event, Attempts: b.Attempts, Error: msg})
+	}
+	return s
 }
 
 // Checkpoint returns the offsets handled so far, per stream.
@@ -302,6 +329,7 @@ func (c *Consumer) Release(stream StreamID) bool {
 		case w.release <- struct{}{}:
 		default:
 		}
+		c.requestFlush()
 	}
 	return ok
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgelog/edgelog/api/client"
+	"github.com/edgelog/edgelog/event"
 	"github.com/edgelog/edgelog/sdk"
 	"github.com/edgelog/edgelog/sdk/sdktest"
 )
@@ -72,7 +74,6 @@ func inject(t *testing.T, log *sdktest.MemLog, stream sdk.StreamID, lamport, off
 func TestConsumerRetryBlockRelease(t *testing.T) {
 	const a, b = sdk.StreamID("12D3KooWA-0"), sdk.StreamID("12D3KooWB-0")
 	log := sdktest.NewMemLog("12D3KooWA")
-	kv := sdk.NewMemKV()
 	rec := newRecorder()
 	rec.setFailing(1, true)
 	for i := range 3 {
@@ -82,7 +83,7 @@ func TestConsumerRetryBlockRelease(t *testing.T) {
 	ctx, cancel := context.WithCancel(sdktest.Context(t))
 	defer cancel()
 	c, err := sdk.Consume(ctx, log, "c1", sdk.Where(sdk.Tag("tick")), rec.handle,
-		sdk.CheckpointKV(kv), sdk.Backoff(time.Millisecond, 3*time.Millisecond), sdk.MaxAttempts(4), sdk.WithSleep(rec.sleep))
+		sdk.Backoff(time.Millisecond, 3*time.Millisecond), sdk.MaxAttempts(4), sdk.WithSleep(rec.sleep))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +97,11 @@ func TestConsumerRetryBlockRelease(t *testing.T) {
 	if got := rec.get(a); !slices.Equal(got, []int{0}) {
 		t.Fatalf("a handled %v, want [0]", got)
 	}
+	// The saved status shows the blocked stream.
+	sdktest.Eventually(t, "blocked stream saved", func() bool {
+		st, ok, _ := log.LoadConsumer(ctx, "c1")
+		return ok && st.Running && len(st.Blocked) == 1 && st.Blocked[0].Stream == a && st.Blocked[0].Attempts == 4 && st.Blocked[0].Error == "boom"
+	})
 	rec.mu.Lock()
 	sleeps := slices.Clone(rec.sleeps)
 	rec.mu.Unlock()
@@ -122,6 +128,10 @@ func TestConsumerRetryBlockRelease(t *testing.T) {
 	}
 	if cp := c.Checkpoint(); cp[a] != 2 || cp[b] != 3 {
 		t.Fatalf("checkpoint %v", cp)
+	}
+	st, ok, err := log.LoadConsumer(ctx, "c1")
+	if err != nil || !ok || st.Running || len(st.Blocked) != 0 || st.Checkpoint[a] != 2 || st.Checkpoint[b] != 3 {
+		t.Fatalf("saved status after stop: %+v, %v, %v", st, ok, err)
 	}
 }
 
@@ -165,5 +175,72 @@ func TestConsumerResumesFromCheckpoint(t *testing.T) {
 	cancel()
 	if err := c.Wait(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestConsumerStatusInNodeInfo runs a consumer through a remote client
+// whose handler fails on one event: the node's info (over HTTP) shows the
+// consumer, its checkpoint and its blocked stream; a consumer of another
+// app with the same name is kept apart.
+func TestConsumerStatusInNodeInfo(t *testing.T) {
+	e := openEmbedded(t, sdk.WithHTTP("127.0.0.1:0"))
+	r := dial(t, e.URL())
+	ctx, cancel := context.WithCancel(sdktest.Context(t))
+	defer cancel()
+	stream := publishTicks(t, e, 0, 1, 2).Stream
+	rec := newRecorder()
+	rec.setFailing(1, true)
+	c, err := sdk.Consume(ctx, r, "mailer", sdk.Where(sdk.Tag("tick")), rec.handle,
+		sdk.MaxAttempts(2), sdk.WithSleep(rec.sleep))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := sdk.Consume(ctx, e, "mailer", sdk.Where(sdk.Tag("nothing")), rec.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := client.New(e.URL(), sdk.Manifest{AppID: "com.example.cli"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info event.NodeInfo
+	sdktest.Eventually(t, "blocked consumer in node info", func() bool {
+		info, err = cl.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range info.Consumers {
+			if s.AppID == "com.example.test" && len(s.Blocked) == 1 && s.Checkpoint[stream] == 0 {
+				return true
+			}
+		}
+		return false
+	})
+	if len(info.Consumers) != 2 {
+		t.Fatalf("node info lists %d consumers, want 2: %+v", len(info.Consumers), info.Consumers)
+	}
+	var st sdk.ConsumerStatus
+	for _, s := range info.Consumers {
+		if s.AppID == "com.example.test" {
+			st = s
+		}
+	}
+	if b := st.Blocked[0]; st.Name != "mailer" || !st.Running || b.Stream != stream || b.Event.Offset != 1 || b.Attempts != 2 || b.Error != "boom" {
+		t.Fatalf("status %+v", st)
+	}
+	if !c.Release(stream) {
+		t.Fatal("Release: stream was not blocked")
+	}
+	rec.setFailing(1, false)
+	sdktest.Eventually(t, "released consumer catches up", func() bool {
+		s, ok, err := r.LoadConsumer(ctx, "mailer")
+		return err == nil && ok && len(s.Blocked) == 0 && s.Checkpoint[stream] == 2
+	})
+	cancel()
+	if err := errors.Join(c.Wait(), other.Wait()); err != nil {
+		t.Fatal(err)
+	}
+	if s, ok, err := r.LoadConsumer(sdktest.Context(t), "mailer"); err != nil || !ok || s.Running {
+		t.Fatalf("after stop: %+v, %v, %v", s, ok, err)
 	}
 }

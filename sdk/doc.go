@@ -14,13 +14,22 @@
 // written in AQL (AQL("FROM 'a' & 'b'")).
 //
 // On top of EventLog: Aggregate folds the events of a query into a state,
-// cached in snapshots (SnapshotStore); PublishIdempotent and PublishIf
-// (methods of Embedded and Remote) give idempotent and guarded publishing;
-// Consume runs a durable consumer with checkpoints, retries and per-stream
-// blocking. Package sdktest has a Given/When/Then harness.
+// cached in snapshots (SnapshotStore); PublishWith (with PublishIdempotent
+// and PublishIf as shorthands on Embedded and Remote) gives idempotent and
+// guarded publishing; Consume runs a durable consumer with checkpoints,
+// retries and per-stream blocking. Package sdktest has a Given/When/Then
+// harness.
 //
-// Node-side storage for idempotency keys, consumer checkpoints and atomic
-// guarded publish does not exist yet. Until it does, the SDK keeps them in
-// a KV of its own: a FileKV in the SDK's data directory (see KV). Those
-// parts document what they can and cannot promise because of that.
+// The node does the bookkeeping, for an embedded node and a remote one
+// alike: it records idempotency keys in the same transaction as the events
+// (so a retry after a crash, a restart or concurrently with the first
+// attempt returns the original metas), checks guards inside its writer
+// (atomic with the write, against every other writer of the node), and
+// keeps consumers' checkpoints and status, which node info shows.
+//
+// What a guarded publish cannot promise in a partitioned swarm: the node
+// knows only the events it holds. Events written meanwhile on nodes it
+// cannot reach are not seen, so two nodes can both pass the guard for the
+// same entity; the conflict shows later, when the events replicate, as time
+// travel. Design reducers to resolve such conflicts deterministically.
 package sdk

@@ -19,7 +19,7 @@ type Embedded struct {
 	n     *node.Node
 	appID string
 	url   string
-	x     *extras
+	snaps SnapshotStore
 
 	stopHTTP  context.CancelFunc
 	httpDone  chan error
@@ -27,10 +27,17 @@ type Embedded struct {
 	closeErr  error
 }
 
-var _ EventLog = (*Embedded)(nil)
+var (
+	_ EventLog = (*Embedded)(nil)
+	// The HTTP API serves the node with all its features.
+	_ api.Backend          = (*node.Node)(nil)
+	_ api.OptionsPublisher = (*node.Node)(nil)
+	_ api.ConsumerBackend  = (*node.Node)(nil)
+)
 
 // Open starts a node in dir (creating its key and database on first start)
-// inside the process. The SDK keeps its own files (see KV) in dir/sdk.
+// inside the process. The node keeps idempotency keys and consumer status;
+// the SDK keeps aggregate snapshots in dir/sdk/snapshots.
 // With WithHTTP the node also serves the HTTP Events API. Close it to stop
 // the node.
 func Open(dir string, opts ...Option) (*Embedded, error) {
@@ -43,12 +50,16 @@ func Open(dir string, opts ...Option) (*Embedded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sdk: open %s: %w", dir, err)
 	}
-	x, err := localStores(o, filepath.Join(dir, "sdk"), dir != "")
+	sdkDir := ""
+	if dir != "" && !cfg.InMemory {
+		sdkDir = filepath.Join(dir, "sdk")
+	}
+	snaps, err := defaultSnapshots(o, sdkDir)
 	if err != nil {
 		n.Close()
 		return nil, fmt.Errorf("sdk: open %s: %w", dir, err)
 	}
-	e := &Embedded{n: n, appID: o.manifest.AppID, x: x}
+	e := &Embedded{n: n, appID: o.manifest.AppID, snaps: snaps}
 	if o.httpAddr != "" {
 		if err := e.serveHTTP(o); err != nil {
 			n.Close()
@@ -63,7 +74,7 @@ func (e *Embedded) serveHTTP(o options) error {
 	if o.apiConfig != nil {
 		o.apiConfig(&cfg)
 	}
-	srv, err := api.New(lockedBackend{e}, cfg)
+	srv, err := api.New(e.n, cfg)
 	if err != nil {
 		return err
 	}
@@ -86,12 +97,9 @@ func (e *Embedded) URL() string { return e.url }
 // Node returns the node, for what the SDK does not cover.
 func (e *Embedded) Node() *node.Node { return e.n }
 
-// KV returns the store of idempotency keys and consumer checkpoints.
-func (e *Embedded) KV() KV { return e.x.kv }
-
 // Snapshots returns the default store of aggregate snapshots, in
 // dir/sdk/snapshots.
-func (e *Embedded) Snapshots() SnapshotStore { return e.x.snaps }
+func (e *Embedded) Snapshots() SnapshotStore { return e.snaps }
 
 // Close stops the HTTP API (if any) and the node. Subscriptions end.
 func (e *Embedded) Close() error {
@@ -123,22 +131,7 @@ func (e *Embedded) Offsets(ctx context.Context) (Offsets, error) {
 
 // Publish encodes the drafts' values with CBOR and stores them atomically.
 func (e *Embedded) Publish(ctx context.Context, events ...Draft) ([]Meta, error) {
-	ds, err := encodeDrafts(events)
-	if err != nil {
-		return nil, err
-	}
-	e.x.writeMu.RLock()
-	defer e.x.writeMu.RUnlock()
-	return e.publishLocked(ctx, ds)
-}
-
-// publishLocked publishes; the caller holds x.writeMu.
-func (e *Embedded) publishLocked(ctx context.Context, ds []event.Draft) ([]Meta, error) {
-	metas, err := e.n.Publish(ctx, e.appID, ds)
-	if err != nil {
-		return nil, fmt.Errorf("sdk: publish: %w", err)
-	}
-	return metas, nil
+	return e.PublishWith(ctx, PublishOptions{}, events...)
 }
 
 // Query returns the selected events; see EventLog.
@@ -251,30 +244,4 @@ func itemEvent(it event.Item) (Event, bool, error) {
 		}
 	}
 	return Event{}, false, nil
-}
-
-// lockedBackend is the node as the HTTP API sees it: its publishes take the
-// SDK's write lock, so that PublishIf is atomic against them too.
-type lockedBackend struct{ e *Embedded }
-
-func (b lockedBackend) NodeID() string { return b.e.n.NodeID() }
-func (b lockedBackend) Info(ctx context.Context) (event.NodeInfo, error) {
-	return b.e.n.Info(ctx)
-}
-func (b lockedBackend) Offsets(ctx context.Context) (event.Offsets, error) {
-	return b.e.n.Offsets(ctx)
-}
-func (b lockedBackend) Publish(ctx context.Context, appID string, drafts []event.Draft) ([]event.Meta, error) {
-	b.e.x.writeMu.RLock()
-	defer b.e.x.writeMu.RUnlock()
-	return b.e.n.Publish(ctx, appID, drafts)
-}
-func (b lockedBackend) Query(ctx context.Context, req event.QueryRequest) iter.Seq2[event.Item, error] {
-	return b.e.n.Query(ctx, req)
-}
-func (b lockedBackend) Subscribe(ctx context.Context, req event.SubscribeRequest) iter.Seq2[event.Item, error] {
-	return b.e.n.Subscribe(ctx, req)
-}
-func (b lockedBackend) SubscribeMonotonic(ctx context.Context, req event.MonotonicRequest) iter.Seq2[event.Item, error] {
-	return b.e.n.SubscribeMonotonic(ctx, req)
 }

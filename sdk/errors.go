@@ -2,8 +2,6 @@ package sdk
 
 import (
 	"errors"
-	"fmt"
-	"strings"
 
 	"github.com/edgelog/edgelog/event"
 )
@@ -20,40 +18,14 @@ var (
 	ErrStorageFull = event.ErrStorageFull
 	// ErrUnavailable: the node is closed, shutting down or unreachable.
 	ErrUnavailable = event.ErrUnavailable
-	// ErrConflict is matched by *ConflictError.
-	ErrConflict = errors.New("conflict")
+	// ErrConflict is matched by *ConflictError: a guarded publish failed.
+	ErrConflict = event.ErrConflict
 	// ErrTimeTravel is matched by *TimeTravelError.
 	ErrTimeTravel = errors.New("time travel")
 	// ErrIdempotencyMismatch: an idempotency key was reused with different
 	// events.
-	ErrIdempotencyMismatch = errors.New("idempotency key reused with different events")
+	ErrIdempotencyMismatch = event.ErrIdempotencyMismatch
 )
-
-// ConflictError is returned by PublishIf when events matching the guard's
-// query were published after the given EventKey. Nothing was published.
-type ConflictError struct {
-	// Changed lists the conflicting events in ascending EventKey order.
-	Changed []Event
-}
-
-// Error implements error.
-func (e *ConflictError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "sdk: conflict: %d new event(s) match the guard", len(e.Changed))
-	sep := ": "
-	for i, ev := range e.Changed {
-		if i == 3 {
-			b.WriteString(", …")
-			break
-		}
-		fmt.Fprintf(&b, "%s%s %v", sep, ev.Key(), ev.Tags)
-		sep = ", "
-	}
-	return b.String()
-}
-
-// Is makes errors.Is(err, ErrConflict) true.
-func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 
 // TimeTravelError ends a monotonic subscription when an event older than one
 // already delivered arrives (typically replicated from a peer after a

@@ -27,6 +27,11 @@ type EventLog interface {
 	// Publish stores events atomically in the given order in the node's
 	// stream and returns where each now stands.
 	Publish(ctx context.Context, events ...Draft) ([]Meta, error)
+	// PublishWith is Publish with an idempotency key, a guard, or both
+	// (see PublishOptions). A reused key returns the first publish's metas
+	// (ErrIdempotencyMismatch if the events differ); a failed guard returns
+	// a *ConflictError and publishes nothing.
+	PublishWith(ctx context.Context, opts PublishOptions, events ...Draft) ([]Meta, error)
 	// Query returns the events q selects that are present when it starts
 	// (or within the bounds of After and UpTo), in ascending EventKey order
 	// unless Descending or ByStream is given.
@@ -69,7 +74,6 @@ type options struct {
 	apiConfig  func(*api.Config)
 	nodeConfig func(*node.Config)
 	logger     *slog.Logger
-	kv         KV
 	snapshots  SnapshotStore
 	dataDir    string
 	backoffMin time.Duration
@@ -113,17 +117,14 @@ func WithNodeConfig(f func(*node.Config)) Option { return func(o *options) { o.n
 // WithLogger sets the logger of the embedded node and of the SDK.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
-// WithKV replaces the store of idempotency keys and consumer checkpoints
-// (by default a FileKV in the data directory; see KV).
-func WithKV(kv KV) Option { return func(o *options) { o.kv = kv } }
-
 // WithSnapshotStore replaces the default store of aggregate snapshots (a
 // FileSnapshotStore in the data directory).
 func WithSnapshotStore(s SnapshotStore) Option { return func(o *options) { o.snapshots = s } }
 
-// WithDataDir gives Dial a local directory for its KV (idempotency keys,
-// consumer checkpoints, in dir/kv) and snapshots (dir/snapshots). Without
-// it a Remote keeps them in memory only. Open uses its dir argument instead.
+// WithDataDir gives Dial a local directory for aggregate snapshots
+// (dir/snapshots). Without it a Remote keeps them in memory only. Open uses
+// its dir argument instead. (Idempotency keys and consumer status live on
+// the node.)
 func WithDataDir(dir string) Option { return func(o *options) { o.dataDir = dir } }
 
 // WithReconnectBackoff sets how long a Remote's subscriptions wait before

@@ -2,146 +2,187 @@ package sdk
 
 import (
 	"context"
-	"crypto/sha256"
+	"errors"
 	"fmt"
-	"slices"
+	"strings"
 
+	"github.com/edgelog/edgelog/api"
+	"github.com/edgelog/edgelog/api/client"
 	"github.com/edgelog/edgelog/event"
 )
 
-// PublishIdempotent publishes events unless key was used before, in which
-// case it returns the metas of that first publish and writes nothing. Reusing
-// a key with different events fails with ErrIdempotencyMismatch.
+// PublishOptions make a publish idempotent, guarded, or both. The node
+// decides both inside its writer, atomically with storing the events.
+type PublishOptions struct {
+	// IdempotencyKey, if not empty, makes the publish idempotent: the node
+	// records the key (per app) with the events' fingerprint and their
+	// metas, in the same transaction as the events, so a retry with the
+	// same key, even after a crash or restart and even concurrent with the
+	// first attempt, returns the first publish's metas and writes nothing.
+	// Reusing a key with other events fails with ErrIdempotencyMismatch.
+	// Keys are at most 256 bytes and are kept for 7 days by default
+	// (node.Config.IdempotencyTTL). The key is checked before the guard, so
+	// the retry of a guarded publish that succeeded returns its metas.
+	IdempotencyKey string
+	// Guard, if set, publishes only if the guard holds; see Guard.
+	Guard *Guard
+}
+
+// Guard is the optimistic-concurrency check of event sourcing: publish
+// only if the node holds no event selected by Query that sorts after Since,
+// the key of the last event the decision was based on (as returned by
+// Aggregate.State; the zero key means none, so any selected event fails
+// the guard). A failed guard publishes nothing and returns a
+// *ConflictError.
 //
-// Keys are kept in the KV (see KV), so they hold across restarts. Calls with
-// the same key through this Embedded are serialized. What it cannot promise
-// until the node stores keys itself: a crash between the publish and the
-// write of the key leaves the events published without the key, and a retry
-// then publishes them again; and two processes (or an Embedded and a
-// Remote) sharing a node do not see each other's keys.
-func (e *Embedded) PublishIdempotent(ctx context.Context, key string, events ...Draft) ([]Meta, error) {
-	return publishIdempotent(ctx, e.x, e.publishLocked, key, events)
+// The node checks the guard against every event it holds, its own and
+// those replicated to it so far; add IsLocal to the query to consider only
+// the node's own streams. What it cannot promise in a partitioned swarm:
+// events written meanwhile on other nodes that have not reached this one
+// are not seen, so two nodes can both pass the guard for the same entity.
+// Such conflicts surface later, when the events replicate, as time travel
+// (an older event arriving), and an event replicated late with a key before
+// Since does not fail the guard either. Design reducers to resolve them
+// deterministically (for example, the first completion in EventKey order
+// wins).
+type Guard struct {
+	Query Query
+	Since EventKey
 }
 
-// PublishIdempotent is Embedded.PublishIdempotent over the HTTP API; its keys
-// live in this client's KV (WithDataDir), not on the node.
-func (r *Remote) PublishIdempotent(ctx context.Context, key string, events ...Draft) ([]Meta, error) {
-	return publishIdempotent(ctx, r.x, r.publishLocked, key, events)
-}
-
-// PublishIf publishes events only if no local event (one of the answering
-// node's own streams) selected by q sorts after since, the EventKey of the
-// last event the caller's decision was based on (typically the key returned
-// by Aggregate.State; the zero key means none). Otherwise it publishes
-// nothing and returns a *ConflictError listing those events.
-//
-// For an Embedded, the check and the write are atomic against every other
-// publish through the same Embedded (its Publish, PublishIdempotent and its
-// HTTP API): they wait while PublishIf holds the SDK's write lock. Writers in
-// other processes are not covered.
-//
-// What no guarded publish can promise in a partitioned swarm: events of
-// other nodes are not checked (they may exist on a peer out of reach, and
-// arrive later), so two nodes can both pass the guard for the same entity.
-// Such conflicts surface afterwards, when the events replicate, as time
-// travel; design reducers to resolve them deterministically.
-func (e *Embedded) PublishIf(ctx context.Context, q Query, since EventKey, events ...Draft) ([]Meta, error) {
-	return publishIf(ctx, e, e.x, e.publishLocked, q, since, events)
-}
-
-// PublishIf is Embedded.PublishIf over the HTTP API. The check and the write
-// are two requests: atomic only against other publishes through this same
-// Remote, not against other clients of the node or the node's own writers.
-func (r *Remote) PublishIf(ctx context.Context, q Query, since EventKey, events ...Draft) ([]Meta, error) {
-	return publishIf(ctx, r, r.x, r.publishLocked, q, since, events)
-}
-
-type publishFunc func(ctx context.Context, ds []event.Draft) ([]Meta, error)
-
-// idemRecord is what the KV holds per idempotency key.
-type idemRecord struct {
-	Fingerprint []byte `cbor:"1,keyasint"`
-	Metas       []Meta `cbor:"2,keyasint"`
-}
-
-func publishIdempotent(ctx context.Context, x *extras, publish publishFunc, key string, events []Draft) ([]Meta, error) {
-	if key == "" {
-		return nil, fmt.Errorf("sdk: publish idempotent: %w: empty key", ErrInvalid)
+func (o PublishOptions) toEvent() (event.PublishOptions, error) {
+	out := event.PublishOptions{IdempotencyKey: o.IdempotencyKey}
+	if g := o.Guard; g != nil {
+		if err := g.Query.Err(); err != nil {
+			return out, fmt.Errorf("sdk: publish: guard: %w", err)
+		}
+		out.Guard = &event.Guard{Query: g.Query.q, After: g.Since}
 	}
+	return out, nil
+}
+
+// PublishIdempotent publishes events with an idempotency key; see
+// PublishOptions.IdempotencyKey.
+func (e *Embedded) PublishIdempotent(ctx context.Context, key string, events ...Draft) ([]Meta, error) {
+	return publishIdempotent(ctx, e, key, events)
+}
+
+// PublishIf publishes events only if the guard (q, since) holds; see Guard.
+func (e *Embedded) PublishIf(ctx context.Context, q Query, since EventKey, events ...Draft) ([]Meta, error) {
+	return e.PublishWith(ctx, PublishOptions{Guard: &Guard{Query: q, Since: since}}, events...)
+}
+
+// PublishWith publishes events with options; see EventLog.
+func (e *Embedded) PublishWith(ctx context.Context, opts PublishOptions, events ...Draft) ([]Meta, error) {
 	ds, err := encodeDrafts(events)
 	if err != nil {
 		return nil, err
 	}
-	fp := fingerprint(ds)
-	unlock := x.lockKey(key)
-	defer unlock()
-	kvKey := "idem/" + key
-	raw, ok, err := x.kv.Get(ctx, kvKey)
-	if err != nil {
-		return nil, fmt.Errorf("sdk: publish idempotent: %w", err)
-	}
-	if ok {
-		var rec idemRecord
-		if err := event.UnmarshalCBOR(raw, &rec); err != nil {
-			return nil, fmt.Errorf("sdk: publish idempotent: record of key %q: %w", key, err)
-		}
-		if !slices.Equal(rec.Fingerprint, fp) {
-			return nil, fmt.Errorf("sdk: publish idempotent: key %q: %w", key, ErrIdempotencyMismatch)
-		}
-		return rec.Metas, nil
-	}
-	x.writeMu.RLock()
-	metas, err := publish(ctx, ds)
-	x.writeMu.RUnlock()
+	eo, err := opts.toEvent()
 	if err != nil {
 		return nil, err
 	}
-	rec, err := event.MarshalCBOR(idemRecord{Fingerprint: fp, Metas: metas})
-	if err == nil {
-		err = x.kv.Put(context.WithoutCancel(ctx), kvKey, rec)
-	}
+	metas, err := e.n.PublishWith(ctx, e.appID, ds, eo)
 	if err != nil {
-		return metas, fmt.Errorf("sdk: publish idempotent: events published but key %q not recorded: %w", key, err)
+		if ce, ok := errors.AsType[*event.ConflictError](err); ok {
+			c := &ConflictError{More: ce.More}
+			for i := range ce.Changed {
+				c.Changed = append(c.Changed, fromEvent(&ce.Changed[i]))
+			}
+			return nil, c
+		}
+		return nil, fmt.Errorf("sdk: publish: %w", err)
 	}
 	return metas, nil
 }
 
-// fingerprint hashes the tags and payloads of drafts.
-func fingerprint(ds []event.Draft) []byte {
-	h := sha256.New()
-	for _, d := range ds {
-		tags := slices.Clone(d.Tags)
-		slices.Sort(tags)
-		tags = slices.Compact(tags)
-		fmt.Fprintf(h, "%d:%q:%d:", len(tags), tags, len(d.Payload))
-		h.Write(d.Payload)
-	}
-	return h.Sum(nil)
+// PublishIdempotent is Embedded.PublishIdempotent over the HTTP API; the
+// node keeps the key.
+func (r *Remote) PublishIdempotent(ctx context.Context, key string, events ...Draft) ([]Meta, error) {
+	return publishIdempotent(ctx, r, key, events)
 }
 
-func publishIf(ctx context.Context, log EventLog, x *extras, publish publishFunc, q Query, since EventKey, events []Draft) ([]Meta, error) {
-	if err := q.Err(); err != nil {
-		return nil, err
-	}
+// PublishIf is Embedded.PublishIf over the HTTP API: the node checks the
+// guard atomically with the write, as for an embedded node.
+func (r *Remote) PublishIf(ctx context.Context, q Query, since EventKey, events ...Draft) ([]Meta, error) {
+	return r.PublishWith(ctx, PublishOptions{Guard: &Guard{Query: q, Since: since}}, events...)
+}
+
+// PublishWith publishes events with options; see EventLog.
+func (r *Remote) PublishWith(ctx context.Context, opts PublishOptions, events ...Draft) ([]Meta, error) {
 	ds, err := encodeDrafts(events)
 	if err != nil {
 		return nil, err
 	}
-	x.writeMu.Lock()
-	defer x.writeMu.Unlock()
-	var changed []Event
-	for ev, err := range log.Query(ctx, q.and(IsLocal), Descending()) {
-		if err != nil {
-			return nil, fmt.Errorf("sdk: publish if: checking the guard: %w", err)
+	co := client.PublishOptions{IdempotencyKey: opts.IdempotencyKey}
+	if g := opts.Guard; g != nil {
+		if err := g.Query.Err(); err != nil {
+			return nil, fmt.Errorf("sdk: publish: guard: %w", err)
 		}
-		if !since.Less(ev.Key()) {
+		co.IfNoneMatchSince = &api.Guard{Query: g.Query.String(), After: g.Since}
+	}
+	return r.publish(ctx, ds, co)
+}
+
+func publishIdempotent(ctx context.Context, log EventLog, key string, events []Draft) ([]Meta, error) {
+	if key == "" {
+		return nil, fmt.Errorf("sdk: publish idempotent: %w: empty key", ErrInvalid)
+	}
+	return log.PublishWith(ctx, PublishOptions{IdempotencyKey: key}, events...)
+}
+
+// remoteConflict turns an ERR_CONFLICT answer into a *ConflictError.
+func remoteConflict(err error) (*ConflictError, bool) {
+	ae, ok := errors.AsType[*api.Error](err)
+	if !ok || ae.Code != api.CodeConflict {
+		return nil, false
+	}
+	c := &ConflictError{}
+	if ae.Conflict != nil {
+		c.More = ae.Conflict.More
+		for _, l := range ae.Conflict.Changed {
+			payload, perr := event.PayloadFromJSON(l.Payload)
+			if perr != nil {
+				payload = nil
+			}
+			c.Changed = append(c.Changed, Event{
+				Meta: Meta{Lamport: l.Lamport, Offset: l.Offset, Stream: l.Stream, Timestamp: l.Timestamp},
+				Tags: l.Tags, AppID: l.AppID, Payload: payload,
+			})
+		}
+	}
+	return c, true
+}
+
+// ConflictError is returned when a guarded publish fails: events selected
+// by the guard's query sort after its key. Nothing was published.
+type ConflictError struct {
+	// Changed lists the newest conflicting events (at most 16), in
+	// ascending EventKey order.
+	Changed []Event
+	// More is true when more events conflict than Changed lists.
+	More bool
+}
+
+// Error implements error.
+func (e *ConflictError) Error() string {
+	var b strings.Builder
+	n := fmt.Sprint(len(e.Changed))
+	if e.More {
+		n = "more than " + n
+	}
+	fmt.Fprintf(&b, "sdk: conflict: %s new event(s) match the guard", n)
+	sep := ": "
+	for i, ev := range e.Changed {
+		if i == 3 {
+			b.WriteString(", …")
 			break
 		}
-		changed = append(changed, ev)
+		fmt.Fprintf(&b, "%s%s %v", sep, ev.Key(), ev.Tags)
+		sep = ", "
 	}
-	if len(changed) > 0 {
-		slices.Reverse(changed)
-		return nil, &ConflictError{Changed: changed}
-	}
-	return publish(ctx, ds)
+	return b.String()
 }
+
+// Is makes errors.Is(err, ErrConflict) true.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }

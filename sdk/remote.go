@@ -25,7 +25,7 @@ import (
 type Remote struct {
 	c       *client.Client
 	o       options
-	x       *extras
+	snaps   SnapshotStore
 	session string
 }
 
@@ -44,21 +44,18 @@ func Dial(url string, manifest Manifest, opts ...Option) (*Remote, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sdk: dial: %w: %w", ErrInvalid, err)
 	}
-	x, err := localStores(o, o.dataDir, o.dataDir != "")
+	snaps, err := defaultSnapshots(o, o.dataDir)
 	if err != nil {
 		return nil, fmt.Errorf("sdk: dial: %w", err)
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return &Remote{c: c, o: o, x: x, session: "sdk-" + hex.EncodeToString(b[:])}, nil
+	return &Remote{c: c, o: o, snaps: snaps, session: "sdk-" + hex.EncodeToString(b[:])}, nil
 }
-
-// KV returns the store of idempotency keys and consumer checkpoints.
-func (r *Remote) KV() KV { return r.x.kv }
 
 // Snapshots returns the default store of aggregate snapshots: in
 // WithDataDir's directory, or in memory without one.
-func (r *Remote) Snapshots() SnapshotStore { return r.x.snaps }
+func (r *Remote) Snapshots() SnapshotStore { return r.snaps }
 
 // NodeID returns the node's ID.
 func (r *Remote) NodeID(ctx context.Context) (string, error) {
@@ -83,16 +80,10 @@ func (r *Remote) Offsets(ctx context.Context) (Offsets, error) {
 
 // Publish encodes the drafts' values and publishes them atomically.
 func (r *Remote) Publish(ctx context.Context, events ...Draft) ([]Meta, error) {
-	ds, err := encodeDrafts(events)
-	if err != nil {
-		return nil, err
-	}
-	r.x.writeMu.RLock()
-	defer r.x.writeMu.RUnlock()
-	return r.publishLocked(ctx, ds)
+	return r.PublishWith(ctx, PublishOptions{}, events...)
 }
 
-func (r *Remote) publishLocked(ctx context.Context, ds []event.Draft) ([]Meta, error) {
+func (r *Remote) publish(ctx context.Context, ds []event.Draft, opts client.PublishOptions) ([]Meta, error) {
 	pes := make([]client.PublishEvent, len(ds))
 	for i, d := range ds {
 		js, err := event.PayloadToJSON(d.Payload)
@@ -105,8 +96,11 @@ func (r *Remote) publishLocked(ctx context.Context, ds []event.Draft) ([]Meta, e
 		}
 		pes[i] = client.PublishEvent{Tags: tags, Payload: js}
 	}
-	metas, err := r.c.Publish(ctx, pes)
+	metas, err := r.c.PublishWith(ctx, pes, opts)
 	if err != nil {
+		if c, ok := remoteConflict(err); ok {
+			return nil, c
+		}
 		return nil, remoteErr("publish", err)
 	}
 	return metas, nil

@@ -134,6 +134,62 @@ func Conformance(t *testing.T, open func(t *testing.T) sdk.EventLog) {
 		}
 	})
 
+	t.Run("PublishIdempotent", func(t *testing.T) {
+		log := open(t)
+		ctx := Context(t)
+		opts := sdk.PublishOptions{IdempotencyKey: "order-17"}
+		d := sdk.NewDraft(reading{"7", 1, 0}, machine.WithID("7"))
+		first, err := log.PublishWith(ctx, opts, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := log.PublishWith(ctx, opts, d)
+		if err != nil || !slices.Equal(first, again) {
+			t.Fatalf("retry: %v, %v; want %v", again, err, first)
+		}
+		if _, err := log.PublishWith(ctx, opts, sdk.NewDraft(reading{"7", 2, 0}, machine.WithID("7"))); !errors.Is(err, sdk.ErrIdempotencyMismatch) {
+			t.Fatalf("same key, other events: %v, want ErrIdempotencyMismatch", err)
+		}
+		if n := len(Collect(t, log.Query(ctx, sdk.Where(machine)))); n != 1 {
+			t.Fatalf("%d events stored, want 1", n)
+		}
+	})
+
+	t.Run("PublishGuarded", func(t *testing.T) {
+		log := open(t)
+		ctx := Context(t)
+		q := sdk.Where(machine.WithID("7"))
+		guard := func(since sdk.EventKey) sdk.PublishOptions {
+			return sdk.PublishOptions{Guard: &sdk.Guard{Query: q, Since: since}}
+		}
+		m, err := log.PublishWith(ctx, guard(sdk.EventKey{}), sdk.NewDraft(reading{"7", 1, 0}, machine.WithID("7")))
+		if err != nil {
+			t.Fatalf("guard over no events: %v", err)
+		}
+		since := sdk.EventKey{Lamport: m[0].Lamport, Stream: string(m[0].Stream), Offset: m[0].Offset}
+		if _, err := log.Publish(ctx, sdk.NewDraft(reading{"8", 1, 1}, machine.WithID("8"))); err != nil {
+			t.Fatal(err) // not selected by the guard
+		}
+		m2, err := log.PublishWith(ctx, guard(since), sdk.NewDraft(reading{"7", 2, 2}, machine.WithID("7")))
+		if err != nil {
+			t.Fatalf("guard at the latest key: %v", err)
+		}
+		_, err = log.PublishWith(ctx, guard(since), sdk.NewDraft(reading{"7", 3, 3}, machine.WithID("7")))
+		var ce *sdk.ConflictError
+		if !errors.As(err, &ce) || !errors.Is(err, sdk.ErrConflict) {
+			t.Fatalf("stale guard: %v, want *sdk.ConflictError", err)
+		}
+		if len(ce.Changed) != 1 || ce.Changed[0].Offset != m2[0].Offset || seqs(t, ce.Changed)[0] != 2 {
+			t.Fatalf("Changed = %+v, want the event at offset %d", ce.Changed, m2[0].Offset)
+		}
+		if _, err := log.PublishWith(ctx, sdk.PublishOptions{Guard: &sdk.Guard{}}, sdk.NewDraft(1, machine)); !errors.Is(err, sdk.ErrInvalid) {
+			t.Fatalf("guard with a zero query: %v, want ErrInvalid", err)
+		}
+		if n := len(Collect(t, log.Query(ctx, q))); n != 2 {
+			t.Fatalf("%d machine:7 events, want 2", n)
+		}
+	})
+
 	t.Run("Subscribe", func(t *testing.T) {
 		log := open(t)
 		ctx, cancel := context.WithCancel(Context(t))

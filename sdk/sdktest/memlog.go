@@ -3,6 +3,7 @@ package sdktest
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"iter"
 	"slices"
@@ -17,21 +18,33 @@ import (
 // MemLog is an sdk.EventLog in memory, for unit tests. Besides publishing
 // to its own stream it accepts events of other streams with any key
 // (Inject), which is how a test makes time travel happen without a swarm.
-// It is not a node: it enforces no limits.
+// It is not a node: it enforces no limits. It keeps idempotency keys and
+// consumer status (it is a sdk.ConsumerStore) in memory, and checks guards
+// under its lock, so PublishWith behaves as on a node.
 type MemLog struct {
+	*sdk.MemConsumerStore
 	node string
 
 	mu      sync.Mutex
 	events  []sdk.Event // every event, in no particular order
 	lamport uint64
 	changed chan struct{} // closed and replaced on every change
+	idem    map[string]idemRecord
 }
 
-var _ sdk.EventLog = (*MemLog)(nil)
+type idemRecord struct {
+	fingerprint string
+	metas       []sdk.Meta
+}
+
+var (
+	_ sdk.EventLog      = (*MemLog)(nil)
+	_ sdk.ConsumerStore = (*MemLog)(nil)
+)
 
 // NewMemLog returns an empty MemLog whose own node ID is nodeID.
 func NewMemLog(nodeID string) *MemLog {
-	return &MemLog{node: nodeID, changed: make(chan struct{})}
+	return &MemLog{MemConsumerStore: sdk.NewMemConsumerStore(), node: nodeID, changed: make(chan struct{}), idem: map[string]idemRecord{}}
 }
 
 // NodeID returns the log's node ID.
@@ -55,9 +68,19 @@ func (m *MemLog) offsetsLocked() sdk.OffsetMap {
 }
 
 // Publish appends the events to stream <nodeID>-0.
-func (m *MemLog) Publish(_ context.Context, drafts ...sdk.Draft) ([]sdk.Meta, error) {
+func (m *MemLog) Publish(ctx context.Context, drafts ...sdk.Draft) ([]sdk.Meta, error) {
+	return m.PublishWith(ctx, sdk.PublishOptions{}, drafts...)
+}
+
+// PublishWith appends the events to stream <nodeID>-0 unless the
+// idempotency key is known (returning its metas) or the guard fails
+// (returning a *sdk.ConflictError).
+func (m *MemLog) PublishWith(_ context.Context, opts sdk.PublishOptions, drafts ...sdk.Draft) ([]sdk.Meta, error) {
 	if len(drafts) == 0 {
 		return nil, fmt.Errorf("memlog: publish: %w: no events", sdk.ErrInvalid)
+	}
+	if g := opts.Guard; g != nil && g.Query.Err() != nil {
+		return nil, fmt.Errorf("memlog: publish: guard: %w", g.Query.Err())
 	}
 	evs := make([]sdk.Event, len(drafts))
 	for i, d := range drafts {
@@ -75,8 +98,33 @@ func (m *MemLog) Publish(_ context.Context, drafts ...sdk.Draft) ([]sdk.Meta, er
 		}
 		evs[i] = sdk.Event{Tags: slices.Clone(d.Tags), AppID: "com.example.memlog", Payload: payload}
 	}
+	fp := fingerprint(evs)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if k := opts.IdempotencyKey; k != "" {
+		if rec, ok := m.idem[k]; ok {
+			if rec.fingerprint != fp {
+				return nil, fmt.Errorf("memlog: publish: key %q: %w", k, sdk.ErrIdempotencyMismatch)
+			}
+			return slices.Clone(rec.metas), nil
+		}
+	}
+	if g := opts.Guard; g != nil {
+		var changed []sdk.Event
+		for _, ev := range m.events {
+			if g.Since.Less(ev.Key()) && g.Query.Matches(ev, ev.Stream.Node() == m.node) {
+				changed = append(changed, ev)
+			}
+		}
+		if len(changed) > 0 {
+			slices.SortFunc(changed, func(a, b sdk.Event) int { return lamport.Compare(a.Key(), b.Key()) })
+			c := &sdk.ConflictError{Changed: changed}
+			if n := len(changed); n > event.MaxConflictEvents {
+				c.Changed, c.More = changed[n-event.MaxConflictEvents:], true
+			}
+			return nil, c
+		}
+	}
 	stream := event.NewStreamID(m.node, 0)
 	next := uint64(0)
 	if hi, ok := m.offsetsLocked()[stream]; ok {
@@ -89,8 +137,23 @@ func (m *MemLog) Publish(_ context.Context, drafts ...sdk.Draft) ([]sdk.Meta, er
 		metas[i] = evs[i].Meta
 	}
 	m.events = append(m.events, evs...)
+	if k := opts.IdempotencyKey; k != "" {
+		m.idem[k] = idemRecord{fingerprint: fp, metas: slices.Clone(metas)}
+	}
 	m.notifyLocked()
 	return metas, nil
+}
+
+// fingerprint identifies events by their tag sets and payloads.
+func fingerprint(evs []sdk.Event) string {
+	h := sha256.New()
+	for _, ev := range evs {
+		tags := slices.Clone(ev.Tags)
+		slices.Sort(tags)
+		fmt.Fprintf(h, "%q:%d:", slices.Compact(tags), len(ev.Payload))
+		h.Write(ev.Payload)
+	}
+	return string(h.Sum(nil))
 }
 
 // Inject adds ev as if it had been replicated from its origin: with its own

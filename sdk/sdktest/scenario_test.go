@@ -53,7 +53,7 @@ func complete(id, by string) sdktest.Command {
 		if o.Status != "open" {
 			return fmt.Errorf("complete %s: %w", id, errNotOpen)
 		}
-		_, err = log.(*sdk.Embedded).PublishIf(ctx, sdk.Where(orderTag(id)), key,
+		_, err = log.PublishWith(ctx, sdk.PublishOptions{Guard: &sdk.Guard{Query: sdk.Where(orderTag(id)), Since: key}},
 			sdk.NewDraft(Completed{By: by}, orderTag(id), sdk.Tag("completed")))
 		return err
 	}
