@@ -8,11 +8,17 @@
 //     verification (ChainHash, SignHead, VerifyHead, VerifyRange, Verifier);
 //   - wire.go, frame.go: the gossip and pull messages, with bounded decoders;
 //   - planner.go: which range of which stream to pull from which peer, with
-//     parallelism bounds, timeouts and per-peer backoff (Planner).
+//     parallelism bounds, timeouts and per-peer backoff (Planner);
+//   - backoff.go: when to redial which dropped peer (Backoff, redials);
+//   - peerbook.go: the bounded set of known peers (PeerBook; Load and Save
+//     are its only I/O);
+//   - fresh.go: which events ride along in an announce (collectFresh) and
+//     whether received ones verify (FreshRange, checkFresh).
 //
 // The node plugs in through the Store interface (store.go). The libp2p edge
-// (service.go and friends) owns the host, gossip and pull streams and drives
-// the core in a loop:
+// (service.go, gossip.go with the announce validator and peer scoring,
+// peers.go with the peer book, redials and mDNS from discovery.go) owns the
+// host, gossip and pull streams and drives the core in a loop:
 //
 //	for {
 //		feed the Planner: PeerAnnounced / PeerGone / Stored / PullDone / Tick

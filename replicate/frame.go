@@ -90,7 +90,7 @@ func ReadRequest(r ByteReader) (PullRequest, error) {
 
 // WriteFrame writes f, whose events belong to one stream, to a pull stream.
 func WriteFrame(w io.Writer, f Frame) error {
-	wf := wireFrame{Events: toWireEvents(f.Events), End: f.End, Error: f.Error}
+	wf := wireFrame{Events: toWireEvents(f.Events), End: f.End, Error: f.Error, Floor: toWireFloor(f.Floor)}
 	if f.Head != nil {
 		h := toWireHead(*f.Head)
 		wf.Head = &h
@@ -122,6 +122,9 @@ func ReadFrame(r ByteReader, stream event.StreamID, maxBytes int) (Frame, error)
 			return Frame{}, err
 		}
 		f.Head = &h
+	}
+	if f.Floor, err = fromWireFloor(stream, w.Floor); err != nil {
+		return Frame{}, err
 	}
 	if w.Error != "" && !w.End {
 		return Frame{}, fmt.Errorf("%w: frame: error without end", ErrMalformed)

@@ -98,6 +98,7 @@ type Planner struct {
 	inflight  map[event.StreamID]*flight
 	perPeer   map[peer.ID]int
 	peers     map[peer.ID]*peerState
+	floors    map[peer.ID]map[event.StreamID]uint64 // announced floors (expiry.go)
 }
 
 type flight struct {
@@ -150,6 +151,7 @@ func (p *Planner) PeerAnnounced(id peer.ID, heads []Head) {
 // cancelled by the next Next. Its backoff state is kept.
 func (p *Planner) PeerGone(id peer.ID) {
 	delete(p.announced, id)
+	delete(p.floors, id)
 }
 
 // Stored records that the store now holds stream up to offset (by a pull,
@@ -307,7 +309,9 @@ func (p *Planner) Next() Ready {
 			return cmp.Compare(a.id, b.id)
 		})
 		p.nextID++
-		f := &flight{Pull: Pull{ID: p.nextID, Peer: best.id, Stream: s, From: have, To: best.off}, progress: p.now}
+		// Never below the peer's floor: it answers from there anyway.
+		from := max(have, int64(p.floorOf(best.id, s))-1)
+		f := &flight{Pull: Pull{ID: p.nextID, Peer: best.id, Stream: s, From: from, To: best.off}, progress: p.now}
 		p.inflight[s] = f
 		p.perPeer[best.id]++
 		rd.Start = append(rd.Start, f.Pull)
@@ -353,7 +357,8 @@ func (p *Planner) wanted() []event.StreamID {
 func (p *Planner) ToReplicate() map[event.StreamID]uint64 {
 	out := map[event.StreamID]uint64{}
 	for s, off := range p.best() {
-		if have := p.haveOf(s); int64(off) > have {
+		// Events below every holder's floor expired: not to replicate.
+		if have := max(p.haveOf(s), int64(p.lowestFloor(s))-1); int64(off) > have {
 			out[s] = uint64(int64(off) - have)
 		}
 	}

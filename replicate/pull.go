@@ -43,6 +43,7 @@ func Serve(ctx context.Context, st Store, conn io.ReadWriter, lim Limits) (PullR
 		f        Frame
 		size     int
 		lastHead *SignedHead
+		floor    *Head
 		last     = req.From
 	)
 	flush := func(end bool) error {
@@ -59,6 +60,13 @@ func Serve(ctx context.Context, st Store, conn io.ReadWriter, lim Limits) (PullR
 		for en, err := range st.ReadRange(ctx, req.Stream, last, to) {
 			if err != nil {
 				return req, errors.Join(fmt.Errorf("serve pull %s: %w", req.Stream, err), endWithError(w, "read failed"))
+			}
+			if en.Floor != nil {
+				// Expired below: answer from the floor (expiry.go).
+				if pass == 0 && len(f.Events) == 0 && int64(en.Floor.Offset) > last {
+					f.Floor, floor, last = en.Floor, en.Floor, int64(en.Floor.Offset)
+				}
+				continue
 			}
 			f.Events = append(f.Events, en.Event)
 			size += eventSize(&en.Event)
@@ -79,6 +87,13 @@ func Serve(ctx context.Context, st Store, conn io.ReadWriter, lim Limits) (PullR
 			break
 		}
 		to = math.MaxUint64
+	}
+	if floor != nil && lastHead == nil && int64(floor.Offset) == last {
+		// Everything held expired: the floor is the whole answer.
+		if err := flush(true); err != nil {
+			return req, fmt.Errorf("serve pull %s: %w", req.Stream, err)
+		}
+		return req, nil
 	}
 	if lastHead == nil || int64(lastHead.Offset) != last {
 		// The store broke its invariant (or holds nothing): drop the
@@ -101,20 +116,42 @@ func endWithError(w io.Writer, msg string) error {
 // req.From; ignored when From is -1), and stores each verified piece with
 // st.Ingest as soon as a signed checkpoint covers it, calling progress (if
 // not nil) with the offset stored. So an interrupted transfer keeps what was
-// verified. It returns the highest offset stored (req.From if none) and an
+// verified. If st is a PipelinedStore, pieces are queued with IngestAsync
+// and the next frames are read and verified while they are stored; Fetch
+// returns only after every queued piece is stored or failed. It returns the highest offset stored (req.From if none) and an
 // error: ErrIntegrity-wrapped for data that fails verification,
 // ErrShortAnswer if the answer ended below req.To.
 func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, prev Head, lim Limits, progress func(offset uint64)) (int64, error) {
 	lim = lim.WithDefaults()
+	outer := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	defer closeOnDone(ctx, conn)()
 	if req.From < 0 {
 		prev = Head{}
 	}
 	v := NewVerifier(req.Stream, req.From, prev.Lamport, prev.Hash)
+	// With a PipelinedStore, verified ranges are stored while the next
+	// frames arrive (pipeline.go); a failed range cancels ctx, which ends
+	// the read in progress.
+	var pipe *ingestPipe
+	if ps, ok := st.(PipelinedStore); ok {
+		pipe = newIngestPipe(ps, req.From, progress, cancel)
+	}
 	fail := func(err error) (int64, error) {
 		have, _, _ := v.Tip()
-		if ctx.Err() != nil {
-			err = errors.Join(ctx.Err(), err)
+		if pipe != nil {
+			var perr error
+			if have, perr = pipe.close(); perr != nil && !errors.Is(err, perr) {
+				if err != nil {
+					err = errors.Join(err, fmt.Errorf("store: %w", perr))
+				} else {
+					err = fmt.Errorf("store: %w", perr)
+				}
+			}
+		}
+		if outer.Err() != nil {
+			err = errors.Join(outer.Err(), err)
 		}
 		return have, fmt.Errorf("pull %s (%d, %d]: %w", req.Stream, req.From, req.To, err)
 	}
@@ -125,10 +162,42 @@ func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, p
 	for {
 		f, err := ReadFrame(r, req.Stream, lim.MaxFrameBytes)
 		if err != nil {
+			if pipe != nil && ctx.Err() != nil && outer.Err() == nil {
+				// A range failed to store and the pipe cancelled ctx,
+				// which closed conn under this read: the store's error
+				// (fail adds it) is the cause, not the peer.
+				return fail(nil)
+			}
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				err = fmt.Errorf("%w: %v", ErrShortAnswer, err)
 			}
 			return fail(err)
+		}
+		if f.Floor != nil {
+			// The peer's events below the floor expired: verify from its
+			// head there, after the store moved up to it (expiry.go).
+			have, _, _ := v.Tip()
+			if n, _ := v.Pending(); n > 0 || f.Floor.Stream != req.Stream {
+				return fail(fmt.Errorf("%w: floor after events", ErrMalformed))
+			}
+			if int64(f.Floor.Offset) > have {
+				if pipe != nil {
+					if err := pipe.drain(); err != nil {
+						return fail(fmt.Errorf("store: %w", err))
+					}
+				}
+				sk, ok := st.(floorSkipper)
+				if !ok {
+					return fail(fmt.Errorf("%w: peer holds %s from offset %d on", ErrShortAnswer, req.Stream, f.Floor.Offset+1))
+				}
+				if err := sk.SkipTo(ctx, *f.Floor); err != nil {
+					return fail(fmt.Errorf("store: %w", err))
+				}
+				v = NewVerifier(req.Stream, int64(f.Floor.Offset), f.Floor.Lamport, f.Floor.Hash)
+				if progress != nil {
+					progress(f.Floor.Offset)
+				}
+			}
 		}
 		if err := v.Add(f.Events); err != nil {
 			return fail(err)
@@ -141,7 +210,13 @@ func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, p
 			if err != nil {
 				return fail(err)
 			}
-			if len(evs) > 0 {
+			switch {
+			case len(evs) == 0:
+			case pipe != nil:
+				if err := pipe.put(ctx, evs, *f.Head); err != nil {
+					return fail(fmt.Errorf("store: %w", err))
+				}
+			default:
 				if err := st.Ingest(ctx, evs, *f.Head); err != nil {
 					return fail(fmt.Errorf("store: %w", err))
 				}
@@ -161,6 +236,13 @@ func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, p
 			return fail(fmt.Errorf("%w: %d events after the last signed head", ErrGap, n))
 		case have < 0 || uint64(have) < req.To:
 			return fail(fmt.Errorf("%w: answer ends at %d", ErrShortAnswer, have))
+		}
+		if pipe != nil {
+			stored, err := pipe.close()
+			if err != nil {
+				return stored, fmt.Errorf("pull %s (%d, %d]: store: %w", req.Stream, req.From, req.To, err)
+			}
+			return stored, nil
 		}
 		return have, nil
 	}

@@ -3,6 +3,7 @@ package replicate
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -44,16 +45,50 @@ type Config struct {
 	// Heartbeat is the interval of unconditional announces (default 5s).
 	Heartbeat time.Duration
 	// Gater filters connections (tests use it for partitions).
-	Gater   connmgr.ConnectionGater
-	Planner PlannerConfig
-	Limits  Limits
-	Logger  *slog.Logger
+	Gater connmgr.ConnectionGater
+	// MDNS advertises the node on the LAN and dials the swarm's nodes it
+	// finds there (see MDNSServiceName).
+	MDNS bool
+	// PeerBookPath is the file of the peer book (see PeerBook): peers
+	// connected to are remembered there and redialled after a restart.
+	// Empty: no peer book.
+	PeerBookPath string
+	// PeerBookSize bounds the peer book (default DefaultPeerBookSize).
+	PeerBookSize int
+	// BookSaveInterval is how often a changed peer book is written
+	// (default DefaultBookSaveInterval); it is also written at Close.
+	BookSaveInterval time.Duration
+	// Redial is the backoff of redialling bootstrap and known peers that
+	// are not connected (default DefaultRedialBackoff).
+	Redial Backoff
+	// DialTimeout bounds one dial (default 10s).
+	DialTimeout time.Duration
+	// FreshBytes bounds the fresh events riding along in one announce
+	// (default DefaultFreshBytes; Limits.MaxFreshEvents bounds their
+	// number). Negative: send none.
+	FreshBytes int
+	// FreshRepeat is how long an event keeps riding along in announces
+	// after it was first sent (default DefaultFreshRepeat), so that a peer
+	// that receives a later announce first still gets it without a pull.
+	FreshRepeat time.Duration
+	// MinAnnounceGap is the least time between two announces: changes
+	// within it are coalesced (default 1ms). The gap also grows with the
+	// size of the heads announced, to keep that overhead under about
+	// 1 MB/s per node.
+	MinAnnounceGap time.Duration
+	Planner        PlannerConfig
+	Limits         Limits
+	Logger         *slog.Logger
 }
 
-// Service replicates a Store over libp2p: it gossips heads, serves pulls
-// and runs the Planner's pulls. Not yet done: mDNS discovery, the peer
-// book, redialling dropped peers, and fresh events riding along in gossip
-// (Announce.Fresh is neither sent nor ingested; FreshRange is ready for it).
+// announceBytesPerSec is the rate of announce overhead (heads, not the
+// fresh events, which would travel anyway) the announce gap aims under.
+const announceBytesPerSec = 1 << 20
+
+// Service replicates a Store over libp2p: it gossips heads with fresh
+// events (validated, with peer scoring), serves pulls and runs the
+// Planner's pulls; it finds peers by mDNS, bootstrap addresses and its peer
+// book, and redials them with backoff when they drop.
 type Service struct {
 	cfg   Config
 	log   *slog.Logger
@@ -65,7 +100,19 @@ type Service struct {
 	events chan func(*Planner) // run on the loop goroutine, which owns the planner
 	mu     sync.Mutex
 	toRep  map[event.StreamID]uint64
-	ingest sync.Mutex // one ingest at a time: Ingest checks the present offset
+	ingest sync.Mutex    // one ingest at a time: Ingest checks the present offset
+	joined chan struct{} // a peer joined the topic: announce now
+
+	ctx     context.Context // ends at Close
+	peerOps chan func(*peerMgr)
+	stats   stats
+	heads   *headCache
+	mdns    io.Closer
+	scoreMu sync.Mutex
+	scores  map[peer.ID]float64 // gossipsub scores, refreshed every second
+	// offences are verification failures outside the gossip validator;
+	// they lower the peer's gossip score.
+	offences *offences
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -82,6 +129,22 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = 5 * time.Second
 	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 10 * time.Second
+	}
+	if cfg.BookSaveInterval <= 0 {
+		cfg.BookSaveInterval = DefaultBookSaveInterval
+	}
+	if cfg.FreshBytes == 0 {
+		cfg.FreshBytes = DefaultFreshBytes
+	}
+	if cfg.FreshRepeat <= 0 {
+		cfg.FreshRepeat = DefaultFreshRepeat
+	}
+	if cfg.MinAnnounceGap <= 0 {
+		cfg.MinAnnounceGap = time.Millisecond
+	}
+	cfg.Redial = cfg.Redial.WithDefaults()
 	cfg.Limits = cfg.Limits.WithDefaults()
 	log := cfg.Logger
 	if log == nil {
@@ -106,11 +169,30 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("replicate: libp2p host: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	ps, err := pubsub.NewGossipSub(ctx, h, pubsub.WithMaxMessageSize(cfg.Limits.MaxAnnounceBytes+4096))
+	s := &Service{cfg: cfg, log: log, host: h, self: h.ID(), ctx: ctx,
+		events: make(chan func(*Planner), 256), joined: make(chan struct{}, 1), cancel: cancel,
+		peerOps: make(chan func(*peerMgr), 256), heads: newHeadCache(2 * cfg.Limits.MaxHeads)}
+	// Connection events from here on reach the peers loop (buffered until
+	// it runs).
+	s.watchConns(ctx)
+	s.offences = newOffences(time.Now)
+	params, thresholds := scoreParams(Topic(cfg.Swarm), s.offences.score)
+	ps, err := pubsub.NewGossipSub(ctx, h, pubsub.WithMaxMessageSize(cfg.Limits.MaxAnnounceBytes+4096),
+		pubsub.WithPeerScore(params, thresholds),
+		pubsub.WithPeerScoreInspect(s.setScores, time.Second),
+		// Send our own announces to every peer in the topic (not only the
+		// mesh, which forms at gossipsub's next heartbeat): a peer that just
+		// connected, or a healed partition, learns our heads at once.
+		pubsub.WithFloodPublish(true))
 	if err != nil {
 		cancel()
 		h.Close()
 		return nil, fmt.Errorf("replicate: pubsub: %w", err)
+	}
+	if err := ps.RegisterTopicValidator(Topic(cfg.Swarm), s.validate); err != nil {
+		cancel()
+		h.Close()
+		return nil, fmt.Errorf("replicate: topic validator: %w", err)
 	}
 	topic, err := ps.Join(Topic(cfg.Swarm))
 	if err != nil {
@@ -124,8 +206,13 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 		h.Close()
 		return nil, fmt.Errorf("replicate: subscribe: %w", err)
 	}
-	s := &Service{cfg: cfg, log: log, host: h, ps: ps, topic: topic, self: h.ID(),
-		events: make(chan func(*Planner), 256), cancel: cancel}
+	joins, err := topic.EventHandler()
+	if err != nil {
+		cancel()
+		h.Close()
+		return nil, fmt.Errorf("replicate: topic events: %w", err)
+	}
+	s.ps, s.topic = ps, topic
 	h.SetStreamHandler(PullProtocol, func(st network.Stream) { s.serve(ctx, st) })
 	h.Network().Notify(&network.NotifyBundle{DisconnectedF: func(n network.Network, c network.Conn) {
 		p := c.RemotePeer()
@@ -133,16 +220,53 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 			s.send(ctx, func(pl *Planner) { pl.PeerGone(p) })
 		}
 	}})
-	for _, ai := range cfg.Bootstrap {
-		if err := h.Connect(ctx, ai); err != nil {
-			log.Warn("bootstrap peer unreachable", slog.String("peer", ai.ID.String()), slog.Any("err", err))
-		}
-	}
-	s.wg.Add(3)
+	pm := s.initPeers(time.Now())
+	s.wg.Add(5)
 	go s.loop(ctx)
 	go s.announceLoop(ctx)
 	go s.readGossip(ctx, sub)
+	go s.watchJoins(ctx, joins)
+	go s.peersLoop(ctx, pm)
+	s.dialBootstrap(ctx)
+	if cfg.MDNS {
+		m, err := startMDNS(h, cfg.Swarm, func(ai peer.AddrInfo) { s.peerFound(ctx, ai) })
+		if err != nil {
+			log.Warn("mDNS discovery unavailable", slog.Any("err", err))
+		} else {
+			s.mdns = m
+		}
+	}
 	return s, nil
+}
+
+// dialBootstrap dials the bootstrap peers in parallel and waits for them,
+// at most 5 seconds (or DialTimeout), so that a node started with
+// reachable bootstrap peers is connected when Start returns. The peers
+// loop redials those that fail.
+func (s *Service) dialBootstrap(ctx context.Context) {
+	if len(s.cfg.Bootstrap) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, min(s.cfg.DialTimeout, 5*time.Second))
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, ai := range s.cfg.Bootstrap {
+		if ai.ID == s.self {
+			continue
+		}
+		wg.Go(func() {
+			if err := s.host.Connect(ctx, ai); err != nil {
+				s.log.Warn("bootstrap peer unreachable, will redial", slog.String("peer", ai.ID.String()), slog.Any("err", err))
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func (s *Service) setScores(m map[peer.ID]float64) {
+	s.scoreMu.Lock()
+	s.scores = m
+	s.scoreMu.Unlock()
 }
 
 // Host returns the libp2p host.
@@ -160,9 +284,12 @@ func (s *Service) ToReplicate() map[event.StreamID]uint64 {
 	return out
 }
 
-// Close stops replication and the host.
+// Close stops replication, saves the peer book and closes the host.
 func (s *Service) Close() error {
 	s.cancel()
+	if s.mdns != nil {
+		s.mdns.Close()
+	}
 	s.wg.Wait()
 	return s.host.Close()
 }
@@ -210,11 +337,15 @@ func (s *Service) loop(ctx context.Context) {
 			pctx, cancel := context.WithCancel(ctx)
 			cancels[p.ID] = cancel
 			go func() {
+				began := time.Now()
 				err := s.pull(pctx, p)
 				s.send(ctx, func(pl *Planner) {
 					cancel()
 					delete(cancels, p.ID)
+					s.log.Debug("pull ended", slog.String("peer", p.Peer.String()), slog.String("stream", string(p.Stream)),
+						slog.Int64("from", p.From), slog.Uint64("to", p.To), slog.Duration("took", time.Since(began)), slog.Any("err", err))
 					if Blame(err) == FaultMisbehaviour {
+						s.offences.add(p.Peer)
 						s.log.Warn("peer sent data that fails verification", slog.String("peer", p.Peer.String()), slog.Any("err", err))
 					} else if err != nil {
 						s.log.Debug("pull failed", slog.String("peer", p.Peer.String()), slog.Any("err", err))
@@ -241,15 +372,19 @@ func (s *Service) pull(ctx context.Context, p Pull) error {
 		prev, from = h.Head, int64(h.Offset)
 	}
 	if from >= int64(p.To) {
+		// Stored meanwhile (fresh events, another pull). Tell the planner
+		// before this pull's PullDone (the loop runs them in order), or it
+		// would judge the pull short and back the peer off.
+		s.send(ctx, func(pl *Planner) { pl.Stored(p.Stream, uint64(from)) })
 		return nil
 	}
+	s.stats.pulls.Add(1)
 	st, err := s.host.NewStream(ctx, p.Peer, PullProtocol)
 	if err != nil {
 		return fmt.Errorf("pull: open stream: %w", err)
 	}
 	defer st.Close()
-	locked := &lockedStore{Store: s.cfg.Store, mu: &s.ingest}
-	_, err = Fetch(ctx, locked, st, PullRequest{Stream: p.Stream, From: from, To: p.To}, prev, s.cfg.Limits, func(off uint64) {
+	_, err = Fetch(ctx, s.pullStore(), st, PullRequest{Stream: p.Stream, From: from, To: p.To}, prev, s.cfg.Limits, func(off uint64) {
 		s.send(ctx, func(pl *Planner) { pl.Stored(p.Stream, off) })
 	})
 	if err != nil && Blame(err) == FaultMisbehaviour {
@@ -281,52 +416,113 @@ func (s *Service) serve(ctx context.Context, st network.Stream) {
 	}
 }
 
-// announceLoop publishes the store's heads when they change (coalesced)
-// and on the heartbeat.
+// announceLoop publishes the store's heads, with fresh events, when they
+// change and on the heartbeat. Announces are at least MinAnnounceGap apart
+// (more for large ones), which coalesces bursts of changes.
 func (s *Service) announceLoop(ctx context.Context) {
 	defer s.wg.Done()
 	hb := time.NewTicker(s.cfg.Heartbeat)
 	defer hb.Stop()
+	cursor := newFreshCursor(s.cfg.FreshRepeat)
 	for {
 		changed := s.cfg.Store.Changed()
-		if err := s.announce(ctx); err != nil && ctx.Err() == nil {
+		n, err := s.announce(ctx, cursor)
+		if err != nil && ctx.Err() == nil {
 			s.log.Warn("announce", slog.Any("err", err))
 		}
+		gap := time.NewTimer(max(s.cfg.MinAnnounceGap, time.Duration(n)*time.Second/announceBytesPerSec))
 		select {
 		case <-ctx.Done():
+			gap.Stop()
 			return
 		case <-changed:
+		case <-s.joined:
 		case <-hb.C:
 		}
-		// Coalesce a burst of changes into one announce.
 		select {
 		case <-ctx.Done():
+			gap.Stop()
 			return
-		case <-time.After(10 * time.Millisecond):
+		case <-gap.C:
 		}
 	}
 }
 
-func (s *Service) announce(ctx context.Context) error {
+// joinAnnounceDelay is how long after a peer joins the topic the join's
+// announce waits. Pubsub reports the join when the peer's subscription
+// arrives, which can be before pubsub has a send queue for that peer: a
+// message published in between is dropped for it.
+const joinAnnounceDelay = 50 * time.Millisecond
+
+// watchJoins wakes announceLoop shortly after a peer joins the topic, so a
+// peer that connects, or a partition that heals, learns our heads at once
+// rather than at the next heartbeat.
+func (s *Service) watchJoins(ctx context.Context, h *pubsub.TopicEventHandler) {
+	defer s.wg.Done()
+	defer h.Cancel()
+	wake := func() {
+		select {
+		case s.joined <- struct{}{}:
+		default: // an announce is already due
+		}
+	}
+	for {
+		ev, err := h.NextPeerEvent(ctx)
+		if err != nil {
+			return
+		}
+		if ev.Type == pubsub.PeerJoin {
+			time.AfterFunc(joinAnnounceDelay, wake)
+		}
+	}
+}
+
+// announce publishes the heads held, with the fresh events of own streams
+// since the cursor, and returns the message's size without the fresh
+// events.
+func (s *Service) announce(ctx context.Context, cursor *freshCursor) (int, error) {
 	heads, err := s.cfg.Store.Heads(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	a := Announce{Node: s.self.String()}
 	for _, h := range heads {
 		if len(a.Heads) == s.cfg.Limits.MaxHeads {
 			break
 		}
+		if len(h.Sig) == 0 {
+			continue // a floor head of an expired stream (expiry.go)
+		}
 		a.Heads = append(a.Heads, h)
 	}
-	b, err := EncodeAnnounce(a, s.cfg.Limits)
-	if err != nil {
-		return err
+	a.Expiry = s.expiryToAnnounce()
+	if s.cfg.FreshBytes > 0 {
+		// The fresh events, heads and framing must fit one message.
+		budget := min(s.cfg.FreshBytes, s.cfg.Limits.MaxAnnounceBytes-len(a.Heads)*256-1024)
+		if a.Fresh, err = collectFresh(ctx, s.cfg.Store, a.Node, a.Heads, cursor, time.Now(), s.cfg.Limits.MaxFreshEvents, budget); err != nil {
+			s.log.Debug("announce without fresh events", slog.Any("err", err))
+			a.Fresh = nil
+		}
 	}
-	return s.topic.Publish(ctx, b)
+	b, err := EncodeAnnounce(a, s.cfg.Limits)
+	if err != nil && a.Fresh != nil {
+		a.Fresh = nil
+		b, err = EncodeAnnounce(a, s.cfg.Limits)
+	}
+	if err != nil {
+		return 0, err
+	}
+	overhead := len(b)
+	for _, f := range a.Fresh {
+		for i := range f.Events {
+			overhead -= eventSize(&f.Events[i])
+		}
+	}
+	return max(overhead, 0), s.topic.Publish(ctx, b)
 }
 
-// readGossip verifies announces and feeds their heads to the planner.
+// readGossip takes the announces the validator accepted, stores their
+// fresh events and feeds their heads to the planner.
 func (s *Service) readGossip(ctx context.Context, sub *pubsub.Subscription) {
 	defer s.wg.Done()
 	defer sub.Cancel()
@@ -336,27 +532,37 @@ func (s *Service) readGossip(ctx context.Context, sub *pubsub.Subscription) {
 			return
 		}
 		from := msg.GetFrom()
-		if from == s.self {
+		v, ok := msg.ValidatorData.(*validAnnounce)
+		if from == s.self || !ok {
 			continue
 		}
-		a, err := DecodeAnnounce(msg.Data, s.cfg.Limits)
-		if err == nil && a.Node != from.String() {
-			err = fmt.Errorf("%w: announce of %s sent by %s", ErrMalformed, a.Node, from)
-		}
-		var heads []Head
-		for _, h := range a.Heads {
-			if err != nil {
-				break
-			}
-			if err = VerifyHead(h); err == nil {
-				heads = append(heads, h.Head)
-			}
-		}
+		stored, err := s.ingestFresh(ctx, v.a.Fresh, v.fresh)
 		if err != nil {
-			s.log.Warn("rejected announce", slog.String("peer", from.String()), slog.Any("err", err))
-			s.send(ctx, func(pl *Planner) { pl.Penalise(from, err) })
-			continue
+			if Blame(err) == FaultMisbehaviour {
+				s.offences.add(msg.ReceivedFrom)
+				s.log.Warn("rejected fresh events", slog.String("peer", from.String()), slog.Any("err", err))
+				s.send(ctx, func(pl *Planner) { pl.Penalise(from, err) })
+			} else if ctx.Err() == nil {
+				s.log.Warn("storing fresh events", slog.String("peer", from.String()), slog.Any("err", err))
+			}
 		}
-		s.send(ctx, func(pl *Planner) { pl.PeerAnnounced(from, heads) })
+		heads := make([]Head, len(v.a.Heads))
+		for i, h := range v.a.Heads {
+			heads[i] = h.Head
+		}
+		// Pull only from the authors we are connected to: pulls to an author
+		// whose announce gossip relayed from afar fail and put it in
+		// backoff. The relays between us announce what they hold themselves.
+		direct := s.host.Network().Connectedness(from) == network.Connected
+		s.send(ctx, func(pl *Planner) {
+			for st, off := range stored {
+				pl.Stored(st, off)
+			}
+			if direct {
+				pl.PeerAnnounced(from, heads)
+			}
+			pl.PeerFloors(from, v.a.Expiry)
+		})
+		s.learnRetention(from, v.a.Expiry)
 	}
 }

@@ -188,6 +188,19 @@ func TestServiceLyingRelay(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// The liar's pulls failed verification: its gossip score at C drops.
+	waitFor(t, 10*time.Second, "the liar's gossip score below zero at C", func() bool {
+		ps, err := c.svc.Peers(context.Background())
+		if err != nil {
+			return false
+		}
+		for _, p := range ps {
+			if p.ID == b.o.id && p.Score < 0 {
+				return true
+			}
+		}
+		return false
+	})
 	// An honest relay appears: C catches up through it.
 	connect(t, a, d)
 	connect(t, d, c)

@@ -50,4 +50,9 @@ type Store interface {
 type Entry struct {
 	Event event.Event
 	Head  *SignedHead
+	// Floor, if set, makes this an entry without an event: ReadRange
+	// yields it first when from lies below the stream's floor (expired
+	// events). It is the chain head at floor-1; the events that follow
+	// start at the floor.
+	Floor *Head
 }

@@ -64,6 +64,9 @@ type Announce struct {
 	Heads []SignedHead
 	// Fresh carries recent events of the sender's own streams.
 	Fresh []FreshEvents
+	// Expiry holds the sender's floors and, for its own streams, their
+	// retention rules (see StreamExpiry).
+	Expiry []StreamExpiry
 }
 
 // FreshEvents are consecutive events of one stream ending at Head.Offset.
@@ -89,6 +92,10 @@ type Frame struct {
 	Head   *SignedHead
 	End    bool
 	Error  string
+	// Floor, only in the first frame, says the answer starts above the
+	// requested From: the responder's events below Floor.Offset+1 expired,
+	// and Floor is the chain head to verify the rest from.
+	Floor *Head
 }
 
 // On the wire. Messages are CBOR maps with small integer keys, so fields
@@ -120,9 +127,10 @@ type wireFresh struct {
 }
 
 type wireAnnounce struct {
-	Node  string      `cbor:"1,keyasint"`
-	Heads []wireHead  `cbor:"2,keyasint,omitempty"`
-	Fresh []wireFresh `cbor:"3,keyasint,omitempty"`
+	Node   string       `cbor:"1,keyasint"`
+	Heads  []wireHead   `cbor:"2,keyasint,omitempty"`
+	Fresh  []wireFresh  `cbor:"3,keyasint,omitempty"`
+	Expiry []wireExpiry `cbor:"4,keyasint,omitempty"`
 }
 
 type wireRequest struct {
@@ -136,6 +144,7 @@ type wireFrame struct {
 	Head   *wireHead   `cbor:"2,keyasint,omitempty"`
 	End    bool        `cbor:"3,keyasint,omitempty"`
 	Error  string      `cbor:"4,keyasint,omitempty"`
+	Floor  *wireFloor  `cbor:"5,keyasint,omitempty"`
 }
 
 var (
@@ -207,7 +216,7 @@ func fromWireEvents(stream event.StreamID, ws []wireEvent) []event.Event {
 // EncodeAnnounce encodes a for gossip. It fails if a breaks lim.
 func EncodeAnnounce(a Announce, lim Limits) ([]byte, error) {
 	lim = lim.WithDefaults()
-	w := wireAnnounce{Node: a.Node, Heads: make([]wireHead, len(a.Heads))}
+	w := wireAnnounce{Node: a.Node, Heads: make([]wireHead, len(a.Heads)), Expiry: toWireExpiry(a.Expiry)}
 	for i, h := range a.Heads {
 		w.Heads[i] = toWireHead(h)
 	}
@@ -248,6 +257,10 @@ func DecodeAnnounce(data []byte, lim Limits) (Announce, error) {
 		return Announce{}, fmt.Errorf("%w: announce: %d heads, limit %d", ErrMalformed, len(w.Heads), lim.MaxHeads)
 	}
 	a := Announce{Node: w.Node, Heads: make([]SignedHead, len(w.Heads))}
+	var err error
+	if a.Expiry, err = fromWireExpiry(w.Expiry, lim.MaxHeads); err != nil {
+		return Announce{}, err
+	}
 	for i := range w.Heads {
 		h, err := fromWireHead(&w.Heads[i])
 		if err != nil {

@@ -158,7 +158,7 @@ func startNode(t *testing.T, dir string, extra ...string) (url string, logs *lin
 	ctx, cancel := context.WithCancel(context.Background())
 	stderr, logs := newLineLog()
 	exited := make(chan int, 1)
-	args := append([]string{"run", "--data", dir, "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0"}, extra...)
+	args := append([]string{"run", "--data", dir, "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--mdns=false"}, extra...)
 	go func() {
 		code := run(ctx, args, strings.NewReader(""), io.Discard, stderr)
 		stderr.Close()

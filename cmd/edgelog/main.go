@@ -146,7 +146,7 @@ Exit codes: 0 success, 1 error, 2 usage error.`,
 	}
 	root.CompletionOptions.HiddenDefaultCmd = true
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })
-	root.AddCommand(a.runCmd(), a.eventsCmd(), a.nodeCmd(), a.configCmd(), a.versionCmd())
+	root.AddCommand(a.runCmd(), a.eventsCmd(), a.nodeCmd(), a.configCmd(), a.swarmCmd(), a.versionCmd())
 	return root
 }
 

@@ -43,7 +43,7 @@ func startProcess(t *testing.T, dataDir string) (*exec.Cmd, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "run", "--data", dataDir, "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--durability", "sync")
+	cmd := exec.Command(bin, "run", "--data", dataDir, "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--mdns=false", "--durability", "sync")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,97 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/edgelog/edgelog/event"
+	"github.com/edgelog/edgelog/replicate"
+)
+
+var _ replicate.PipelinedStore = (*replStore)(nil)
+
+// IngestAsync queues a verified range of another node's stream with the
+// writer and returns without waiting for its commit (see
+// replicate.PipelinedStore). The writer takes requests in the order they
+// are queued and commits whatever waits in one transaction, so a pull that
+// keeps several ranges queued gets them written with one fsync while it
+// receives the next; a range that does not continue the stream (because
+// one before it failed) is refused with ErrStale.
+func (r *replStore) IngestAsync(ctx context.Context, events []event.Event, head replicate.SignedHead) (func() error, error) {
+	n := r.node()
+	if len(events) == 0 {
+		return func() error { return nil }, nil
+	}
+	req, err := n.ingestRequest(events, head)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.w.enqueue(ctx, req); err != nil {
+		return nil, err
+	}
+	return func() error {
+		res := <-req.res
+		return res.err
+	}, nil
+}
+
+// ingestRequest checks a verified range for what the store needs beyond
+// the chain (its own stream, valid tags) and makes it a write request.
+func (n *Node) ingestRequest(events []event.Event, head replicate.SignedHead) (*writeReq, error) {
+	if head.Stream.Node() == n.nodeID {
+		return nil, fmt.Errorf("ingest: %s is this node's own stream: %w", head.Stream, replicate.ErrStale)
+	}
+	events = slices.Clone(events) // tags may be normalised below
+	for i := range events {
+		e := &events[i]
+		if e.Stream != head.Stream {
+			return nil, fmt.Errorf("ingest: event of %s in a range of %s", e.Stream, head.Stream)
+		}
+		// The origin signed them, but the tag index needs tags that are
+		// non-empty and free of NUL bytes; the chain hash covers tags as a
+		// sorted set, so storing them sorted changes nothing.
+		for _, t := range e.Tags {
+			if t == "" || strings.IndexByte(t, 0) >= 0 {
+				return nil, fmt.Errorf("ingest: event %s/%d has an invalid tag %q: %w", e.Stream, e.Offset, t, replicate.ErrMalformed)
+			}
+		}
+		if !sortedSet(e.Tags) {
+			tags := slices.Clone(e.Tags)
+			slices.Sort(tags)
+			e.Tags = slices.Compact(tags)
+		}
+	}
+	req := &writeReq{stream: head.Stream, ingest: events, head: &head}
+	if err := n.w.estimate(req); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// sortedSet reports whether tags are strictly increasing: sorted and
+// without duplicates.
+func sortedSet(tags []string) bool {
+	for i := 1; i < len(tags); i++ {
+		if tags[i-1] >= tags[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// enqueue hands req to the writer and returns once the writer has taken
+// it, without waiting for its commit; the answer arrives on req.res. Once
+// taken, a request is always answered.
+func (w *writer) enqueue(ctx context.Context, req *writeReq) error {
+	req.res = make(chan writeRes, 1)
+	select {
+	case w.reqs <- req:
+		return nil
+	case <-w.done:
+		return fmt.Errorf("publish: %w: node is closed", event.ErrUnavailable)
+	case <-ctx.Done():
+		return fmt.Errorf("publish: %w", ctx.Err())
+	}
+}

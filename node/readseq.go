@@ -1,0 +1,54 @@
+package node
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/edgelog/edgelog/event"
+)
+
+// seqReader loads events whose positions come in increasing key order
+// (one stream's events, which are in Lamport order) through one Badger
+// iterator: an event stored right after the previous one loaded costs a
+// Next, not a point lookup that searches every level and decodes a block
+// again. Where other streams' events lie between, it seeks forward.
+type seqReader struct {
+	it      *badger.Iterator
+	pl      *readPlan
+	key     []byte
+	started bool
+}
+
+// newSeqReader opens an iterator over txn's event records; close it
+// before txn ends.
+func newSeqReader(txn *badger.Txn, pl *readPlan) *seqReader {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxEvent}, PrefetchValues: false})
+	return &seqReader{it: it, pl: pl, key: make([]byte, 0, eventKeyLen)}
+}
+
+// load reads and decodes the event at p, which must sort after the
+// position loaded before.
+func (s *seqReader) load(p pos) (*event.Event, error) {
+	s.key = appendPos(append(s.key[:0], pfxEvent), p)
+	if s.started && s.it.Valid() {
+		s.it.Next()
+	}
+	s.started = true
+	if !s.it.Valid() || !bytes.Equal(s.it.Item().Key(), s.key) {
+		s.it.Seek(s.key)
+		if !s.it.Valid() || !bytes.Equal(s.it.Item().Key(), s.key) {
+			return nil, fmt.Errorf("index names a missing event %d/%d", p.sid, p.offset)
+		}
+	}
+	var ev *event.Event
+	err := s.it.Item().Value(func(v []byte) error {
+		var err error
+		ev, err = s.pl.decode(p, v, allEvents)
+		return err
+	})
+	return ev, err
+}
+
+func (s *seqReader) close() { s.it.Close() }

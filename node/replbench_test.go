@@ -1,0 +1,489 @@
+package node
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgelog/edgelog/aql"
+	"github.com/edgelog/edgelog/event"
+	"github.com/edgelog/edgelog/replicate"
+)
+
+// Replication benchmarks (issue 3). Each does a bounded amount of work per
+// iteration; run them with -benchtime 1x (scripts/bench.sh does). Smaller
+// counts for quick runs come from the environment:
+//
+//	EDGELOG_BENCH_CATCHUP_EVENTS   events B pulls from A (default 1000000)
+//	EDGELOG_BENCH_LATENCY_EVENTS   events published at 1000/s (default 2000)
+//	EDGELOG_BENCH_CONVERGE_EVENTS  events per node of the 10-node cluster (default 1000)
+//
+// EDGELOG_BENCH_DEBUG=1 makes BenchmarkLiveLatency log when events arrived
+// (in bursts) and, every 5 ms, what the receiver held and how far it knew
+// it was behind: a stall shows as a growing toReplicate with nothing stored.
+
+func envCount(b *testing.B, name string, def int) int {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 100_000_000 {
+		b.Fatalf("%s=%q: want a count from 1 to 100000000", name, s)
+	}
+	return n
+}
+
+// replBenchPeerEnv names the data directory TestReplBenchPeer serves.
+const replBenchPeerEnv = "EDGELOG_REPLBENCH_PEER"
+
+// TestReplBenchPeer is the second process of BenchmarkCatchUp, which runs
+// the test binary again with only this test and EDGELOG_REPLBENCH_PEER set
+// to a data directory. It serves that directory's node over libp2p on
+// loopback, and a raw TCP baseline that sends as many bytes as a client
+// asks for, prints both addresses, and stops when its stdin closes.
+// Without the variable it skips.
+func TestReplBenchPeer(t *testing.T) {
+	dir := os.Getenv(replBenchPeerEnv)
+	if dir == "" {
+		t.Skip("the serving process of BenchmarkCatchUp")
+	}
+	n, err := Open(context.Background(), Config{DataDir: dir, Durability: DurabilityAsync, Logger: slog.New(slog.DiscardHandler),
+		Replication: &Replication{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Swarm: "replbench"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go serveRaw(ln)
+	fmt.Printf("ADDR %s\nRAW %s\n", n.ListenAddrs()[0], ln.Addr())
+	io.Copy(io.Discard, os.Stdin) // until the benchmark closes it (or dies)
+}
+
+// serveRaw answers each connection on ln: it reads a length (8 bytes, big
+// endian) and writes that many bytes.
+func serveRaw(ln net.Listener) {
+	buf := make([]byte, 1<<20)
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer conn.Close()
+			var hdr [8]byte
+			if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+				return
+			}
+			for left := int64(binary.BigEndian.Uint64(hdr[:])); left > 0; {
+				k, err := conn.Write(buf[:min(left, int64(len(buf)))])
+				if err != nil {
+					return
+				}
+				left -= int64(k)
+			}
+		}()
+	}
+}
+
+// catchUpSource returns a closed data directory whose node holds n events
+// of 100-byte payloads with two tags each, published in batches of 1000.
+func catchUpSource(b *testing.B, n int) string {
+	if n == benchStoreEvents {
+		return fillBenchStore(b)
+	}
+	dir := b.TempDir()
+	src, err := Open(context.Background(), Config{DataDir: dir, Durability: DurabilityAsync, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	drafts := make([]event.Draft, 0, 1000)
+	for i := 0; i < n; i++ {
+		drafts = append(drafts, event.Draft{Tags: []string{"bench", fmt.Sprintf("machine:%d", i%100)}, Payload: benchPayloadN(b, i)})
+		if len(drafts) == cap(drafts) || i == n-1 {
+			if _, err := src.Publish(context.Background(), "com.example.bench", drafts); err != nil {
+				b.Fatal(err)
+			}
+			drafts = drafts[:0]
+		}
+	}
+	if err := src.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return dir
+}
+
+// countingConn answers a pull request from memory and counts the bytes
+// written back.
+type countingConn struct {
+	r *bytes.Reader
+	n int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error)  { return c.r.Read(p) }
+func (c *countingConn) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+// wireBytes opens the node in dir alone and returns its default stream and
+// how many bytes the pull protocol sends for the whole stream.
+func wireBytes(b *testing.B, dir string, events int) (event.StreamID, int64) {
+	n, err := Open(context.Background(), Config{DataDir: dir, Durability: DurabilityAsync, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer n.Close()
+	var req bytes.Buffer
+	pr := replicate.PullRequest{Stream: n.DefaultStream(), From: -1, To: uint64(events - 1)}
+	if err := replicate.WriteRequest(&req, pr); err != nil {
+		b.Fatal(err)
+	}
+	conn := &countingConn{r: bytes.NewReader(req.Bytes())}
+	if _, err := replicate.Serve(context.Background(), (*replStore)(n), conn, replicate.Limits{}); err != nil {
+		b.Fatal(err)
+	}
+	return n.DefaultStream(), conn.n
+}
+
+// peerProcess is TestReplBenchPeer running in a second process.
+type peerProcess struct {
+	addr, raw string
+}
+
+func startPeerProcess(b *testing.B, dir string) peerProcess {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestReplBenchPeer$", "-test.bench=^$", "-test.count=1", "-test.timeout=1h")
+	cmd.Env = append(os.Environ(), replBenchPeerEnv+"="+dir)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		stdin.Close()
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			cancel() // kills it
+			<-done
+		}
+		cancel()
+	})
+	var p peerProcess
+	lines := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default: // the addresses were read long ago: just drain
+			}
+		}
+		close(lines)
+	}()
+	deadline := time.After(2 * time.Minute)
+	for p.addr == "" || p.raw == "" {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				b.Fatal("the serving process ended before printing its addresses")
+			}
+			if a, ok := strings.CutPrefix(l, "ADDR "); ok {
+				p.addr = a
+			}
+			if a, ok := strings.CutPrefix(l, "RAW "); ok {
+				p.raw = a
+			}
+		case <-deadline:
+			b.Fatal("the serving process printed no addresses within 2 minutes")
+		}
+	}
+	return p
+}
+
+// rawCopy reads n bytes from the raw server over one loopback TCP
+// connection and returns how long that took.
+func rawCopy(b *testing.B, addr string, n int64) time.Duration {
+	start := time.Now()
+	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Minute))
+	var hdr [8]byte
+	binary.BigEndian.PutUint64(hdr[:], uint64(n))
+	if _, err := conn.Write(hdr[:]); err != nil {
+		b.Fatal(err)
+	}
+	got, err := io.CopyBuffer(io.Discard, conn, make([]byte, 256<<10))
+	if err != nil || got != n {
+		b.Fatalf("raw copy: %d of %d bytes, %v", got, n, err)
+	}
+	return time.Since(start)
+}
+
+// waitHolds waits until n holds stream up to offset last.
+func waitHolds(b *testing.B, n *Node, stream event.StreamID, last uint64, d time.Duration) {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		changed := (*replStore)(n).Changed()
+		if off, ok := n.st.snapshot().offsets()[stream]; ok && off >= last {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			o, _ := n.Offsets(context.Background())
+			b.Fatalf("after %v: holds %d of %s, toReplicate %d", d, o.Present[stream], stream, o.ToReplicate[stream])
+		}
+	}
+}
+
+// BenchmarkCatchUp: node B, empty, pulls every event of node A, which runs
+// in a second process, over loopback TCP; B stores durably (sync). It
+// reports events/s from B's start until it holds all, next to raw-events/s:
+// a plain loopback TCP copy, in the same run, of as many bytes as the pull
+// protocol sends for those events.
+func BenchmarkCatchUp(b *testing.B) {
+	events := envCount(b, "EDGELOG_BENCH_CATCHUP_EVENTS", 1_000_000)
+	dir := catchUpSource(b, events)
+	stream, size := wireBytes(b, dir, events)
+	peer := startPeerProcess(b, dir)
+	var pulled, raw time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		raw += rawCopy(b, peer.raw, size)
+		b.StopTimer()
+		bdir := b.TempDir()
+		b.StartTimer()
+		start := time.Now()
+		n, err := Open(context.Background(), Config{DataDir: bdir, Durability: DurabilitySync, Logger: slog.New(slog.DiscardHandler),
+			Replication: &Replication{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Swarm: "replbench", Bootstrap: []string{peer.addr}}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		waitHolds(b, n, stream, uint64(events-1), 20*time.Minute)
+		pulled += time.Since(start)
+		b.StopTimer()
+		if err := n.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	rate := float64(events*b.N) / pulled.Seconds()
+	rawRate := float64(events*b.N) / raw.Seconds()
+	b.ReportMetric(rate, "events/s")
+	b.ReportMetric(rawRate, "raw-events/s")
+	b.ReportMetric(float64(size)/float64(events), "wire-bytes/event")
+	b.ReportMetric(rate/rawRate, "x-raw")
+}
+
+// BenchmarkLiveLatency: node A publishes one event per millisecond; a
+// subscriber on B sees each after a delay, publish call to delivery,
+// reported as p50, p99 and max in ms. "direct": B is A's peer; "relay": B
+// reaches A only through a third node. Both with async and sync
+// durability on every node.
+func BenchmarkLiveLatency(b *testing.B) {
+	count := envCount(b, "EDGELOG_BENCH_LATENCY_EVENTS", 2000)
+	for _, dur := range []Durability{DurabilityAsync, DurabilitySync} {
+		b.Run(string(dur), func(b *testing.B) {
+			// 0 = A, 1 = relay, 2 = C; A and C never connect.
+			c := newCluster(b, 3, func(cfg *Config) { cfg.Durability = dur })
+			c.cutLink(0, 2)
+			for _, tc := range []struct {
+				name string
+				to   int
+			}{{"direct", 1}, {"relay", 2}} {
+				b.Run(tc.name, func(b *testing.B) { measureLatency(b, c, 0, tc.to, count) })
+			}
+		})
+	}
+}
+
+// measureLatency publishes count events on node from, one per
+// millisecond, and reports the delays until a subscription on node to
+// delivers them.
+func measureLatency(b *testing.B, c *cluster, from, to, count int) {
+	tag := fmt.Sprintf("lat-%d-%d", time.Now().UnixNano(), to)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	arrived := make([]time.Time, count)
+	var mu sync.Mutex
+	got := 0
+	live := make(chan struct{})
+	all := make(chan struct{})
+	subErr := make(chan error, 1)
+	go func() {
+		subErr <- func() error {
+			for it, err := range c.nodes[to].Subscribe(ctx, event.SubscribeRequest{Query: aql.MustParse("FROM '" + tag + "'")}) {
+				if err != nil {
+					return err
+				}
+				switch it.Kind {
+				case event.KindOffsets:
+					close(live)
+				case event.KindEvent:
+					now := time.Now()
+					seq := -1
+					for _, t := range it.Event.Tags {
+						if s, ok := strings.CutPrefix(t, "seq:"); ok {
+							seq, _ = strconv.Atoi(s)
+						}
+					}
+					if seq < 0 || seq >= count {
+						return fmt.Errorf("event without a valid seq tag: %v", it.Event.Tags)
+					}
+					mu.Lock()
+					arrived[seq] = now
+					got++
+					if got == count {
+						close(all)
+					}
+					mu.Unlock()
+				}
+			}
+			return nil
+		}()
+	}()
+	select {
+	case <-live:
+	case err := <-subErr:
+		b.Fatalf("subscription ended: %v", err)
+	case <-time.After(30 * time.Second):
+		b.Fatal("subscription not live within 30s")
+	}
+	// One publish per millisecond, each in its own goroutine, so that the
+	// rate holds even when a durable publish takes longer than that.
+	var samples []string
+	if os.Getenv("EDGELOG_BENCH_DEBUG") != "" {
+		// Debug aid: what the receiving node holds and believes its peers
+		// hold, every 5 ms.
+		stream := c.nodes[from].DefaultStream()
+		sctx, scancel := context.WithCancel(ctx)
+		sdone := make(chan struct{})
+		defer func() { scancel(); <-sdone; b.Logf("samples (ms: present/toReplicate):%s", strings.Join(samples, " ")) }()
+		go func() {
+			defer close(sdone)
+			t0 := time.Now()
+			for sctx.Err() == nil && len(samples) < 5000 {
+				o, _ := c.nodes[to].Offsets(sctx)
+				samples = append(samples, fmt.Sprintf("%d:%d/%d", time.Since(t0).Milliseconds(), o.Present[stream], o.ToReplicate[stream]))
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+	}
+	sent := make([]time.Time, count)
+	body := payload(b, strings.Repeat("x", 90))
+	var pubs sync.WaitGroup
+	pubErr := make(chan error, count)
+	start := time.Now()
+	b.ResetTimer()
+	for i := range count {
+		time.Sleep(time.Until(start.Add(time.Duration(i) * time.Millisecond))) // catches up after a late wake-up
+		sent[i] = time.Now()
+		pubs.Go(func() {
+			if _, err := c.nodes[from].Publish(ctx, "com.example.latency", []event.Draft{{Tags: []string{tag, fmt.Sprintf("seq:%d", i)}, Payload: body}}); err != nil {
+				pubErr <- err
+			}
+		})
+	}
+	pubRate := float64(count) / time.Since(start).Seconds()
+	pubs.Wait()
+	close(pubErr)
+	if err := <-pubErr; err != nil {
+		b.Fatal(err)
+	}
+	select {
+	case <-all:
+	case err := <-subErr:
+		b.Fatalf("subscription ended: %v", err)
+	case <-time.After(60 * time.Second):
+		mu.Lock()
+		b.Fatalf("%d of %d events delivered within 60s of the last publish", got, count)
+	}
+	b.StopTimer()
+	lat := make([]float64, count)
+	mu.Lock()
+	for i := range lat {
+		lat[i] = float64(arrived[i].Sub(sent[i])) / float64(time.Millisecond)
+	}
+	mu.Unlock()
+	if os.Getenv("EDGELOG_BENCH_DEBUG") != "" {
+		var b2 strings.Builder
+		last := time.Time{}
+		n := 0
+		for i := range arrived {
+			if arrived[i].Sub(last) > 2*time.Millisecond && n > 0 {
+				fmt.Fprintf(&b2, " %v:%d", last.Sub(start).Round(time.Millisecond), n)
+				n = 0
+			}
+			last = arrived[i]
+			n++
+		}
+		fmt.Fprintf(&b2, " %v:%d", last.Sub(start).Round(time.Millisecond), n)
+		b.Logf("arrival bursts (time since start: events):%s", b2.String())
+	}
+	slices.Sort(lat)
+	b.ReportMetric(lat[count/2], "p50-ms")
+	b.ReportMetric(lat[min(count-1, count*99/100)], "p99-ms")
+	b.ReportMetric(lat[count-1], "max-ms")
+	b.ReportMetric(pubRate, "published/s")
+}
+
+// BenchmarkConvergence10: ten nodes split in halves of five; each node
+// publishes its events (in batches of a tenth) and each half converges;
+// then the halves are reconnected and the benchmark times how long until
+// every node holds every event (converge-s).
+func BenchmarkConvergence10(b *testing.B) {
+	per := envCount(b, "EDGELOG_BENCH_CONVERGE_EVENTS", 1000)
+	batch := max(1, per/10)
+	per = per / batch * batch
+	var total time.Duration
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		c := newCluster(b, 10)
+		c.partition([]int{0, 1, 2, 3, 4}, []int{5, 6, 7, 8, 9})
+		for j := range 10 {
+			c.publishBatches(j, per/batch, batch, "conv")
+		}
+		c.waitConverged(5*time.Minute, 5*per, 0, 1, 2, 3, 4)
+		c.waitConverged(5*time.Minute, 5*per, 5, 6, 7, 8, 9)
+		b.StartTimer()
+		start := time.Now()
+		c.heal()
+		healed := time.Since(start)
+		_, took := c.waitConverged(5*time.Minute, 10*per)
+		b.StopTimer()
+		total += healed + took
+		for j := range c.nodes {
+			c.stop(j)
+		}
+	}
+	b.ReportMetric(total.Seconds()/float64(b.N), "converge-s")
+}

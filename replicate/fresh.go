@@ -1,0 +1,227 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/edgelog/edgelog/event"
+)
+
+// Fresh events: an announce carries the events of the sender's own streams
+// committed since its previous announce, when they are few and small, so a
+// direct peer stores them without a pull round trip. Receivers verify them
+// exactly as a pull's answer (chain from the head they hold, signed head at
+// the end) and fall back to a pull when they cannot (a gap, or too many to
+// ride along).
+
+// DefaultFreshBytes bounds the fresh events of one announce, in bytes.
+const DefaultFreshBytes = 64 << 10
+
+// DefaultFreshRepeat is how long events keep riding along in announces
+// after they were first sent (see Config.FreshRepeat).
+const DefaultFreshRepeat = 10 * time.Millisecond
+
+// freshCursor remembers, per own stream, the offsets announced lately and
+// when. It belongs to the announce loop.
+type freshCursor struct {
+	repeat time.Duration
+	hist   map[event.StreamID][]sent
+}
+
+type sent struct {
+	at  time.Time
+	off uint64
+}
+
+func newFreshCursor(repeat time.Duration) *freshCursor {
+	return &freshCursor{repeat: repeat, hist: map[event.StreamID][]sent{}}
+}
+
+// bases returns the offsets above which an announce at now should carry a
+// stream's events: base, the head announced at least repeat ago (so an
+// event rides along in every announce for repeat, and a receiver whose
+// validator delivered a later announce first still gets it), and last,
+// the head announced last. known is false for a stream not announced
+// before.
+func (c *freshCursor) bases(s event.StreamID, now time.Time) (base, last uint64, known bool) {
+	h := c.hist[s]
+	if len(h) == 0 {
+		return 0, 0, false
+	}
+	base = h[0].off
+	for _, e := range h {
+		if now.Sub(e.at) < c.repeat {
+			break
+		}
+		base = e.off
+	}
+	return base, h[len(h)-1].off, true
+}
+
+// announced records that the head of s at now is off, forgetting what no
+// later base can need.
+func (c *freshCursor) announced(s event.StreamID, off uint64, now time.Time) {
+	h := c.hist[s]
+	if n := len(h); n > 0 && h[n-1].off == off {
+		return
+	}
+	h = append(h, sent{at: now, off: off})
+	// Keep the newest entry at least repeat old, and all newer ones.
+	keep := 0
+	for i := range h {
+		if now.Sub(h[i].at) >= c.repeat {
+			keep = i
+		}
+	}
+	c.hist[s] = append(h[:0], h[keep:]...)
+}
+
+// collectFresh returns the fresh batches for an announce of heads at now:
+// for each own stream that grew lately, its events above the cursor's base
+// (or, if those are too many, above the last announce), if together with
+// the others they stay within maxEvents and maxBytes; else the stream is
+// only announced and peers pull. It advances the cursor. A stream seen for
+// the first time sends nothing: its earlier events are not fresh.
+func collectFresh(ctx context.Context, st Store, self string, heads []SignedHead, cur *freshCursor, now time.Time, maxEvents, maxBytes int) ([]FreshEvents, error) {
+	var out []FreshEvents
+	nEvents, nBytes := 0, 0
+	for _, h := range heads {
+		if h.Stream.Node() != self {
+			continue
+		}
+		base, last, known := cur.bases(h.Stream, now)
+		cur.announced(h.Stream, h.Offset, now)
+		if !known || h.Offset <= base {
+			continue
+		}
+		for _, from := range []uint64{base, last} {
+			if h.Offset <= from || int(h.Offset-from) > maxEvents-nEvents {
+				continue
+			}
+			evs, size, err := readFresh(ctx, st, h, from, maxBytes-nBytes)
+			if err != nil {
+				return out, err
+			}
+			if evs == nil {
+				continue
+			}
+			nEvents += len(evs)
+			nBytes += size
+			out = append(out, FreshEvents{Head: h, Events: evs})
+			break
+		}
+	}
+	return out, nil
+}
+
+// readFresh reads h.Stream's events in (from, h.Offset], or nil if they
+// take more than maxBytes or are not all there.
+func readFresh(ctx context.Context, st Store, h SignedHead, from uint64, maxBytes int) ([]event.Event, int, error) {
+	var evs []event.Event
+	size := 0
+	for en, err := range st.ReadRange(ctx, h.Stream, int64(from), h.Offset) {
+		if err != nil {
+			return nil, 0, fmt.Errorf("fresh events of %s: %w", h.Stream, err)
+		}
+		if size += eventSize(&en.Event); size > maxBytes {
+			return nil, 0, nil
+		}
+		evs = append(evs, en.Event)
+	}
+	if len(evs) == 0 || evs[len(evs)-1].Offset != h.Offset {
+		return nil, 0, nil
+	}
+	return evs, size, nil
+}
+
+// ingestFresh stores the fresh batches of a verified announce that extend
+// what the store holds, and returns the offsets stored per stream. Batches
+// that do not connect to what is held are skipped (the planner pulls).
+// An error wrapping ErrIntegrity means the batch is forged.
+//
+// checked holds, per batch, what the gossip validator verified: the events
+// that chain from the head held then (at offset have); when the store
+// still holds that head they are stored without verifying again.
+func (s *Service) ingestFresh(ctx context.Context, fresh []FreshEvents, checked []checkedFresh) (map[event.StreamID]uint64, error) {
+	if len(fresh) == 0 {
+		return nil, nil
+	}
+	s.ingest.Lock()
+	defer s.ingest.Unlock()
+	heads, err := s.cfg.Store.Heads(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("fresh events: %w", err)
+	}
+	stored := map[event.StreamID]uint64{}
+	for i, f := range fresh {
+		if f.Head.Stream.Node() == s.self.String() {
+			continue
+		}
+		prev, have := Head{}, int64(-1)
+		if h, ok := heads[f.Head.Stream]; ok {
+			prev, have = h.Head, int64(h.Offset)
+		}
+		var evs []event.Event
+		if i < len(checked) && checked[i].ok && checked[i].have == have {
+			evs = checked[i].events
+		} else if evs, err = FreshRange(prev, have, f); err != nil {
+			return stored, err
+		}
+		if len(evs) == 0 {
+			continue
+		}
+		if err := s.cfg.Store.Ingest(ctx, evs, f.Head); err != nil {
+			if errors.Is(err, ErrStale) {
+				continue
+			}
+			return stored, fmt.Errorf("fresh events of %s: store: %w", f.Head.Stream, err)
+		}
+		heads[f.Head.Stream] = f.Head
+		stored[f.Head.Stream] = f.Head.Offset
+		s.stats.fresh.Add(uint64(len(evs)))
+		s.log.Debug("stored fresh events", slog.String("stream", string(f.Head.Stream)), slog.Uint64("offset", f.Head.Offset), slog.Int("events", len(evs)))
+	}
+	return stored, nil
+}
+
+// checkedFresh is the gossip validator's verdict on one fresh batch.
+type checkedFresh struct {
+	ok     bool          // verified against the head at have
+	have   int64         // the offset held when verified
+	events []event.Event // the events above have, verified
+}
+
+// checkFresh verifies fresh batches against the heads the store holds now,
+// as a pull's answer would be: an error (wrapping ErrIntegrity) means a
+// batch is forged. Batches that do not connect to what is held are checked
+// for form and signature only (ok false).
+func checkFresh(heads map[event.StreamID]SignedHead, fresh []FreshEvents) ([]checkedFresh, error) {
+	out := make([]checkedFresh, len(fresh))
+	for i, f := range fresh {
+		prev, have := Head{}, int64(-1)
+		if h, ok := heads[f.Head.Stream]; ok {
+			prev, have = h.Head, int64(h.Offset)
+		}
+		evs, err := FreshRange(prev, have, f)
+		if err != nil {
+			return nil, err
+		}
+		if evs != nil {
+			out[i] = checkedFresh{ok: true, have: have, events: evs}
+			continue
+		}
+		// Not verifiable against what is held: check that the batch at
+		// least hangs together and ends at its signed head.
+		v := NewVerifier(f.Head.Stream, int64(f.Events[0].Offset)-1, 0, Genesis)
+		if err := v.Add(f.Events); err != nil {
+			return nil, err
+		}
+		if last := f.Events[len(f.Events)-1]; last.Offset != f.Head.Offset || last.Lamport != f.Head.Lamport {
+			return nil, fmt.Errorf("%w: fresh events of %s end at %d, their head at %d", ErrGap, f.Head.Stream, last.Offset, f.Head.Offset)
+		}
+	}
+	return out, nil
+}

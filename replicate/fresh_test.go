@@ -1,0 +1,88 @@
+package replicate
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+func TestCollectFresh(t *testing.T) {
+	ctx := context.Background()
+	o, other := newOrigin(t), newOrigin(t)
+	st := newMemStore()
+	r := rand.New(rand.NewPCG(11, 11))
+	st.publish(t, r, o, 4)
+	st.publish(t, r, other, 2) // relayed: never fresh
+	cur := newFreshCursor(50 * time.Millisecond)
+	t0 := time.Unix(1000, 0)
+	collect := func(at time.Duration, maxEvents, maxBytes int) []FreshEvents {
+		t.Helper()
+		hs, _ := st.Heads(ctx)
+		var heads []SignedHead
+		for _, h := range hs {
+			heads = append(heads, h)
+		}
+		f, err := collectFresh(ctx, st, o.id.String(), heads, cur, t0.Add(at), maxEvents, maxBytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	span := func(f []FreshEvents) (first, last uint64, n int) {
+		t.Helper()
+		if len(f) != 1 || f[0].Head.Stream != o.stream {
+			t.Fatalf("fresh batches %+v, want one of %s", f, o.stream)
+		}
+		evs := f[0].Events
+		if evs[len(evs)-1].Offset != f[0].Head.Offset {
+			t.Fatal("batch does not end at its head")
+		}
+		return evs[0].Offset, evs[len(evs)-1].Offset, len(evs)
+	}
+	// What existed before the first announce is not fresh.
+	if f := collect(0, 256, 1<<20); len(f) != 0 {
+		t.Fatalf("first announce carries %d batches", len(f))
+	}
+	st.publish(t, r, o, 3) // offsets 4..6
+	if a, b, _ := span(collect(time.Millisecond, 256, 1<<20)); a != 4 || b != 6 {
+		t.Fatalf("fresh %d..%d, want 4..6", a, b)
+	}
+	// Within the repeat window, earlier fresh events ride along again.
+	st.publish(t, r, o, 2) // 7..8
+	if a, b, _ := span(collect(2*time.Millisecond, 256, 1<<20)); a != 4 || b != 8 {
+		t.Fatalf("fresh %d..%d, want 4..8 (repeated)", a, b)
+	}
+	// No change, within the window: the same events again.
+	if a, b, _ := span(collect(10*time.Millisecond, 256, 1<<20)); a != 4 || b != 8 {
+		t.Fatalf("heartbeat in the window: %d..%d, want 4..8", a, b)
+	}
+	// Past the window only newer events go.
+	st.publish(t, r, o, 1) // 9
+	if a, b, _ := span(collect(100*time.Millisecond, 256, 1<<20)); a != 9 || b != 9 {
+		t.Fatalf("fresh %d..%d, want 9..9", a, b)
+	}
+	if f := collect(500*time.Millisecond, 256, 1<<20); len(f) != 0 {
+		t.Fatalf("nothing new, yet %d batches", len(f))
+	}
+	// Too many with the repeat: only what is new since the last announce.
+	st.publish(t, r, o, 3) // 10..12
+	collect(501*time.Millisecond, 256, 1<<20)
+	st.publish(t, r, o, 2) // 13..14
+	if a, b, _ := span(collect(502*time.Millisecond, 3, 1<<20)); a != 13 || b != 14 {
+		t.Fatalf("bounded by count: %d..%d, want 13..14", a, b)
+	}
+	// Too many even then (by count or bytes): none; peers pull.
+	st.publish(t, r, o, 5)
+	if f := collect(503*time.Millisecond, 4, 1<<20); len(f) != 0 {
+		t.Fatal("a batch over the count limit was sent")
+	}
+	st.publish(t, r, o, 1)
+	if f := collect(504*time.Millisecond, 256, 10); len(f) != 0 {
+		t.Fatal("a batch over the byte limit was sent")
+	}
+	// The cursor keeps only what a base can still need.
+	if n := len(cur.hist[o.stream]); n > 6 {
+		t.Fatalf("cursor holds %d entries", n)
+	}
+}
