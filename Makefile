@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 PKGS := ./...
 
-.PHONY: all build run test test-short bench bench-footprint lint verify cross test-arm fuzz clean
+.PHONY: all build run test test-cluster test-arm-quick test-short bench bench-footprint lint verify cross test-arm fuzz soak clean
 
 all: build
 
@@ -17,10 +17,21 @@ build:
 run:
 	$(GO) run ./cmd/edgelog run
 
-## test: formatting, vet, and every test with the race detector, plus short fuzz runs
+## test: formatting, vet, every test with the race detector, short fuzz runs, the netns cluster
+## (as root), and the storage, clock and replication tests for armv7 and arm64 under qemu
 test: lint
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 	./scripts/fuzz.sh 10s
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) test-cluster; else echo "test-cluster skipped: network namespaces need root"; fi
+	$(MAKE) test-arm-quick
+
+## test-arm-quick: test-arm with 100k events in the restart proof and -short (CI's pass, ~5 min)
+test-arm-quick:
+	EDGELOG_ARM_EVENTS=100000 ARM_TEST_SHORT=1 ./scripts/test-arm.sh armv7 arm64
+
+## test-cluster: three `edgelog run` nodes in network namespaces: mDNS, cut, heal, converge (root)
+test-cluster: build
+	EDGELOG_BIN=bin/edgelog timeout 300 ./scripts/netns-cluster.sh
 
 ## test-short: the tests without the race detector (faster local loop)
 test-short:
@@ -54,6 +65,11 @@ cross:
 ## with the 1M-event restart proof (about 20 minutes; EDGELOG_ARM_EVENTS lowers it)
 test-arm:
 	./scripts/test-arm.sh
+
+## soak: retention soak, 1k events/s into a maxSize 50MB stream for 10 minutes (SOAK_SECONDS,
+## SOAK_RATE, SOAK_MAXSIZE, SOAK_MEMTABLE); checks disk < 1.5x and flat RSS. Not part of test.
+soak:
+	timeout $$(( $${SOAK_SECONDS:-600} + 300 )) ./scripts/soak.sh
 
 ## fuzz: longer fuzz runs (FUZZTIME per target, default 1m)
 fuzz:

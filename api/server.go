@@ -120,6 +120,8 @@ func New(b Backend, cfg Config) (*Server, error) {
 		PathQuery:              {http.MethodPost, s.authed(s.handleQuery)},
 		PathSubscribe:          {http.MethodPost, s.authed(s.handleSubscribe)},
 		PathSubscribeMonotonic: {http.MethodPost, s.authed(s.handleMonotonic)},
+		PathConsumerGet:        {http.MethodPost, s.authed(s.handleConsumerGet)},
+		PathConsumerPut:        {http.MethodPost, s.authed(s.handleConsumerPut)},
 	}
 	return s, nil
 }
@@ -290,8 +292,11 @@ func (s *Server) handleNodeInfo(w http.ResponseWriter, r *http.Request, _ claims
 	up := max(info.Uptime, 0)
 	writeJSON(w, http.StatusOK, NodeInfoResponse{
 		ConnectedNodes: info.ConnectedNodes,
+		Peers:          append([]event.PeerInfo{}, info.Peers...),
 		Uptime:         Uptime{Secs: uint64(up / time.Second), Nanos: uint32(up % time.Second)},
 		Version:        info.Version,
+		Consumers:      info.Consumers,
+		Streams:        info.Streams,
 	})
 }
 
@@ -301,7 +306,7 @@ func (s *Server) handleOffsets(w http.ResponseWriter, r *http.Request, _ claims)
 		s.backendFailed(w, r, err)
 		return
 	}
-	resp := OffsetsResponse{Present: offs.Present, ToReplicate: offs.ToReplicate}
+	resp := OffsetsResponse{Present: offs.Present, ToReplicate: offs.ToReplicate, Streams: offs.Streams}
 	if resp.Present == nil {
 		resp.Present = event.OffsetMap{}
 	}
@@ -317,7 +322,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request, c claims)
 		writeError(w, err)
 		return
 	}
-	drafts, err := decodePublish(body)
+	drafts, opts, err := decodePublishRequest(body)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -326,7 +331,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request, c claims)
 		writeJSON(w, http.StatusOK, PublishResponse{Data: []event.Meta{}})
 		return
 	}
-	metas, e := s.b.Publish(r.Context(), c.AppID, drafts)
+	metas, e := s.publish(r.Context(), c.AppID, drafts, opts)
 	if e != nil {
 		s.backendFailed(w, r, e)
 		return

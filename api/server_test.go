@@ -60,7 +60,7 @@ func TestNodeInfo(t *testing.T) {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
 	// The fake's uptime is 90s + 5ns.
-	want := `{"connectedNodes":2,"uptime":{"secs":90,"nanos":5},"version":"test-1.0"}`
+	want := `{"connectedNodes":2,"peers":[{"nodeId":"12D3KooWPeer","addrs":["/ip4/10.0.0.2/tcp/4455"],"connected":true,"announced":true,"lag":3,"behind":1,"score":0}],"uptime":{"secs":90,"nanos":5},"version":"test-1.0"}`
 	if string(body) != want {
 		t.Fatalf("body = %s\nwant   %s", body, want)
 	}

@@ -20,6 +20,8 @@ const (
 	PathQuery              = BasePath + "/events/query"               // POST QueryRequest -> NDJSON
 	PathSubscribe          = BasePath + "/events/subscribe"           // POST SubscribeRequest -> NDJSON
 	PathSubscribeMonotonic = BasePath + "/events/subscribe_monotonic" // POST SubscribeMonotonicRequest -> NDJSON
+	PathConsumerGet        = BasePath + "/consumers/get"              // POST ConsumerGetRequest -> event.ConsumerStatus
+	PathConsumerPut        = BasePath + "/consumers/put"              // POST event.ConsumerStatus -> {}
 )
 
 // ContentTypeNDJSON is the content type of streamed answers: one JSON value
@@ -62,9 +64,18 @@ type Uptime struct {
 
 // NodeInfoResponse is the answer of GET /node/info.
 type NodeInfoResponse struct {
-	ConnectedNodes int    `json:"connectedNodes"`
-	Uptime         Uptime `json:"uptime"`
-	Version        string `json:"version"`
+	ConnectedNodes int `json:"connectedNodes"`
+	// Peers are the node's peers, connected first, with their addresses
+	// and lag (see event.PeerInfo); empty when replication is off.
+	Peers   []event.PeerInfo `json:"peers"`
+	Uptime  Uptime           `json:"uptime"`
+	Version string           `json:"version"`
+	// Consumers are the durable consumers that reported to the node (see
+	// PathConsumerPut), as they last reported; absent if none did.
+	Consumers []event.ConsumerStatus `json:"consumers,omitempty"`
+	// Streams describes each stream held: its floor (lowest offset held;
+	// below it events expired), count and bytes, and its retention rule.
+	Streams map[event.StreamID]event.StreamStats `json:"streams,omitempty"`
 }
 
 // OffsetsResponse is the answer of GET /events/offsets.
@@ -74,6 +85,8 @@ type OffsetsResponse struct {
 	// ToReplicate counts, per stream, events known to exist on peers but not
 	// yet stored here.
 	ToReplicate map[event.StreamID]uint64 `json:"toReplicate"`
+	// Streams describes each stream held: floor, count, bytes, retention.
+	Streams map[event.StreamID]event.StreamStats `json:"streams,omitempty"`
 }
 
 // PublishEvent is one event to publish: its tags and its payload, any JSON
@@ -86,6 +99,30 @@ type PublishEvent struct {
 // PublishRequest is the body of POST /events/publish.
 type PublishRequest struct {
 	Data []PublishEvent `json:"data"`
+	// IdempotencyKey, if set, makes the publish idempotent for the app: a
+	// retry with the same key returns the first answer and stores nothing;
+	// the same key with other events is a 409 ERR_IDEMPOTENCY_MISMATCH.
+	// At most 256 bytes.
+	IdempotencyKey string `json:"idempotencyKey,omitempty"`
+	// IfNoneMatchSince, if set, publishes only if the node holds no event
+	// selected by its query that sorts after its key; otherwise nothing is
+	// stored and the answer is 409 ERR_CONFLICT listing those events.
+	IfNoneMatchSince *Guard `json:"ifNoneMatchSince,omitempty"`
+}
+
+// Guard is the condition of a guarded publish (PublishRequest).
+type Guard struct {
+	// Query is the AQL query of the events the decision depends on.
+	Query string `json:"query"`
+	// After is the key of the last such event the decision saw; absent
+	// (the zero key) means none, so any selected event conflicts.
+	After lamport.EventKey `json:"after,omitzero"`
+}
+
+// ConsumerGetRequest is the body of POST /consumers/get.
+type ConsumerGetRequest struct {
+	// Name is the consumer's name; consumers are kept per app.
+	Name string `json:"name"`
 }
 
 // PublishResponse is the answer of POST /events/publish: one entry per

@@ -3,6 +3,9 @@ package node
 import (
 	"fmt"
 	"log/slog"
+	"time"
+
+	"github.com/edgelog/edgelog/expiry"
 )
 
 // Durability says when a publish is acknowledged.
@@ -70,6 +73,22 @@ type Config struct {
 	// InMemory keeps the database in memory (tests); DataDir still holds the key
 	// unless it is empty, in which case a fresh key is made.
 	InMemory bool
+	// IdempotencyTTL is how long the node remembers an idempotency key
+	// after its publish (default DefaultIdempotencyTTL, 7 days; negative:
+	// forever). Expiry follows the wall clock.
+	IdempotencyTTL time.Duration
+	// Routes send new events into named streams: the first route whose
+	// query matches wins, else stream 0 (see package expiry).
+	Routes []expiry.Route
+	// Streams declares the named streams and their retention; the name
+	// "default" sets stream 0's. A name keeps its stream number for good.
+	Streams map[string]expiry.Retention
+	// PruneInterval is how often retention is checked without writes
+	// (for maxAge; default 1 minute). Writes trigger pruning too.
+	PruneInterval time.Duration
+	// Now is the node's clock for event timestamps and maxAge (default
+	// time.Now); tests inject one.
+	Now func() time.Time
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -91,6 +110,9 @@ func (c Config) withDefaults() (Config, error) {
 	c.Storage = st
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.PruneInterval <= 0 {
+		c.PruneInterval = time.Minute
 	}
 	if c.Version == "" {
 		c.Version = "dev"

@@ -15,6 +15,8 @@ import (
 //	n <sid:4>                          -> stream ID  the intern table
 //	m lamport                          -> uint64     persisted Lamport clock
 //	m format                           -> uint64     layout version
+//	k <namespace> 0x00 <key>           -> value      key-value store, idempotency keys, consumers (kv.go)
+//	f, z, y <sid:4>; r <name>                        floors, bytes, learnt rules, stream numbers (prune.go)
 const (
 	pfxEvent  = 'o'
 	pfxStream = 's'
@@ -27,7 +29,17 @@ const (
 	posKeyLen    = 8 + 4 + 8 // lamport, sid, offset
 	eventKeyLen  = 1 + posKeyLen
 	streamKeyLen = 1 + 4 + 8
-	formatV1     = 1
+)
+
+// Layout versions, kept under keyFormat. Version 2 adds stream floors
+// (pruning), routed stream names and the bookkeeping prefix to version 1,
+// which it reads unchanged: opening a version 1 database upgrades it. An
+// edgelog that knows only version 1 refuses a version 2 database, whose
+// pruned streams it would misread.
+const (
+	formatV1      = 1
+	formatV2      = 2
+	formatCurrent = formatV2
 )
 
 var (

@@ -35,6 +35,11 @@ type Node struct {
 	ops       sync.WaitGroup // reads in flight; Close waits for them
 	opsMu     sync.RWMutex   // held shared by enter, exclusively by Close
 	closed    bool
+
+	routing    *routing      // routes and retention (prune.go)
+	pruneMu    sync.Mutex    // one pruning batch at a time
+	pruneKick  chan struct{} // wakes the pruner
+	prunerDone chan struct{}
 }
 
 // Open starts a node on cfg.DataDir, creating its key and database on first
@@ -71,9 +76,18 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		clock:   lamport.NewClock(clock),
 		started: time.Now(),
 		closing: make(chan struct{}),
+
+		pruneKick:  make(chan struct{}, 1),
+		prunerDone: make(chan struct{}),
 	}
 	n.w = newWriter(st, n.clock, id.Key, cfg, n.closing)
+	n.w.settle = n.settle
 	go n.w.run()
+	if err := n.setupRouting(cfg); err != nil {
+		n.Close()
+		return nil, err
+	}
+	go n.pruner()
 	if cfg.Replication != nil {
 		if err := n.startReplication(ctx, cfg.Replication); err != nil {
 			n.Close()
@@ -98,6 +112,9 @@ func (n *Node) Close() error {
 		}
 		close(n.closing)
 		<-n.w.done
+		if n.routing != nil {
+			<-n.prunerDone
+		}
 		n.opsMu.Lock()
 		n.closed = true
 		n.opsMu.Unlock()
@@ -150,14 +167,25 @@ func (n *Node) Info(ctx context.Context) (event.NodeInfo, error) {
 	info := event.NodeInfo{Uptime: time.Since(n.started), Version: n.cfg.Version}
 	if n.repl != nil {
 		info.ConnectedNodes = len(n.repl.Host().Network().Peers())
+		peers, err := n.peerInfo(ctx)
+		if err != nil {
+			return event.NodeInfo{}, fmt.Errorf("node info: %w", err)
+		}
+		info.Peers = peers
 	}
+	consumers, err := n.Consumers(ctx)
+	if err != nil {
+		return event.NodeInfo{}, fmt.Errorf("node info: %w", err)
+	}
+	info.Consumers = consumers
+	info.Streams = n.streamStats()
 	return info, nil
 }
 
 // Offsets returns the offsets present here and, per stream, how many events
 // peers announced that are not here yet.
 func (n *Node) Offsets(ctx context.Context) (event.Offsets, error) {
-	out := event.Offsets{Present: n.st.snapshot().offsets(), ToReplicate: map[event.StreamID]uint64{}}
+	out := event.Offsets{Present: n.st.snapshot().offsets(), ToReplicate: map[event.StreamID]uint64{}, Streams: n.streamStats()}
 	if n.repl != nil {
 		out.ToReplicate = n.repl.ToReplicate()
 	}
@@ -169,11 +197,23 @@ func (n *Node) Offsets(ctx context.Context) (event.Offsets, error) {
 // DurabilitySync). Bad drafts fail with ErrInvalid, oversized ones with
 // ErrTooLarge, a full disk with ErrStorageFull.
 func (n *Node) Publish(ctx context.Context, appID string, drafts []event.Draft) ([]event.Meta, error) {
+	return n.PublishWith(ctx, appID, drafts, event.PublishOptions{})
+}
+
+// PublishWith is Publish with options: an idempotency key and a guard (see
+// event.PublishOptions). A known key returns the metas of its first publish
+// (ErrIdempotencyMismatch if the events differ); a failed guard returns an
+// error wrapping *event.ConflictError. Both are decided inside the writer,
+// atomically with the write.
+func (n *Node) PublishWith(ctx context.Context, appID string, drafts []event.Draft, opts event.PublishOptions) ([]event.Meta, error) {
 	req, err := n.prepare(appID, drafts)
 	if err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
 	}
-	req.stream = n.DefaultStream()
+	if req.book, err = newBook(appID, req, opts); err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	n.route(req)
 	if err := n.w.estimate(req); err != nil {
 		return nil, err
 	}

@@ -29,7 +29,8 @@ type readPlan struct {
 	upper      event.OffsetMap
 	minL, maxL uint64
 	empty      bool
-	local      []bool // by sid: the stream is this node's own
+	local      []bool      // by sid: the stream is this node's own
+	diag       *event.Item // names events asked for that expired, if any
 }
 
 // resolve checks bounds against what is present and turns them into a plan.
@@ -57,7 +58,12 @@ func (n *Node) resolve(txn *badger.Txn, v view, lower, upper event.OffsetMap) (*
 			}
 		}
 	}
-	pl := &readPlan{v: v, bounds: make([]bound, len(v.names)), upper: upper, local: make([]bool, len(v.names)), minL: ^uint64(0), empty: true}
+	// Below a stream's floor, events expired: read from the floor.
+	lower, diag, err := n.clampToFloors(txn, v, lower, upper)
+	if err != nil {
+		return nil, err
+	}
+	pl := &readPlan{v: v, bounds: make([]bound, len(v.names)), upper: upper, local: make([]bool, len(v.names)), minL: ^uint64(0), empty: true, diag: diag}
 	for sid, name := range v.names {
 		pl.local[sid] = sid > 0 && name.Node() == n.nodeID
 	}
@@ -107,6 +113,9 @@ func (n *Node) Query(ctx context.Context, req event.QueryRequest) iter.Seq2[even
 		pl, err := n.resolve(txn, n.st.snapshot(), req.Lower, req.Upper)
 		if err != nil {
 			yield(event.Item{}, fmt.Errorf("query: %w", err))
+			return
+		}
+		if pl.diag != nil && !yield(*pl.diag, nil) {
 			return
 		}
 		for ev, err := range n.read(ctx, txn, pl, req.Query, req.Order) {

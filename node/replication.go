@@ -5,15 +5,18 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"math"
 	"os"
-	"slices"
+	"path/filepath"
 	"strings"
 
+	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/multiformats/go-multiaddr"
 
 	"github.com/edgelog/edgelog/event"
+	"github.com/edgelog/edgelog/expiry"
 	"github.com/edgelog/edgelog/replicate"
 )
 
@@ -30,7 +33,17 @@ type Replication struct {
 	// SwarmKeyFile is a pre-shared key file (edgelog swarm keygen): only
 	// nodes with the same key can connect.
 	SwarmKeyFile string `yaml:"swarmKey"`
+	// MDNS finds the swarm's nodes on the LAN by multicast DNS and dials
+	// them (the CLI turns it on by default).
+	MDNS bool `yaml:"mdns"`
+
+	// gater filters libp2p connections; this package's cluster tests set it
+	// to make and heal partitions.
+	gater connmgr.ConnectionGater
 }
+
+// PeerBookFile is the peer book's file name in the data directory.
+const PeerBookFile = "peers.json"
 
 // startReplication starts the libp2p service on n's store.
 func (n *Node) startReplication(ctx context.Context, rc *Replication) error {
@@ -39,7 +52,12 @@ func (n *Node) startReplication(ctx context.Context, rc *Replication) error {
 		Store:       (*replStore)(n),
 		Swarm:       rc.Swarm,
 		ListenAddrs: rc.Listen,
+		Gater:       rc.gater,
 		Logger:      n.cfg.Logger,
+		MDNS:        rc.MDNS,
+		// Peers connected to are remembered here and redialled after a
+		// restart.
+		PeerBookPath: filepath.Join(n.cfg.DataDir, PeerBookFile),
 	}
 	for _, s := range rc.Bootstrap {
 		ai, err := parseBootstrap(s)
@@ -67,7 +85,7 @@ func (n *Node) startReplication(ctx context.Context, rc *Replication) error {
 	for _, a := range svc.Host().Addrs() {
 		addrs = append(addrs, a.String()+"/p2p/"+n.nodeID)
 	}
-	n.log.Info("replication started", slog.String("swarm", cfg.Swarm), slog.Bool("private", cfg.SwarmKey != nil), slog.String("addrs", strings.Join(addrs, " ")))
+	n.log.Info("replication started", slog.String("swarm", cfg.Swarm), slog.Bool("private", cfg.SwarmKey != nil), slog.Bool("mdns", cfg.MDNS), slog.String("addrs", strings.Join(addrs, " ")))
 	return nil
 }
 
@@ -139,7 +157,21 @@ func (r *replStore) ReadRange(ctx context.Context, stream event.StreamID, from i
 		to = min(to, uint64(v.present[sid]))
 		txn := n.st.db.NewTransaction(false)
 		defer txn.Discard()
+		floor, floorHead, err := readFloor(txn, stream, sid)
+		if err != nil {
+			yield(replicate.Entry{}, err)
+			return
+		}
+		if floorHead != nil && from < int64(floor)-1 {
+			// Expired below the floor: the answer starts there.
+			if !yield(replicate.Entry{Floor: floorHead}, nil) {
+				return
+			}
+			from = int64(floor) - 1
+		}
 		pl := &readPlan{v: v, local: make([]bool, len(v.names))}
+		seq := newSeqReader(txn, pl)
+		defer seq.close()
 		for run, err := range runsFrom(txn, sid, uint64(from+1)) {
 			if err != nil {
 				yield(replicate.Entry{}, err)
@@ -163,7 +195,7 @@ func (r *replStore) ReadRange(ctx context.Context, stream event.StreamID, from i
 					return
 				}
 				p := pos{lamport: l, sid: sid, offset: off}
-				ev, err := pl.load(txn, p, allEvents)
+				ev, err := seq.load(p)
 				if err != nil {
 					yield(replicate.Entry{}, err)
 					return
@@ -183,37 +215,51 @@ func (r *replStore) ReadRange(ctx context.Context, stream event.StreamID, from i
 // Ingest stores a verified range of another node's stream through the
 // writer, with the same durability as a publish.
 func (r *replStore) Ingest(ctx context.Context, events []event.Event, head replicate.SignedHead) error {
-	n := r.node()
-	if len(events) == 0 {
-		return nil
-	}
-	if head.Stream.Node() == n.nodeID {
-		return fmt.Errorf("ingest: %s is this node's own stream: %w", head.Stream, replicate.ErrStale)
-	}
-	events = slices.Clone(events) // tags may be normalised below
-	for i := range events {
-		e := &events[i]
-		if e.Stream != head.Stream {
-			return fmt.Errorf("ingest: event of %s in a range of %s", e.Stream, head.Stream)
-		}
-		// The origin signed them, but the tag index needs tags that are
-		// non-empty and free of NUL bytes; the chain hash covers tags as a
-		// sorted set, so storing them sorted changes nothing.
-		for _, t := range e.Tags {
-			if t == "" || strings.IndexByte(t, 0) >= 0 {
-				return fmt.Errorf("ingest: event %s/%d has an invalid tag %q: %w", e.Stream, e.Offset, t, replicate.ErrMalformed)
-			}
-		}
-		if !slices.IsSorted(e.Tags) || len(slices.Compact(slices.Clone(e.Tags))) != len(e.Tags) {
-			tags := slices.Clone(e.Tags)
-			slices.Sort(tags)
-			e.Tags = slices.Compact(tags)
-		}
-	}
-	req := &writeReq{stream: head.Stream, ingest: events, head: &head}
-	if err := n.w.estimate(req); err != nil {
+	wait, err := r.IngestAsync(ctx, events, head)
+	if err != nil {
 		return err
 	}
-	_, err := n.w.submit(ctx, req)
-	return err
+	return wait()
+}
+
+var _ replicate.ExpiryStore = (*replStore)(nil)
+
+// Expiry returns the floors held and the rules of this node's streams.
+func (r *replStore) Expiry() []replicate.StreamExpiry { return r.node().expiryOf() }
+
+// LearnRetention applies the rule a stream's origin announced to the copy
+// held here.
+func (r *replStore) LearnRetention(stream event.StreamID, rule expiry.Retention) {
+	r.node().learnRetention(stream, rule)
+}
+
+// SkipTo continues a stream at a peer's floor (see replicate.ExpiryStore).
+func (r *replStore) SkipTo(ctx context.Context, floor replicate.Head) error {
+	if floor.Stream.Node() == r.nodeID {
+		return fmt.Errorf("skip: %s is this node's own stream: %w", floor.Stream, replicate.ErrStale)
+	}
+	return r.node().skipTo(ctx, floor)
+}
+
+// peerInfo describes the node's peers (see replicate.Service.Peers).
+func (n *Node) peerInfo(ctx context.Context) ([]event.PeerInfo, error) {
+	ps, err := n.repl.Peers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]event.PeerInfo, len(ps))
+	for i, p := range ps {
+		pi := event.PeerInfo{
+			NodeID: p.ID.String(), Addrs: make([]string, len(p.Addrs)), Connected: p.Connected, Bootstrap: p.Bootstrap,
+			LastSeen: p.LastSeen, Announced: p.Announced, Lag: p.Lag, Behind: p.Behind, Score: p.Score,
+		}
+		if math.IsNaN(pi.Score) || math.IsInf(pi.Score, 0) {
+			pi.Score = 0 // JSON has no such numbers
+		}
+		for j, a := range p.Addrs {
+			pi.Addrs[j] = a.String()
+		}
+		out[i] = pi
+	}
+	return out, nil
 }

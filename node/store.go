@@ -81,6 +81,7 @@ type store struct {
 	heads   []*replicate.SignedHead // heads[sid]: signed head at present, if any
 	changed chan struct{}           // closed and replaced whenever present moves
 	total   uint64                  // events stored
+	exp     expiryState             // floors, bytes, learned rules (prune.go)
 }
 
 func openStore(cfg Config, log *slog.Logger) (*store, uint64, error) {
@@ -101,6 +102,7 @@ func openStore(cfg Config, log *slog.Logger) (*store, uint64, error) {
 		WithValueThreshold(min(1<<20, st.MemTableSize*15/100/2)).
 		WithMetricsEnabled(false)
 	opts = tuneBadger(opts, st)
+	opts = tuneForExpiry(opts, cfg)
 	if cfg.InMemory {
 		opts = opts.WithDir("").WithValueDir("").WithInMemory(true)
 	}
@@ -121,6 +123,9 @@ func openStore(cfg Config, log *slog.Logger) (*store, uint64, error) {
 		changed: make(chan struct{}),
 	}
 	clock, err := s.load()
+	if err == nil {
+		err = s.loadExpiry()
+	}
 	if err != nil {
 		db.Close()
 		return nil, 0, err
@@ -135,16 +140,27 @@ func (s *store) load() (clock uint64, err error) {
 		item, err := txn.Get(keyFormat)
 		switch {
 		case errors.Is(err, badger.ErrKeyNotFound):
-			return txn.Set(keyFormat, u64(formatV1))
+			return txn.Set(keyFormat, u64(formatCurrent))
 		case err != nil:
 			return err
 		}
-		return item.Value(func(v []byte) error {
-			if len(v) != 8 || binary.BigEndian.Uint64(v) != formatV1 {
+		var version uint64
+		if err := item.Value(func(v []byte) error {
+			if len(v) != 8 {
 				return fmt.Errorf("database layout version %x is not supported by this edgelog", v)
 			}
+			version = binary.BigEndian.Uint64(v)
 			return nil
-		})
+		}); err != nil {
+			return err
+		}
+		switch version {
+		case formatCurrent:
+			return nil
+		case formatV1:
+			return txn.Set(keyFormat, u64(formatCurrent))
+		}
+		return fmt.Errorf("database layout version %d is not supported by this edgelog (it reads versions %d to %d): a newer edgelog wrote it", version, formatV1, formatCurrent)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("open database: %w", err)

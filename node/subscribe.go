@@ -53,6 +53,10 @@ func (n *Node) subscribe(ctx context.Context, lower event.OffsetMap, q *aql.Quer
 				yield(event.Item{}, fmt.Errorf("subscribe: %w", err))
 				return
 			}
+			if pl.diag != nil && !yield(*pl.diag, nil) {
+				txn.Discard()
+				return
+			}
 			for ev, err := range n.read(ctx, txn, pl, q, event.Asc) {
 				if err != nil {
 					txn.Discard()

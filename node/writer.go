@@ -37,6 +37,13 @@ type writer struct {
 	maxSize  int64        // bytes one transaction may carry
 	maxCount int64        // entries one transaction may carry
 	minFree  atomic.Int64 // free disk bytes below which writes are refused
+
+	// settle answers the requests that bookkeeping decides without a
+	// write (kv.go); nil answers none.
+	settle func(batch []*writeReq) []*writeReq
+
+	// skipSpaceCheck is set while writePrunesOnly (prune.go) writes.
+	skipSpaceCheck bool
 }
 
 // writeReq is one publish, or one ingest of a verified range from a peer:
@@ -54,6 +61,16 @@ type writeReq struct {
 	// origin's signed head at the last of them.
 	ingest []event.Event
 	head   *replicate.SignedHead
+
+	// book is the request's bookkeeping (kv.go): key-value writes, an
+	// idempotency key, a guard. Nil for most requests.
+	book *book
+
+	// streams, if set, is each draft's stream (routing, prune.go); else
+	// every draft goes to stream.
+	streams []event.StreamID
+	// prune, if set, is a pruning batch of stream (prune.go).
+	prune *pruneOp
 }
 
 type writeRes struct {
@@ -79,6 +96,9 @@ func newWriter(st *store, clock *lamport.Clock, key crypto.PrivKey, cfg Config, 
 		maxCount: st.db.MaxBatchCount() * 8 / 10,
 	}
 	w.minFree.Store(cfg.Storage.MinFreeBytes)
+	if cfg.Now != nil {
+		w.now = cfg.Now
+	}
 	return w
 }
 
@@ -108,6 +128,10 @@ func (w *writer) estimate(req *writeReq) error {
 		}
 	}
 	req.size, req.count = size+streamKeyLen+64+maxRunHeadBytes, count+3
+	if req.book != nil {
+		s, c := req.book.cost(len(req.drafts))
+		req.size, req.count = req.size+s, req.count+c
+	}
 	if req.size > w.maxSize || req.count > w.maxCount {
 		return fmt.Errorf("%w: %d events need about %d bytes in %d entries; one transaction may carry at most %d bytes in %d entries: split it",
 			event.ErrTooLarge, len(req.drafts)+len(req.ingest), req.size, req.count, w.maxSize, w.maxCount)
@@ -190,7 +214,7 @@ func (w *writer) take(pending *[]*writeReq) []*writeReq {
 	p := *pending
 	var size, count int64
 	n := 0
-	for n < len(p) && (n == 0 || (size+p[n].size <= w.maxSize && count+p[n].count <= w.maxCount)) {
+	for n < len(p) && (n == 0 || (size+p[n].size <= w.maxSize && count+p[n].count <= w.maxCount && !splitBefore(p[:n], p[n]))) {
 		size += p[n].size
 		count += p[n].count
 		n++
@@ -202,6 +226,11 @@ func (w *writer) take(pending *[]*writeReq) []*writeReq {
 
 // commit writes batch in one transaction and answers every request in it.
 func (w *writer) commit(batch []*writeReq) {
+	if w.settle != nil {
+		if batch = w.settle(batch); len(batch) == 0 {
+			return
+		}
+	}
 	res, err := w.write(batch)
 	for i, req := range batch {
 		if err != nil {
@@ -216,8 +245,10 @@ func (w *writer) commit(batch []*writeReq) {
 // on its own (an ingest that does not continue its stream) gets its own
 // error in the results; an error of the whole transaction is returned.
 func (w *writer) write(batch []*writeReq) ([]writeRes, error) {
-	if err := w.checkSpace(); err != nil {
-		return nil, err
+	if !w.skipSpaceCheck {
+		if err := w.checkSpace(); err != nil {
+			return w.writePrunesOnly(batch, err)
+		}
 	}
 	total := 0
 	for _, req := range batch {
@@ -239,12 +270,14 @@ func (w *writer) write(batch []*writeReq) ([]writeRes, error) {
 	added := 0
 	next := map[uint32]uint64{}
 	for _, req := range batch {
-		sid, ok := st.sids[req.stream]
-		if !ok {
-			sid = st.addStream(req.stream)
-			added++
+		for _, s := range reqStreams(req) {
+			sid, ok := st.sids[s]
+			if !ok {
+				sid = st.addStream(s)
+				added++
+			}
+			next[sid] = uint64(st.present[sid] + 1)
 		}
-		next[sid] = uint64(st.present[sid] + 1)
 	}
 	firstNew := uint32(len(st.names) - added)
 	heads := make(map[uint32]*replicate.SignedHead, len(next))
@@ -268,6 +301,7 @@ func (w *writer) write(batch []*writeReq) ([]writeRes, error) {
 		estimate += req.size
 	}
 	arena := make([]byte, 0, estimate)
+	var x expBatch // bytes and floors of streams (prune.go)
 	set := func(k, v []byte) {
 		if err == nil {
 			err = txn.Set(k, v)
@@ -282,6 +316,7 @@ func (w *writer) write(batch []*writeReq) ([]writeRes, error) {
 		start = len(arena)
 		arena = appendRecord(arena, r)
 		set(k, arena[start:len(arena):len(arena)])
+		x.grow(p.sid, eventBytes(len(arena)-start, r.tags))
 		for _, t := range r.tags {
 			start = len(arena)
 			arena = append(arena, pfxTag)
@@ -308,6 +343,14 @@ func (w *writer) write(batch []*writeReq) ([]writeRes, error) {
 	out := make([]writeRes, len(batch))
 	for i, req := range batch {
 		sid := st.sids[req.stream]
+		if req.prune != nil {
+			req.prune.sid = sid
+			var terr error
+			if out[i].err, terr = w.applyPrune(txn, req.prune, &x, next, heads); terr != nil && err == nil {
+				err = terr
+			}
+			continue
+		}
 		if req.ingest != nil {
 			if got, want := req.ingest[0].Offset, next[sid]; got != want {
 				out[i].err = fmt.Errorf("ingest %s at offset %d, present is %d: %w", req.stream, got, int64(want)-1, replicate.ErrStale)
@@ -327,10 +370,15 @@ func (w *writer) write(batch []*writeReq) ([]writeRes, error) {
 		}
 		out[i].metas = make([]event.Meta, len(req.drafts))
 		for j, d := range req.drafts {
-			e := event.Event{Lamport: l, Stream: req.stream, Offset: next[sid], Timestamp: ts, Tags: req.tags[j], AppID: req.appID, Payload: d.Payload}
+			stream := req.stream
+			if req.streams != nil {
+				stream = req.streams[j]
+			}
+			sid := st.sids[stream]
+			e := event.Event{Lamport: l, Stream: stream, Offset: next[sid], Timestamp: ts, Tags: req.tags[j], AppID: req.appID, Payload: d.Payload}
 			putEvent(pos{lamport: l, sid: sid, offset: e.Offset}, &record{timestamp: ts, tags: e.Tags, appID: e.AppID, payload: e.Payload})
 			local[sid] = append(local[sid], e)
-			out[i].metas[j] = event.Meta{Lamport: l, Offset: e.Offset, Stream: req.stream, Timestamp: ts}
+			out[i].metas[j] = event.Meta{Lamport: l, Offset: e.Offset, Stream: stream, Timestamp: ts}
 			l++
 			next[sid]++
 		}
@@ -354,6 +402,10 @@ func (w *writer) write(batch []*writeReq) ([]writeRes, error) {
 		putRun(sid, evs[0].Offset, lamports, &sh)
 		heads[sid] = &sh
 	}
+	if err == nil {
+		err = w.putBooks(txn, batch, out)
+	}
+	x.persist(st, set)
 	w.clock.Observe(observed)
 	set(keyLamport, u64(max(w.clock.Now(), l-1)))
 	if err == nil {
@@ -375,6 +427,7 @@ func (w *writer) write(batch []*writeReq) ([]writeRes, error) {
 			st.total += uint64(len(req.ingest))
 		}
 	}
+	x.apply(st)
 	close(st.changed)
 	st.changed = make(chan struct{})
 	st.mu.Unlock()

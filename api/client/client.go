@@ -121,8 +121,11 @@ func (c *Client) Info(ctx context.Context) (event.NodeInfo, error) {
 	}
 	return event.NodeInfo{
 		ConnectedNodes: r.ConnectedNodes,
+		Peers:          r.Peers,
 		Uptime:         time.Duration(r.Uptime.Secs)*time.Second + time.Duration(r.Uptime.Nanos),
 		Version:        r.Version,
+		Consumers:      r.Consumers,
+		Streams:        r.Streams,
 	}, nil
 }
 
@@ -132,7 +135,7 @@ func (c *Client) Offsets(ctx context.Context) (event.Offsets, error) {
 	if err := c.callJSON(ctx, http.MethodGet, api.PathOffsets, nil, &r); err != nil {
 		return event.Offsets{}, err
 	}
-	return event.Offsets{Present: r.Present, ToReplicate: r.ToReplicate}, nil
+	return event.Offsets{Present: r.Present, ToReplicate: r.ToReplicate, Streams: r.Streams}, nil
 }
 
 // PublishEvent is one event to publish: its tags and its JSON payload.
@@ -141,17 +144,55 @@ type PublishEvent = api.PublishEvent
 // Publish publishes events atomically in the given order and returns where
 // each now stands.
 func (c *Client) Publish(ctx context.Context, events []PublishEvent) ([]event.Meta, error) {
+	return c.PublishWith(ctx, events, PublishOptions{})
+}
+
+// PublishOptions are the optional fields of a publish; see
+// api.PublishRequest.
+type PublishOptions struct {
+	// IdempotencyKey makes a retry return the first answer.
+	IdempotencyKey string
+	// IfNoneMatchSince guards the publish; a failed guard returns an
+	// *api.Error with code ERR_CONFLICT and its Conflict field set.
+	IfNoneMatchSince *api.Guard
+}
+
+// PublishWith is Publish with options. A reused idempotency key with other
+// events returns an *api.Error matching event.ErrIdempotencyMismatch, a
+// failed guard one matching event.ErrConflict.
+func (c *Client) PublishWith(ctx context.Context, events []PublishEvent, opts PublishOptions) ([]event.Meta, error) {
 	if events == nil {
 		events = []PublishEvent{}
 	}
+	req := api.PublishRequest{Data: events, IdempotencyKey: opts.IdempotencyKey, IfNoneMatchSince: opts.IfNoneMatchSince}
 	var r api.PublishResponse
-	if err := c.callJSON(ctx, http.MethodPost, api.PathPublish, api.PublishRequest{Data: events}, &r); err != nil {
+	if err := c.callJSON(ctx, http.MethodPost, api.PathPublish, req, &r); err != nil {
 		return nil, err
 	}
 	if len(r.Data) != len(events) {
 		return nil, fmt.Errorf("client: publish: node returned %d results for %d events", len(r.Data), len(events))
 	}
 	return r.Data, nil
+}
+
+// Consumer returns what this app's consumer name last reported to the
+// node; found is false if it never did.
+func (c *Client) Consumer(ctx context.Context, name string) (st event.ConsumerStatus, found bool, err error) {
+	err = c.callJSON(ctx, http.MethodPost, api.PathConsumerGet, api.ConsumerGetRequest{Name: name}, &st)
+	if ae, ok := errors.AsType[*api.Error](err); ok && ae.Status == http.StatusNotFound && ae.Code == api.CodeNotFound {
+		return event.ConsumerStatus{}, false, nil
+	}
+	if err != nil {
+		return event.ConsumerStatus{}, false, err
+	}
+	return st, true, nil
+}
+
+// PutConsumer stores st as what this app's consumer st.Name reports about
+// itself (checkpoint, blocked streams, running).
+func (c *Client) PutConsumer(ctx context.Context, st event.ConsumerStatus) error {
+	var r struct{}
+	return c.callJSON(ctx, http.MethodPost, api.PathConsumerPut, st, &r)
 }
 
 // QueryRequest asks for the events Query selects within bounds.

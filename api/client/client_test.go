@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -164,7 +165,7 @@ func TestNodeEndpoints(t *testing.T) {
 	}
 	c := e.client(t, manifest)
 	info, err := c.Info(t.Context())
-	if err != nil || info != e.be.NodeInfo {
+	if err != nil || !reflect.DeepEqual(info, e.be.NodeInfo) {
 		t.Fatalf("Info = %+v, %v; want %+v", info, err, e.be.NodeInfo)
 	}
 	e.be.ToReplicate = map[event.StreamID]uint64{"12D3KooWOther-1": 3}

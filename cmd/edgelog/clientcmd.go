@@ -118,7 +118,7 @@ func (a *app) nodeCmd() *cobra.Command {
 		},
 	}, &cobra.Command{
 		Use:   "info",
-		Short: "Print the node's version, uptime and connected nodes",
+		Short: "Print the node's version, uptime, connected nodes and consumers",
 		Args:  argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := o.client()
@@ -134,17 +134,70 @@ func (a *app) nodeCmd() *cobra.Command {
 				fmt.Fprintf(tw, "version\t%s\n", info.Version)
 				fmt.Fprintf(tw, "uptime\t%s\n", info.Uptime.Round(time.Second))
 				fmt.Fprintf(tw, "connected nodes\t%d\n", info.ConnectedNodes)
+				writePeers(tw, info.Peers)
+				writeConsumers(tw, info.Consumers)
+				writeStreamStats(tw, info.Streams)
 				return tw.Flush()
 			}
 			up := max(info.Uptime, 0)
 			return writeJSONLine(a.stdout, api.NodeInfoResponse{
 				ConnectedNodes: info.ConnectedNodes,
+				Peers:          append([]event.PeerInfo{}, info.Peers...),
 				Uptime:         api.Uptime{Secs: uint64(up / time.Second), Nanos: uint32(up % time.Second)},
 				Version:        info.Version,
+				Consumers:      info.Consumers,
+				Streams:        info.Streams,
 			})
 		},
 	})
 	return cmd
+}
+
+// writePeers lists the node's peers: one line each with its state and
+// lag, then one line per address.
+func writePeers(w io.Writer, ps []event.PeerInfo) {
+	fmt.Fprintf(w, "peers\t%d\n", len(ps))
+	for _, p := range ps {
+		state := "disconnected"
+		if p.Connected {
+			state = "connected"
+		}
+		if p.Bootstrap {
+			state += ", bootstrap"
+		}
+		lag := "lag unknown (no announce yet)"
+		if p.Announced {
+			lag = fmt.Sprintf("lag %d (we lack), behind %d (it lacks)", p.Lag, p.Behind)
+		}
+		if p.Score < 0 {
+			lag += fmt.Sprintf(", gossip score %.0f", p.Score)
+		}
+		fmt.Fprintf(w, "  %s\t%s, %s\n", p.NodeID, state, lag)
+		for _, a := range p.Addrs {
+			fmt.Fprintf(w, "    address\t%s\n", a)
+		}
+	}
+}
+
+// writeConsumers lists durable consumers: one line each, then one line per
+// blocked stream.
+func writeConsumers(w io.Writer, cs []event.ConsumerStatus) {
+	fmt.Fprintf(w, "consumers\t%d\n", len(cs))
+	for _, c := range cs {
+		state := "stopped"
+		if c.Running {
+			state = "running"
+		}
+		var handled uint64
+		for _, off := range c.Checkpoint {
+			handled += off + 1
+		}
+		fmt.Fprintf(w, "  %s %s\t%s, %d stream(s), %d event(s) handled, %d blocked, updated %s\n",
+			c.AppID, c.Name, state, len(c.Checkpoint), handled, len(c.Blocked), c.Updated.Format(time.RFC3339))
+		for _, b := range c.Blocked {
+			fmt.Fprintf(w, "    blocked %s\tat offset %d after %d attempt(s): %s\n", b.Stream, b.Event.Offset, b.Attempts, b.Error)
+		}
+	}
 }
 
 func writeJSONLine(w io.Writer, v any) error {
@@ -177,7 +230,7 @@ func (a *app) offsetsCmd(o *clientOpts) *cobra.Command {
 				offs.ToReplicate = map[event.StreamID]uint64{}
 			}
 			if !o.human(a.stdout) {
-				return writeJSONLine(a.stdout, api.OffsetsResponse{Present: offs.Present, ToReplicate: offs.ToReplicate})
+				return writeJSONLine(a.stdout, api.OffsetsResponse{Present: offs.Present, ToReplicate: offs.ToReplicate, Streams: offs.Streams})
 			}
 			streams := make([]event.StreamID, 0, len(offs.Present))
 			for s := range offs.Present {
@@ -194,13 +247,13 @@ func (a *app) offsetsCmd(o *clientOpts) *cobra.Command {
 			}
 			slices.Sort(streams)
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "STREAM\tPRESENT\tTO REPLICATE")
+			fmt.Fprintln(tw, "STREAM\tPRESENT\tTO REPLICATE\tFLOOR\tCOUNT\tBYTES")
 			for _, s := range streams {
 				present := "-"
 				if v, ok := offs.Present[s]; ok {
 					present = fmt.Sprint(v)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\n", s, present, offs.ToReplicate[s])
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", s, present, offs.ToReplicate[s], streamStatsCols(offs.Streams, s))
 			}
 			return tw.Flush()
 		},

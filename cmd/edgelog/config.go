@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/edgelog/edgelog/api"
+	"github.com/edgelog/edgelog/expiry"
 	"github.com/edgelog/edgelog/node"
 )
 
@@ -49,6 +50,7 @@ const (
 	envBootstrap   = "EDGELOG_BOOTSTRAP"
 	envSwarm       = "EDGELOG_SWARM"
 	envSwarmKey    = "EDGELOG_SWARM_KEY"
+	envMDNS        = "EDGELOG_MDNS"
 	envProfile     = "EDGELOG_PROFILE"
 )
 
@@ -70,7 +72,9 @@ type settings struct {
 	Storage         node.Storage      // zero fields take the node's defaults
 	Replication     *node.Replication // nil: replication is off
 	LogLevel        slog.Level
-	LogFormat       string // text or json
+	LogFormat       string                      // text or json
+	Routes          []expiry.Route              // routing rules (streams.go)
+	Streams         map[string]expiry.Retention // named streams' retention
 }
 
 // fileConfig is the YAML configuration file. See config.example.yaml.
@@ -83,6 +87,8 @@ type fileConfig struct {
 	Storage    fileStorage `yaml:"storage"`
 	Repl       fileRepl    `yaml:"replication"`
 	Log        fileLog     `yaml:"log"`
+	Streams    yStreams    `yaml:"streams"` // streams.go
+	Routes     yRoutes     `yaml:"routes"`
 }
 
 type fileRepl struct {
@@ -91,6 +97,7 @@ type fileRepl struct {
 	Bootstrap yStrings `yaml:"bootstrap"`
 	Swarm     yString  `yaml:"swarm"`
 	SwarmKey  yString  `yaml:"swarmKey"`
+	MDNS      yBool    `yaml:"mdns"`
 }
 
 type fileAuth struct {
@@ -690,6 +697,7 @@ func resolveSettings(flags *pflag.FlagSet, env func(string) (string, bool)) (set
 	if s.Storage.MemTableSize > 0 && s.Storage.MemTableSize < 1<<20 {
 		r.errs.add(r.fileOrigin("storage.memTableSize", st.MemTableSize.yPos), "%d is too small (want at least 1MiB)", s.Storage.MemTableSize)
 	}
+	s.Routes, s.Streams = r.streams(fc)
 	if s.Storage.NumCompactors == 1 {
 		r.errs.add(r.fileOrigin("storage.numCompactors", st.NumCompactors.yPos), "the database needs at least 2 compactors")
 	}
@@ -715,6 +723,7 @@ func resolveSettings(flags *pflag.FlagSet, env func(string) (string, bool)) (set
 		}
 		rc.Swarm, _ = r.str("swarm", envSwarm, "replication.swarm", fc.Repl.Swarm, "default")
 		rc.SwarmKeyFile, _ = r.str("swarm-key", envSwarmKey, "replication.swarmKey", fc.Repl.SwarmKey, "")
+		rc.MDNS = r.boolean("mdns", envMDNS, "replication.mdns", fc.Repl.MDNS, true)
 		s.Replication = rc
 	}
 

@@ -51,7 +51,8 @@ func TestDefaults(t *testing.T) {
 		TokenTTL:        api.DefaultTokenTTL,
 		Limits:          node.DefaultLimits,
 		MaxRequestBytes: api.DefaultMaxRequestBytes,
-		Replication:     &node.Replication{Listen: defaultP2PListen, Swarm: "default"},
+		Storage:         node.Storage{Profile: node.ProfileAuto},
+		Replication:     &node.Replication{Listen: defaultP2PListen, Swarm: "default", MDNS: true},
 		LogFormat:       "text",
 	}
 	if !reflect.DeepEqual(s, want) {

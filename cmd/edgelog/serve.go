@@ -87,6 +87,7 @@ DATA/api.url, which is removed on shutdown.`,
 	f.StringSlice("bootstrap", nil, "peers to dial at start: multiaddrs ending in /p2p/<NodeId>")
 	f.String("swarm", "default", "name of the swarm (its gossip topic)")
 	f.String("swarm-key", "", "pre-shared swarm key file (edgelog swarm keygen): a private network over TCP")
+	f.Bool("mdns", true, "find the swarm's nodes on the LAN by mDNS (--mdns=false to turn off)")
 	f.String("log-level", defaultLogLevel, "log level: debug, info, warn or error")
 	f.String("log-format", defaultLogFormat, "log format: text or json")
 	f.String("profile", string(node.ProfileAuto), "storage and memory profile: auto, default or low-memory")
@@ -121,6 +122,8 @@ func (a *app) serve(ctx context.Context, s settings) (err error) {
 		Limits:      s.Limits,
 		Storage:     s.Storage,
 		Replication: s.Replication,
+		Routes:      s.Routes,
+		Streams:     s.Streams,
 		Logger:      log,
 		Version:     version,
 	})

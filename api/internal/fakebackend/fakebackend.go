@@ -58,10 +58,13 @@ type Backend struct {
 // New returns an empty Backend for node id.
 func New(id string) *Backend {
 	return &Backend{
-		ID:       id,
-		NodeInfo: event.NodeInfo{ConnectedNodes: 2, Uptime: 90*time.Second + 5, Version: "test-1.0"},
-		Live:     make(chan event.Item),
-		Ended:    make(chan struct{}, 16),
+		ID: id,
+		NodeInfo: event.NodeInfo{
+			ConnectedNodes: 2, Uptime: 90*time.Second + 5, Version: "test-1.0",
+			Peers: []event.PeerInfo{{NodeID: "12D3KooWPeer", Addrs: []string{"/ip4/10.0.0.2/tcp/4455"}, Connected: true, Announced: true, Lag: 3, Behind: 1}},
+		},
+		Live:  make(chan event.Item),
+		Ended: make(chan struct{}, 16),
 	}
 }
 

@@ -1,0 +1,79 @@
+package node
+
+import (
+	"context"
+	"encoding/binary"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+// setFormat writes a layout version into a closed node's database.
+func setFormat(t *testing.T, dir string, v uint64) {
+	t.Helper()
+	db, err := badger.Open(badger.DefaultOptions(filepath.Join(dir, "db")).WithLogger(nil).WithCompression(options.Snappy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(txn *badger.Txn) error { return txn.Set(keyFormat, u64(v)) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func getFormat(t *testing.T, n *Node) uint64 {
+	t.Helper()
+	var v uint64
+	err := n.st.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(keyFormat)
+		if err != nil {
+			return err
+		}
+		return item.Value(func(b []byte) error { v = binary.BigEndian.Uint64(b); return nil })
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestLayoutVersion: a new database gets the current layout, a version 1
+// database is upgraded in place with its events, and a database of an
+// unknown (newer) layout is refused with a clear error.
+func TestLayoutVersion(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{DataDir: dir}
+	n, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := getFormat(t, n); v != formatCurrent {
+		t.Fatalf("new database: layout %d, want %d", v, formatCurrent)
+	}
+	publish(t, n, "kept")
+	n.Close()
+
+	setFormat(t, dir, formatV1)
+	n, err = Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("opening a version 1 database: %v", err)
+	}
+	if v := getFormat(t, n); v != formatCurrent {
+		t.Errorf("version 1 database not upgraded: layout %d", v)
+	}
+	if o, _ := n.Offsets(context.Background()); o.Present[n.DefaultStream()] != 0 {
+		t.Errorf("after the upgrade the node holds %v, want its one event", o.Present)
+	}
+	n.Close()
+
+	setFormat(t, dir, formatCurrent+1)
+	if n, err = Open(context.Background(), cfg); err == nil {
+		n.Close()
+		t.Fatal("a database of a newer layout opened")
+	} else if !strings.Contains(err.Error(), "not supported") {
+		t.Errorf("error %q does not say the layout is not supported", err)
+	}
+}

@@ -1,0 +1,200 @@
+package replicate
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/edgelog/edgelog/event"
+	"github.com/edgelog/edgelog/expiry"
+)
+
+// Expiry in replication. A stream's floor is its lowest offset a node still
+// holds; everything below expired there. Nodes gossip their floors (and
+// origins their streams' retention rules) next to their heads, so peers
+// never ask for ranges below a floor; a pull from below the floor is
+// answered from the floor on, with the chain head at floor-1 as the
+// starting point of verification.
+//
+// That head need not be signed: the events after it are verified backwards
+// from a signed head, so a peer cannot forge or drop events in the middle.
+// It can only claim that older events expired, and a requester holding
+// such events accepts that only for streams whose origin announced a
+// retention rule (ExpiryStore.SkipTo).
+
+// StreamExpiry is what a node announces about a stream beyond its head.
+type StreamExpiry struct {
+	Stream event.StreamID
+	// Floor is the lowest offset held; offsets below it expired.
+	Floor uint64
+	// Retention is the stream's rule, set by its origin only.
+	Retention    expiry.Retention
+	HasRetention bool
+}
+
+// ExpiryStore is implemented by Stores that expire events.
+type ExpiryStore interface {
+	Store
+	// Expiry returns the floor of every stream with expired events and the
+	// rules of the node's own streams, for gossip.
+	Expiry() []StreamExpiry
+	// LearnRetention records the rule a stream's origin announced; the
+	// store applies it to its copy.
+	LearnRetention(stream event.StreamID, r expiry.Retention)
+	// SkipTo makes the store continue floor.Stream after floor (the head at
+	// the peer's floor-1): the peer no longer holds the events below it. A
+	// store holding events of the stream below floor.Offset drops them, or
+	// refuses with an error wrapping ErrStale when it has no reason to
+	// believe they expired. Holding floor.Offset or more, it does nothing.
+	SkipTo(ctx context.Context, floor Head) error
+}
+
+// wireExpiry is StreamExpiry on the wire (announce key 4).
+type wireExpiry struct {
+	_         struct{} `cbor:",toarray"`
+	Stream    string
+	Floor     uint64
+	HasRule   bool
+	MaxEvents uint64
+	MaxBytes  int64
+	MaxAgeSec int64
+}
+
+func toWireExpiry(xs []StreamExpiry) []wireExpiry {
+	out := make([]wireExpiry, len(xs))
+	for i, x := range xs {
+		out[i] = wireExpiry{Stream: string(x.Stream), Floor: x.Floor, HasRule: x.HasRetention,
+			MaxEvents: x.Retention.MaxEvents, MaxBytes: x.Retention.MaxBytes, MaxAgeSec: int64(x.Retention.MaxAge / time.Second)}
+	}
+	return out
+}
+
+func fromWireExpiry(ws []wireExpiry, max int) ([]StreamExpiry, error) {
+	if len(ws) > max {
+		return nil, fmt.Errorf("%w: announce: %d stream floors, limit %d", ErrMalformed, len(ws), max)
+	}
+	var out []StreamExpiry
+	for _, w := range ws {
+		s := event.StreamID(w.Stream)
+		if !s.Valid() {
+			return nil, fmt.Errorf("%w: announce: floor of invalid stream id %q", ErrMalformed, w.Stream)
+		}
+		x := StreamExpiry{Stream: s, Floor: w.Floor, HasRetention: w.HasRule}
+		if w.HasRule {
+			if w.MaxBytes < 0 || w.MaxAgeSec < 0 || w.MaxAgeSec > int64((1<<63-1)/time.Second) {
+				return nil, fmt.Errorf("%w: announce: retention of %s out of range", ErrMalformed, s)
+			}
+			x.Retention = expiry.Retention{MaxEvents: w.MaxEvents, MaxBytes: w.MaxBytes, MaxAge: time.Duration(w.MaxAgeSec) * time.Second}
+		}
+		out = append(out, x)
+	}
+	return out, nil
+}
+
+// wireFloor is the head at a floor-1 in the first frame of a pull answer
+// (frame key 5); the stream is the request's.
+type wireFloor struct {
+	_       struct{} `cbor:",toarray"`
+	Offset  uint64
+	Lamport uint64
+	Hash    []byte
+}
+
+func toWireFloor(h *Head) *wireFloor {
+	if h == nil {
+		return nil
+	}
+	return &wireFloor{Offset: h.Offset, Lamport: h.Lamport, Hash: h.Hash[:]}
+}
+
+func fromWireFloor(stream event.StreamID, w *wireFloor) (*Head, error) {
+	if w == nil {
+		return nil, nil
+	}
+	if len(w.Hash) != len(Hash{}) {
+		return nil, fmt.Errorf("%w: floor of %s: hash of %d bytes", ErrMalformed, stream, len(w.Hash))
+	}
+	h := &Head{Stream: stream, Offset: w.Offset, Lamport: w.Lamport}
+	copy(h.Hash[:], w.Hash)
+	return h, nil
+}
+
+// PeerFloors records the floors a peer announced, replacing what it
+// announced before: the planner asks it for nothing below them.
+func (p *Planner) PeerFloors(id peer.ID, xs []StreamExpiry) {
+	m := make(map[event.StreamID]uint64, len(xs))
+	for _, x := range xs {
+		if x.Floor > 0 {
+			m[x.Stream] = x.Floor
+		}
+	}
+	if p.floors == nil {
+		p.floors = map[peer.ID]map[event.StreamID]uint64{}
+	}
+	p.floors[id] = m
+}
+
+// floorOf returns the floor peer id announced for stream (0 for none).
+func (p *Planner) floorOf(id peer.ID, s event.StreamID) uint64 { return p.floors[id][s] }
+
+// lowestFloor returns the lowest floor of stream among the peers that
+// announced it: events from there on exist somewhere.
+func (p *Planner) lowestFloor(s event.StreamID) uint64 {
+	var low uint64
+	found := false
+	for id, heads := range p.announced {
+		if _, ok := heads[s]; !ok {
+			continue
+		}
+		if f := p.floorOf(id, s); !found || f < low {
+			low, found = f, true
+		}
+	}
+	return low
+}
+
+// expiryToAnnounce returns what the store says about floors and rules,
+// bounded like the heads.
+func (s *Service) expiryToAnnounce() []StreamExpiry {
+	es, ok := s.cfg.Store.(ExpiryStore)
+	if !ok {
+		return nil
+	}
+	xs := es.Expiry()
+	if len(xs) > s.cfg.Limits.MaxHeads {
+		xs = xs[:s.cfg.Limits.MaxHeads]
+	}
+	return xs
+}
+
+// learnRetention passes on the rules a node announced for its own streams;
+// rules it announces for other nodes' streams are ignored.
+func (s *Service) learnRetention(from peer.ID, xs []StreamExpiry) {
+	es, ok := s.cfg.Store.(ExpiryStore)
+	if !ok {
+		return
+	}
+	for _, x := range xs {
+		if x.HasRetention && x.Stream.Node() == from.String() {
+			es.LearnRetention(x.Stream, x.Retention)
+		}
+	}
+}
+
+// floorSkipper is the part of ExpiryStore that Fetch needs.
+type floorSkipper interface {
+	SkipTo(ctx context.Context, floor Head) error
+}
+
+// SkipTo serialises SkipTo with the service's ingests.
+func (l *lockedStore) SkipTo(ctx context.Context, floor Head) error {
+	es, ok := l.Store.(floorSkipper)
+	if !ok {
+		return fmt.Errorf("%w: peer holds %s only from offset %d on, and this store cannot skip", ErrShortAnswer, floor.Stream, floor.Offset+1)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return es.SkipTo(ctx, floor)
+}
