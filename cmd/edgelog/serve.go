@@ -49,7 +49,14 @@ variable, the YAML configuration file (--config), the default.
   --log-level     EDGELOG_LOG_LEVEL      log.level           info
   --log-format    EDGELOG_LOG_FORMAT     log.format          text
   --profile       EDGELOG_PROFILE        storage.profile     auto
-  -               -                      limits.*, storage.* see "edgelog config example"
+  --replicate     EDGELOG_REPLICATE      replication.enabled true
+  --listen        EDGELOG_LISTEN         replication.listen  TCP and QUIC on port 4455
+  --bootstrap     EDGELOG_BOOTSTRAP      replication.bootstrap none
+  --mdns          EDGELOG_MDNS           replication.mdns    true
+  --swarm         EDGELOG_SWARM          replication.swarm   default
+  --swarm-key     EDGELOG_SWARM_KEY      replication.swarmKey none
+  -               -                      limits.*, storage.*, streams, routes:
+                                         see "edgelog config example"
 
 Dev mode accepts every app id com.example.*: turn it off in production
 (--dev-mode=false, EDGELOG_DEV_MODE=false or auth.devMode: false) and list
