@@ -13,13 +13,14 @@ func TestParseSize(t *testing.T) {
 	for in, want := range map[string]int64{
 		"0": 0, "10": 10, "10B": 10, "1kB": 1000, "1KB": 1000, "1KiB": 1024, "50MB": 50_000_000,
 		"50 MiB": 50 << 20, "2GB": 2_000_000_000, "1GiB": 1 << 30, "1.5MiB": 3 << 19,
+		"10 mb": 10_000_000, "2k": 2048, "1G": 1 << 30, "3gib": 3 << 30,
 	} {
 		got, err := ParseSize(in)
 		if err != nil || got != want {
 			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "MB", "10 mb", "10XB", "1.2.3MB", "10TB", "-1MB", "1e3B", "99999999999GiB"} {
+	for _, in := range []string{"", "MB", "1.5B", "0.1KiB", "10XB", "1.2.3MB", "10TB", "-1MB", "1e3B", "99999999999GiB"} {
 		if _, err := ParseSize(in); !errors.Is(err, ErrInvalid) {
 			t.Errorf("ParseSize(%q) = %v, want ErrInvalid", in, err)
 		}

@@ -12,11 +12,10 @@ import (
 // ErrInvalid marks a bad setting; errors wrapping it name the field.
 var ErrInvalid = errors.New("invalid setting")
 
-// sizeUnits are the accepted size suffixes and their factors.
+// sizeUnits are the canonical size units (FormatSize writes them).
 var sizeUnits = map[string]int64{
 	"B":   1,
 	"kB":  1000,
-	"KB":  1000,
 	"KiB": 1 << 10,
 	"MB":  1000 * 1000,
 	"MiB": 1 << 20,
@@ -24,20 +23,31 @@ var sizeUnits = map[string]int64{
 	"GiB": 1 << 30,
 }
 
-// ParseSize parses a byte size: a non-negative number (decimals allowed)
-// followed by one of B, kB, KiB, MB, MiB, GB, GiB, or a plain integer
-// meaning bytes. Spaces between number and unit are allowed.
+// sizeUnitsFold are the units ParseSize accepts, by their lower case: the
+// canonical ones in any case, and K, M and G for KiB, MiB and GiB.
+var sizeUnitsFold = map[string]int64{
+	"b":  1,
+	"kb": 1000, "mb": 1000 * 1000, "gb": 1000 * 1000 * 1000,
+	"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30,
+	"k": 1 << 10, "m": 1 << 20, "g": 1 << 30,
+}
+
+// ParseSize parses a byte size: a non-negative number (decimals allowed if
+// the result is a whole number of bytes) and a unit: B, kB, KiB, MB, MiB,
+// GB, GiB in any case, or K, M, G for KiB, MiB, GiB; no unit means bytes.
+// Spaces between number and unit are allowed. Every size setting of
+// edgelog (limits, storage, retention) is parsed by it.
 func ParseSize(s string) (int64, error) {
 	s = strings.TrimSpace(s)
 	i := strings.IndexFunc(s, func(r rune) bool { return !(r >= '0' && r <= '9' || r == '.') })
-	num, unit := s, "B"
+	num, unit := s, "b"
 	if i >= 0 {
 		num, unit = s[:i], strings.TrimSpace(s[i:])
 	}
 	if num == "" {
 		return 0, fmt.Errorf("%w: size %q: want a number and a unit (B, kB, KiB, MB, MiB, GB, GiB), like 50MB", ErrInvalid, s)
 	}
-	f, ok := sizeUnits[unit]
+	f, ok := sizeUnitsFold[strings.ToLower(unit)]
 	if !ok {
 		return 0, fmt.Errorf("%w: size %q: unknown unit %q (want B, kB, KiB, MB, MiB, GB or GiB)", ErrInvalid, s, unit)
 	}
@@ -48,6 +58,9 @@ func ParseSize(s string) (int64, error) {
 	b := v * float64(f)
 	if b >= math.MaxInt64 {
 		return 0, fmt.Errorf("%w: size %q is too large", ErrInvalid, s)
+	}
+	if b != math.Trunc(b) {
+		return 0, fmt.Errorf("%w: size %q is not a whole number of bytes", ErrInvalid, s)
 	}
 	return int64(b), nil
 }

@@ -306,36 +306,9 @@ func (y *ySize) UnmarshalYAML(n ast.Node) error {
 	return nil
 }
 
-var sizeUnits = map[string]int64{
-	"": 1, "b": 1,
-	"kb": 1e3, "mb": 1e6, "gb": 1e9,
-	"k": 1 << 10, "m": 1 << 20, "g": 1 << 30,
-	"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30,
-}
-
-// parseSize parses a byte size such as "4096", "64MiB" or "1 GB".
-func parseSize(s string) (int64, error) {
-	s = strings.TrimSpace(s)
-	i := 0
-	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-		i++
-	}
-	if i == 0 {
-		return 0, fmt.Errorf("size %q: want a number of bytes with an optional unit", s)
-	}
-	n, err := strconv.ParseInt(s[:i], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("size %q: %w", s, err)
-	}
-	mul, ok := sizeUnits[strings.ToLower(strings.TrimSpace(s[i:]))]
-	if !ok {
-		return 0, fmt.Errorf("size %q: unknown unit (want B, KB, MB, GB, KiB, MiB or GiB)", s)
-	}
-	if n > math.MaxInt64/mul {
-		return 0, fmt.Errorf("size %q: too large", s)
-	}
-	return n * mul, nil
-}
+// parseSize parses a byte size such as "4096", "64MiB" or "1 GB", with the
+// same units as the retention settings (expiry.ParseSize).
+func parseSize(s string) (int64, error) { return expiry.ParseSize(s) }
 
 // loadFile reads and strictly decodes the configuration file at path.
 // Unknown keys and values of the wrong type are errors naming the key and

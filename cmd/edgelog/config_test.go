@@ -330,7 +330,7 @@ func TestParseListen(t *testing.T) {
 func TestParseSize(t *testing.T) {
 	for in, want := range map[string]int64{
 		"0": 0, "4096": 4096, "1KiB": 1024, "64MiB": 64 << 20, "1 GB": 1e9, "2k": 2048, "3mb": 3e6, "7B": 7,
-		"": -1, "MiB": -1, "1.5MiB": -1, "1TiB": -1, "-1": -1, "99999999999GiB": -1,
+		"1.5MiB": 3 << 19, "": -1, "MiB": -1, "1.5B": -1, "1TiB": -1, "-1": -1, "99999999999GiB": -1,
 	} {
 		got, err := parseSize(in)
 		if want < 0 {
