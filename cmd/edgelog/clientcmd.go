@@ -262,6 +262,7 @@ func (a *app) offsetsCmd(o *clientOpts) *cobra.Command {
 
 func (a *app) publishCmd(o *clientOpts) *cobra.Command {
 	var tags []string
+	var key string
 	cmd := &cobra.Command{
 		Use:   "publish [--tag TAG]... [PAYLOAD_JSON]",
 		Short: "Publish events",
@@ -272,9 +273,16 @@ batches. Every event gets the tags given with --tag.
 Prints for each event where it was stored: its lamport, stream, offset and
 timestamp (NDJSON {"lamport","offset","stream","timestamp"} with --json or
 when stdout is not a terminal). A line that is not valid JSON stops the
-command; the events of the lines before it are published.`,
+command; the events of the lines before it are published.
+
+With --idempotency-key KEY (only with PAYLOAD_JSON), the node publishes the
+event once per KEY and app: running the command again with the same KEY and
+payload prints the first answer and stores nothing (a safe retry after a
+timeout); the same KEY with another payload or tags is refused. The node
+keeps keys for 7 days.`,
 		Example: `  edgelog events publish --tag machine:7 --tag temperature '{"value": 42.5}'
-  printf '%s\n' '{"n":1}' '{"n":2}' | edgelog events publish --tag counter`,
+  printf '%s\n' '{"n":1}' '{"n":2}' | edgelog events publish --tag counter
+  edgelog events publish --idempotency-key order-17-done --tag order:17 '{"done": true}'`,
 		Args: argsUsage(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, t := range tags {
@@ -282,11 +290,14 @@ command; the events of the lines before it are published.`,
 					return usagef("--tag: tags must not be empty")
 				}
 			}
+			if cmd.Flags().Changed("idempotency-key") && (key == "" || len(args) == 0) {
+				return usagef("--idempotency-key: needs a non-empty KEY and a PAYLOAD_JSON argument (not events from stdin)")
+			}
 			c, err := o.client()
 			if err != nil {
 				return err
 			}
-			p := &publisher{o: o, c: c, tags: tags, out: a.stdout, human: o.human(a.stdout)}
+			p := &publisher{o: o, c: c, tags: tags, key: key, out: a.stdout, human: o.human(a.stdout)}
 			if len(args) == 1 {
 				payload := []byte(args[0])
 				if err := checkJSON(payload); err != nil {
@@ -301,6 +312,7 @@ command; the events of the lines before it are published.`,
 		},
 	}
 	cmd.Flags().StringArrayVarP(&tags, "tag", "t", nil, "tag of the events (repeatable)")
+	cmd.Flags().StringVar(&key, "idempotency-key", "", "publish at most once per KEY: a retry with the same KEY prints the first answer")
 	return cmd
 }
 
@@ -325,6 +337,7 @@ type publisher struct {
 	o         *clientOpts
 	c         *client.Client
 	tags      []string
+	key       string // idempotency key; "" for none
 	out       io.Writer
 	human     bool
 	published int
@@ -340,7 +353,7 @@ func (p *publisher) publish(ctx context.Context, payloads [][]byte) error {
 		}
 		evs[i] = client.PublishEvent{Tags: tags, Payload: json.RawMessage(pl)}
 	}
-	metas, err := p.c.Publish(ctx, evs)
+	metas, err := p.c.PublishWith(ctx, evs, client.PublishOptions{IdempotencyKey: p.key})
 	if err != nil {
 		if p.published > 0 {
 			return p.o.callError(fmt.Sprintf("publish (after %d events were published)", p.published), err)

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
@@ -428,5 +429,32 @@ func TestRunErrors(t *testing.T) {
 	// Client commands report an unreachable node.
 	if code, _, errs := cli(t, "", "events", "offsets", "--api", url); code != 1 || !strings.Contains(errs, "cannot reach the node") {
 		t.Errorf("stopped node: exit %d, stderr %q", code, errs)
+	}
+}
+
+// TestPublishIdempotencyKey: a retried publish with the same key prints the
+// first answer and stores nothing; the key with another payload is refused;
+// the flag needs a payload argument.
+func TestPublishIdempotencyKey(t *testing.T) {
+	url, _, _ := startNode(t, t.TempDir())
+	api := []string{"--api", url, "--json"}
+	pub := append([]string{"events", "publish", "--idempotency-key", "order-17", "-t", "order:17", `{"done":true}`}, api...)
+	first := ndjson(t, mustCLI(t, "", pub...))
+	again := ndjson(t, mustCLI(t, "", pub...))
+	if len(first) != 1 || !reflect.DeepEqual(first, again) {
+		t.Fatalf("retry answered %v, first %v", again, first)
+	}
+	lines := ndjson(t, mustCLI(t, "", append([]string{"events", "query", "FROM 'order:17'"}, api...)...))
+	if len(lines) != 2 { // the event and the offsets line
+		t.Errorf("the node holds %d lines for order:17 after a retry, want 1 event: %v", len(lines), lines)
+	}
+
+	code, _, errs := cli(t, "", append([]string{"events", "publish", "--idempotency-key", "order-17", "-t", "order:17", `{"done":false}`}, api...)...)
+	if code != 1 || !strings.Contains(errs, "ERR_IDEMPOTENCY_MISMATCH") {
+		t.Errorf("reused key with another payload: exit %d, stderr %q", code, errs)
+	}
+	code, _, errs = cli(t, `{"n":1}`+"\n", append([]string{"events", "publish", "--idempotency-key", "k"}, api...)...)
+	if code != 2 || !strings.Contains(errs, "--idempotency-key") {
+		t.Errorf("key with stdin events: exit %d, stderr %q", code, errs)
 	}
 }
