@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/edgelog/edgelog/event"
+	"github.com/edgelog/edgelog/internal/atomicfile"
 	"github.com/edgelog/edgelog/lamport"
 )
 
@@ -175,7 +176,7 @@ func (f *FileSnapshotStore) Save(ctx context.Context, s Snapshot) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("sdk: snapshot store: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, snapName(s.Version, s.Key)), data); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, snapName(s.Version, s.Key)), data, 0o600); err != nil {
 		return fmt.Errorf("sdk: snapshot store: save %s: %w", s.Name, err)
 	}
 	_, files, err := f.list(s.Name)
@@ -239,36 +240,4 @@ func (f *FileSnapshotStore) Invalidate(ctx context.Context, name string, from Ev
 		}
 	}
 	return nil
-}
-
-// writeFileAtomic replaces path with data: temp file, fsync, rename, fsync
-// of the directory, so a crash leaves either the old or the new file.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // a no-op after the rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

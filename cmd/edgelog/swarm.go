@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
+
+	"github.com/edgelog/edgelog/internal/atomicfile"
 )
 
 // swarmKeyHeader starts a libp2p pre-shared key file, version 1, hex.
@@ -49,25 +50,7 @@ func writeSwarmKey(path string, key []byte, force bool) error {
 		}
 		return nil
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("swarm key: %w", err)
-	}
-	_, err = tmp.Write(key)
-	if err == nil {
-		err = tmp.Chmod(0o600)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
+	if err := atomicfile.Write(path, key, 0o600); err != nil {
 		return fmt.Errorf("swarm key: %w", err)
 	}
 	return nil
