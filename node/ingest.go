@@ -80,18 +80,3 @@ func sortedSet(tags []string) bool {
 	}
 	return true
 }
-
-// enqueue hands req to the writer and returns once the writer has taken
-// it, without waiting for its commit; the answer arrives on req.res. Once
-// taken, a request is always answered.
-func (w *writer) enqueue(ctx context.Context, req *writeReq) error {
-	req.res = make(chan writeRes, 1)
-	select {
-	case w.reqs <- req:
-		return nil
-	case <-w.done:
-		return fmt.Errorf("publish: %w: node is closed", event.ErrUnavailable)
-	case <-ctx.Done():
-		return fmt.Errorf("publish: %w", ctx.Err())
-	}
-}

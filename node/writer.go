@@ -139,15 +139,25 @@ func (w *writer) estimate(req *writeReq) error {
 	return nil
 }
 
-// submit hands req to the writer and waits for its answer.
-func (w *writer) submit(ctx context.Context, req *writeReq) ([]event.Meta, error) {
+// enqueue hands req to the writer and returns once the writer has taken
+// it, without waiting for its commit; the answer arrives on req.res. Once
+// taken, a request is always answered.
+func (w *writer) enqueue(ctx context.Context, req *writeReq) error {
 	req.res = make(chan writeRes, 1)
 	select {
 	case w.reqs <- req:
+		return nil
 	case <-w.done:
-		return nil, fmt.Errorf("publish: %w: node is closed", event.ErrUnavailable)
+		return fmt.Errorf("publish: %w: node is closed", event.ErrUnavailable)
 	case <-ctx.Done():
-		return nil, fmt.Errorf("publish: %w", ctx.Err())
+		return fmt.Errorf("publish: %w", ctx.Err())
+	}
+}
+
+// submit hands req to the writer and waits for its answer.
+func (w *writer) submit(ctx context.Context, req *writeReq) ([]event.Meta, error) {
+	if err := w.enqueue(ctx, req); err != nil {
+		return nil, err
 	}
 	// Once taken, a request is always answered; a cancelled ctx no longer
 	// stops it, so the caller learns whether its events were stored.
