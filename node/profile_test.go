@@ -3,7 +3,9 @@ package node
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -215,5 +217,47 @@ func TestTuneBadger(t *testing.T) {
 			t.Errorf("%s: table %d, vlog %d, index cache %d, L0 tables %d; want %d, %d, %d, %d", tc.name,
 				o.BaseTableSize, o.ValueLogFileSize, o.IndexCacheSize, o.NumLevelZeroTables, tc.table, tc.vlog, tc.indexCache, tc.levelZeroTables)
 		}
+	}
+}
+
+// TestPrepareProcess: the low-memory profile sets the Go memory limit
+// unless GOMEMLIMIT is set, which always wins; the default profile leaves
+// it alone; the choice is logged.
+func TestPrepareProcess(t *testing.T) {
+	orig := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(orig) })
+	const untouched = 7 << 30
+
+	for _, tc := range []struct {
+		name      string
+		profile   Profile
+		env       string
+		wantLimit int64
+	}{
+		{"low-memory", ProfileLowMemory, "", memoryLimitFor(DetectHost())},
+		{"low-memory with GOMEMLIMIT", ProfileLowMemory, "300MiB", untouched},
+		{"default", ProfileDefault, "", untouched},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("GOMEMLIMIT", tc.env)
+			debug.SetMemoryLimit(untouched)
+			var logs strings.Builder
+			c, err := PrepareProcess(Storage{Profile: tc.profile}, slog.New(slog.NewTextHandler(&logs, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Profile != tc.profile {
+				t.Errorf("chose %q, want %q", c.Profile, tc.profile)
+			}
+			if got := debug.SetMemoryLimit(-1); got != tc.wantLimit {
+				t.Errorf("Go memory limit %d, want %d", got, tc.wantLimit)
+			}
+			if !strings.Contains(logs.String(), "profile="+string(tc.profile)) {
+				t.Errorf("the choice is not logged: %s", logs.String())
+			}
+		})
+	}
+	if _, err := PrepareProcess(Storage{Profile: "tiny"}, nil); err == nil {
+		t.Error("an unknown profile was accepted")
 	}
 }
