@@ -88,6 +88,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	go n.pruner()
+	if every := cfg.Storage.TrimInterval; every > 0 && !cfg.InMemory {
+		go n.trimmer(every)
+	}
 	if cfg.Replication != nil {
 		if err := n.startReplication(ctx, cfg.Replication); err != nil {
 			n.Close()

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -107,6 +108,7 @@ func preset(p Profile, wordBits int) Storage {
 	if p == ProfileLowMemory {
 		// Badger refuses a single compactor; 2 is its minimum.
 		s.MemTableSize, s.BlockCacheSize, s.NumCompactors = 8<<20, 8<<20, 2
+		s.TrimInterval = 500 * time.Millisecond
 	}
 	if wordBits == 32 {
 		s.MaxDBBytes = DefaultMaxDBBytes32
@@ -131,6 +133,12 @@ func (s Storage) resolve(h Host) (Storage, error) {
 	}
 	if s.NumCompactors <= 0 {
 		s.NumCompactors = p.NumCompactors
+	}
+	switch {
+	case s.TrimInterval == 0:
+		s.TrimInterval = p.TrimInterval
+	case s.TrimInterval < 0:
+		s.TrimInterval = 0 // explicitly never
 	}
 	switch {
 	case s.MaxDBBytes == 0:
@@ -274,9 +282,16 @@ func PrepareProcess(s Storage, log *slog.Logger) (ProfileChoice, error) {
 	if log != nil {
 		log.Info("profile chosen", slog.String("profile", string(c.Profile)), slog.String("reason", c.Reason),
 			slog.String("memTable", humanBytes(uint64(r.MemTableSize))), slog.String("blockCache", humanBytes(uint64(r.BlockCacheSize))),
-			slog.String("maxDB", dbLimitText(r.MaxDBBytes)), slog.String("goMemLimit", limit))
+			slog.String("maxDB", dbLimitText(r.MaxDBBytes)), slog.String("goMemLimit", limit), slog.String("trim", trimText(r.TrimInterval)))
 	}
 	return c, nil
+}
+
+func trimText(d time.Duration) string {
+	if d <= 0 {
+		return "never"
+	}
+	return "every " + d.String()
 }
 
 func dbLimitText(n int64) string {

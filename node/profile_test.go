@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -51,11 +52,11 @@ func TestResolveStorage(t *testing.T) {
 	arm := Host{MemoryBytes: 2 * gib, MemorySource: "RAM", WordBits: 32, Arch: "arm"}
 
 	s, err := Storage{}.resolve(big)
-	if err != nil || s.Profile != ProfileDefault || s.MemTableSize != 32<<20 || s.BlockCacheSize != 64<<20 || s.MaxDBBytes != 0 {
+	if err != nil || s.Profile != ProfileDefault || s.MemTableSize != 32<<20 || s.BlockCacheSize != 64<<20 || s.MaxDBBytes != 0 || s.TrimInterval != 0 {
 		t.Errorf("default: %+v, %v", s, err)
 	}
 	s, _ = Storage{}.resolve(small)
-	if s.Profile != ProfileLowMemory || s.MemTableSize != 8<<20 || s.BlockCacheSize != 8<<20 || s.NumCompactors != 2 || s.MaxDBBytes != 0 {
+	if s.Profile != ProfileLowMemory || s.MemTableSize != 8<<20 || s.BlockCacheSize != 8<<20 || s.NumCompactors != 2 || s.MaxDBBytes != 0 || s.TrimInterval != 500*time.Millisecond {
 		t.Errorf("low-memory: %+v", s)
 	}
 	if want := int64(2*numMemtables*(8<<20) + 32<<20); s.MinFreeBytes != want {
@@ -65,6 +66,14 @@ func TestResolveStorage(t *testing.T) {
 	s, _ = Storage{MemTableSize: 16 << 20, BlockCacheSize: 1 << 20}.resolve(small)
 	if s.MemTableSize != 16<<20 || s.BlockCacheSize != 1<<20 {
 		t.Errorf("explicit settings lost: %+v", s)
+	}
+	s, _ = Storage{TrimInterval: -1}.resolve(small)
+	if s.TrimInterval != 0 {
+		t.Errorf("low-memory with TrimInterval -1: trims every %v", s.TrimInterval)
+	}
+	s, _ = Storage{TrimInterval: time.Minute}.resolve(big)
+	if s.TrimInterval != time.Minute {
+		t.Errorf("default with TrimInterval 1m: trims every %v", s.TrimInterval)
 	}
 	s, _ = Storage{}.resolve(arm)
 	if s.Profile != ProfileLowMemory || s.MaxDBBytes != DefaultMaxDBBytes32 {

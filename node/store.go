@@ -8,6 +8,7 @@ import (
 	"maps"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -42,6 +43,13 @@ type Storage struct {
 	// builds (Badger maps its files into the small address space), none
 	// on 64-bit; -1 means no cap.
 	MaxDBBytes int64 `yaml:"maxDBBytes"`
+	// TrimInterval is how often the node hands back the resident pages of
+	// the database files it has mapped and of its executable's code
+	// (internal/memtrim): pages the kernel reclaims when memory runs short
+	// anyway, but which count in the process's RSS until it does.
+	// Default: every 500ms in ProfileLowMemory, never in ProfileDefault;
+	// negative: never.
+	TrimInterval time.Duration `yaml:"trimInterval"`
 
 	profileReason string // why Profile was chosen; set by resolve
 	wordBits      int    // of the build; set by resolve

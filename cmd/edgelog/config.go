@@ -115,12 +115,13 @@ type fileLimits struct {
 }
 
 type fileStorage struct {
-	MemTableSize   ySize   `yaml:"memTableSize"`
-	BlockCacheSize ySize   `yaml:"blockCacheSize"`
-	NumCompactors  yInt    `yaml:"numCompactors"`
-	MinFreeBytes   ySize   `yaml:"minFreeBytes"`
-	Profile        yString `yaml:"profile"`
-	MaxDBBytes     ySize   `yaml:"maxDBBytes"`
+	MemTableSize   ySize     `yaml:"memTableSize"`
+	BlockCacheSize ySize     `yaml:"blockCacheSize"`
+	NumCompactors  yInt      `yaml:"numCompactors"`
+	MinFreeBytes   ySize     `yaml:"minFreeBytes"`
+	Profile        yString   `yaml:"profile"`
+	MaxDBBytes     ySize     `yaml:"maxDBBytes"`
+	TrimInterval   yDuration `yaml:"trimInterval"`
 }
 
 type fileLog struct {
@@ -666,6 +667,13 @@ func resolveSettings(flags *pflag.FlagSet, env func(string) (string, bool)) (set
 		r.errs.add(o, "%q is not a profile (want auto, default or low-memory)", profile)
 	} else {
 		s.Storage.Profile = p
+	}
+	if st.TrimInterval.set() {
+		// 0 in the file means never; to the node, 0 means the profile's.
+		s.Storage.TrimInterval = st.TrimInterval.V
+		if s.Storage.TrimInterval <= 0 {
+			s.Storage.TrimInterval = -1
+		}
 	}
 	if s.Storage.MemTableSize > 0 && s.Storage.MemTableSize < 1<<20 {
 		r.errs.add(r.fileOrigin("storage.memTableSize", st.MemTableSize.yPos), "%d is too small (want at least 1MiB)", s.Storage.MemTableSize)

@@ -136,6 +136,7 @@ storage:
   minFreeBytes: 1G
   profile: low-memory
   maxDBBytes: 512MiB
+  trimInterval: 0s
 `)
 	s, err := resolve(t, nil, "--config", file)
 	if err != nil {
@@ -147,7 +148,7 @@ storage:
 	if s.MaxRequestBytes != 2_000_000 {
 		t.Errorf("maxRequestBytes: got %d", s.MaxRequestBytes)
 	}
-	if want := (node.Storage{MemTableSize: 8 << 20, BlockCacheSize: 1 << 20, NumCompactors: 3, MinFreeBytes: 1 << 30, Profile: node.ProfileLowMemory, MaxDBBytes: 512 << 20}); s.Storage != want {
+	if want := (node.Storage{MemTableSize: 8 << 20, BlockCacheSize: 1 << 20, NumCompactors: 3, MinFreeBytes: 1 << 30, Profile: node.ProfileLowMemory, MaxDBBytes: 512 << 20, TrimInterval: -1}); s.Storage != want {
 		t.Errorf("storage: got %+v, want %+v", s.Storage, want)
 	}
 }

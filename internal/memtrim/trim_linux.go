@@ -1,0 +1,51 @@
+package memtrim
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// noPageOut is set once the kernel refused MADV_PAGEOUT (before Linux 5.4).
+var noPageOut atomic.Bool
+
+// Trim advises away the resident pages of this process's mappings that s
+// selects and returns how many resident bytes they held.
+func Trim(s Selector) (uint64, error) {
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		return 0, fmt.Errorf("memtrim: %w", err)
+	}
+	maps, err := ParseSmaps(f)
+	f.Close()
+	if err != nil {
+		return 0, err
+	}
+	var trimmed uint64
+	for _, m := range maps {
+		var advice int
+		switch s.Select(m) {
+		case DontNeed:
+			advice = unix.MADV_DONTNEED
+		case PageOut:
+			if noPageOut.Load() {
+				continue
+			}
+			advice = unix.MADV_PAGEOUT
+		default:
+			continue
+		}
+		_, _, e := unix.Syscall(unix.SYS_MADVISE, uintptr(m.Start), uintptr(m.End-m.Start), uintptr(advice))
+		switch {
+		case e == 0:
+			trimmed += m.Rss
+		case advice == unix.MADV_PAGEOUT && errors.Is(e, unix.EINVAL):
+			noPageOut.Store(true)
+		}
+		// ENOMEM: the mapping is gone (Badger closed a table); fine.
+	}
+	return trimmed, nil
+}

@@ -1,0 +1,41 @@
+package node
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/edgelog/edgelog/internal/memtrim"
+)
+
+// trimmer hands back, every Storage.TrimInterval until the node closes,
+// the resident pages of the database's mapped files and of the
+// executable's code (see internal/memtrim): Badger writes every table
+// through a memory map and keeps it mapped, so without this the node's
+// RSS grows with the database even though the kernel could reclaim those
+// pages at any time.
+func (n *Node) trimmer(every time.Duration) {
+	sel := memtrim.Selector{Dirs: []string{filepath.Join(n.cfg.DataDir, "db")}}
+	if exe, err := os.Executable(); err == nil {
+		if p, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = p
+		}
+		sel.Files = []string{exe}
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		trimmed, err := memtrim.Trim(sel)
+		if err != nil {
+			n.log.Info("not trimming resident memory", slog.Any("err", err))
+			return
+		}
+		n.log.Debug("trimmed resident memory", slog.Uint64("bytes", trimmed))
+		select {
+		case <-n.closing:
+			return
+		case <-tick.C:
+		}
+	}
+}
