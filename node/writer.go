@@ -44,6 +44,14 @@ type writer struct {
 
 	// skipSpaceCheck is set while writePrunesOnly (prune.go) writes.
 	skipSpaceCheck bool
+
+	// vlog caches the size of the sealed value-log files for checkSpace,
+	// which runs before every batch: listing the database directory that
+	// often costs a small device more than the batch.
+	vlog struct {
+		at    time.Time
+		bytes int64
+	}
 }
 
 // writeReq is one publish, or one ingest of a verified range from a peer:
@@ -462,7 +470,10 @@ func (w *writer) checkSpace() error {
 		tables += int64(t.OnDiskSize)
 	}
 	if limit := w.cfg.Storage.MaxDBBytes; limit > 0 {
-		if size := tables + vlogBytes(filepath.Join(w.cfg.DataDir, "db")); size >= limit {
+		if time.Since(w.vlog.at) > time.Second {
+			w.vlog.at, w.vlog.bytes = time.Now(), vlogBytes(filepath.Join(w.cfg.DataDir, "db"))
+		}
+		if size := tables + w.vlog.bytes; size >= limit {
 			return fmt.Errorf("publish: %w: the database holds %d bytes, at its cap storage.maxDBBytes of %d bytes (on 32-bit devices the cap keeps Badger's memory-mapped files within the address space); let retention expire events or raise the cap", event.ErrStorageFull, size, limit)
 		}
 	}
