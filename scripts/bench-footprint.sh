@@ -104,7 +104,7 @@ echo "| --- | --- | --- |"
 printf '| idle RSS of edgelog run, low-memory profile (%s) | %s | < 30 MB |\n' "${profile:-profile not logged}" "$(mb "$idle")"
 printf '| peak RSS while ingesting %d events over HTTP (%d per publish, durable) | %s | < 150 MB |\n' "$events" "$per" "$(mb "$peak")"
 printf '| peak anonymous RSS (Go heap, memtables, caches) while ingesting, sampled every 0.2 s | %s | – |\n' "$(mb "$peak_anon")"
-printf '| peak file-backed RSS (memory-mapped database files; the kernel reclaims it under pressure) | %s | – |\n' "$(mb "$peak_file")"
+printf '| peak file-backed RSS (code of the binary, memory-mapped database files; the kernel reclaims it under pressure) | %s | – |\n' "$(mb "$peak_file")"
 printf '| RSS after ingesting: anonymous (heap) + file-backed (mapped database files, reclaimable) | %s = %s + %s | – |\n' "$(mb "$after")" "$(mb "$anon")" "$(mb "$file")"
 printf '| ingest time | %d s (%d events/s) | – |\n' "$secs" $((events / (secs > 0 ? secs : 1)))
 if [ "${SKIP_CROSS:-}" != 1 ]; then
