@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,6 +35,9 @@ import (
 // EDGELOG_BENCH_DEBUG=1 makes BenchmarkLiveLatency log when events arrived
 // (in bursts) and, every 5 ms, what the receiver held and how far it knew
 // it was behind: a stall shows as a growing toReplicate with nothing stored.
+// EDGELOG_BENCH_PULL_PROFILE and EDGELOG_BENCH_PEER_PROFILE name files for
+// CPU profiles of BenchmarkCatchUp's pulling node and of its serving
+// process.
 
 func envCount(b *testing.B, name string, def int) int {
 	s := os.Getenv(name)
@@ -67,6 +71,23 @@ func TestReplBenchPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.Close()
+	// The source was filled moments ago; a serving node has long
+	// compacted its tables, so this one does before it serves, lest its
+	// compactions share the two cores with the pull being measured.
+	if err := n.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if path := os.Getenv("EDGELOG_BENCH_PEER_PROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -281,6 +302,7 @@ func BenchmarkCatchUp(b *testing.B) {
 		raw += rawCopy(b, peer.raw, size)
 		b.StopTimer()
 		bdir := b.TempDir()
+		stopProfile := profilePull(b)
 		b.StartTimer()
 		start := time.Now()
 		n, err := Open(context.Background(), Config{DataDir: bdir, Durability: DurabilitySync, Logger: slog.New(slog.DiscardHandler),
@@ -291,6 +313,7 @@ func BenchmarkCatchUp(b *testing.B) {
 		waitHolds(b, n, stream, uint64(events-1), 20*time.Minute)
 		pulled += time.Since(start)
 		b.StopTimer()
+		stopProfile()
 		if err := n.Close(); err != nil {
 			b.Fatal(err)
 		}
@@ -302,6 +325,29 @@ func BenchmarkCatchUp(b *testing.B) {
 	b.ReportMetric(rawRate, "raw-events/s")
 	b.ReportMetric(float64(size)/float64(events), "wire-bytes/event")
 	b.ReportMetric(rate/rawRate, "x-raw")
+}
+
+// profilePull starts a CPU profile of the pulling node into the file
+// EDGELOG_BENCH_PULL_PROFILE names, if it is set: -cpuprofile would also
+// cover filling the source store, which takes longer than the pull.
+func profilePull(b *testing.B) (stop func()) {
+	path := os.Getenv("EDGELOG_BENCH_PULL_PROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // BenchmarkLiveLatency: node A publishes one event per millisecond; a
