@@ -70,6 +70,7 @@ type settings struct {
 	Limits          node.Limits
 	MaxRequestBytes int64
 	Storage         node.Storage      // zero fields take the node's defaults
+	IdempotencyTTL  time.Duration     // 0: the node's default
 	Replication     *node.Replication // nil: replication is off
 	LogLevel        slog.Level
 	LogFormat       string                      // text or json
@@ -122,6 +123,7 @@ type fileStorage struct {
 	Profile        yString   `yaml:"profile"`
 	MaxDBBytes     ySize     `yaml:"maxDBBytes"`
 	TrimInterval   yDuration `yaml:"trimInterval"`
+	IdempotencyTTL yDuration `yaml:"idempotencyTTL"`
 }
 
 type fileLog struct {
@@ -667,6 +669,11 @@ func resolveSettings(flags *pflag.FlagSet, env func(string) (string, bool)) (set
 		r.errs.add(o, "%q is not a profile (want auto, default or low-memory)", profile)
 	} else {
 		s.Storage.Profile = p
+	}
+	if st.IdempotencyTTL.set() {
+		if s.IdempotencyTTL = st.IdempotencyTTL.V; s.IdempotencyTTL <= 0 {
+			r.errs.add(r.fileOrigin("storage.idempotencyTTL", st.IdempotencyTTL.yPos), "%v: how long idempotency keys are kept must be positive", s.IdempotencyTTL)
+		}
 	}
 	if st.TrimInterval.set() {
 		// 0 in the file means never; to the node, 0 means the profile's.

@@ -137,6 +137,7 @@ storage:
   profile: low-memory
   maxDBBytes: 512MiB
   trimInterval: 0s
+  idempotencyTTL: 36h
 `)
 	s, err := resolve(t, nil, "--config", file)
 	if err != nil {
@@ -144,6 +145,9 @@ storage:
 	}
 	if want := (node.Limits{MaxPayloadBytes: 1024, MaxTagsPerEvent: 3, MaxTagBytes: 100, MaxEventsPerPublish: 7}); s.Limits != want {
 		t.Errorf("limits: got %+v, want %+v", s.Limits, want)
+	}
+	if s.IdempotencyTTL != 36*time.Hour {
+		t.Errorf("idempotencyTTL: got %v", s.IdempotencyTTL)
 	}
 	if s.MaxRequestBytes != 2_000_000 {
 		t.Errorf("maxRequestBytes: got %d", s.MaxRequestBytes)
@@ -217,6 +221,7 @@ func TestFileStrict(t *testing.T) {
 		{"scalar for a list", "auth:\n  allowedApps: com.x\n", []string{":2:16:", "auth.allowedApps", "want a list of strings"}},
 		{"bad list element", "auth:\n  allowedApps: [com.x, 7]\n", []string{"auth.allowedApps[1]", "want a string"}},
 		{"bad duration", "auth:\n  tokenTTL: 5 minutes\n", []string{":2:13:", "auth.tokenTTL", "want a duration"}},
+		{"idempotency TTL not positive", "storage:\n  idempotencyTTL: 0s\n", []string{":2:19:", "storage.idempotencyTTL", "must be positive"}},
 		{"duplicate key", "data: a\ndata: b\n", []string{":2:1:", "already defined"}},
 		{"syntax error", "data: [\n", []string{"c.yaml"}},
 	}

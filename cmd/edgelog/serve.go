@@ -124,15 +124,16 @@ func (a *app) serve(ctx context.Context, s settings) (err error) {
 		return fmt.Errorf("choosing the storage profile: %w", err)
 	}
 	n, err := node.Open(ctx, node.Config{
-		DataDir:     s.Data,
-		Durability:  s.Durability,
-		Limits:      s.Limits,
-		Storage:     s.Storage,
-		Replication: s.Replication,
-		Routes:      s.Routes,
-		Streams:     s.Streams,
-		Logger:      log,
-		Version:     version,
+		DataDir:        s.Data,
+		Durability:     s.Durability,
+		Limits:         s.Limits,
+		Storage:        s.Storage,
+		Replication:    s.Replication,
+		IdempotencyTTL: s.IdempotencyTTL,
+		Routes:         s.Routes,
+		Streams:        s.Streams,
+		Logger:         log,
+		Version:        version,
 	})
 	if err != nil {
 		return fmt.Errorf("starting the node in %s: %w", s.Data, err)
