@@ -223,3 +223,24 @@ func BenchmarkPayloadToJSON(b *testing.B) {
 		}
 	})
 }
+
+// TestPayloadJSONCollidingKeys: CBOR map keys of different types that
+// print alike (0, simple(0), "0") give one JSON key, the same on every call
+// (Go's map order once made it flip; the fuzzer found it).
+func TestPayloadJSONCollidingKeys(t *testing.T) {
+	for _, in := range [][]byte{
+		{0xa3, 0xe0, 0x30, 0x00, 0x25, 0x2f, 0x30},       // {simple(0): -17, 0: -6, -16: -17}
+		{0xa3, 0x00, 0x01, 0x61, 0x30, 0x02, 0xe0, 0x03}, // {0: 1, "0": 2, simple(0): 3}
+	} {
+		first, err := PayloadToJSON(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 50 {
+			again, err := PayloadToJSON(in)
+			if err != nil || string(again) != string(first) {
+				t.Fatalf("%x: %s, then %s (%v)", in, first, again, err)
+			}
+		}
+	}
+}

@@ -151,9 +151,20 @@ func toJSON(v any) any {
 		}
 		return x
 	case map[any]any:
+		// Keys of different types may print alike (1 and "1", 0 and
+		// simple(0)); JSON has one of each, so the same one must win on
+		// every call, whatever order Go's map yields them in: the first
+		// by type name, then by printed value.
+		type entry struct{ key, typ, val string }
+		won := make(map[string]entry, len(x))
 		m := make(map[string]any, len(x))
 		for k, e := range x {
-			m[fmt.Sprint(k)] = toJSON(e)
+			c := entry{fmt.Sprint(k), fmt.Sprintf("%T", k), fmt.Sprint(e)}
+			if w, ok := won[c.key]; ok && (w.typ < c.typ || (w.typ == c.typ && w.val <= c.val)) {
+				continue
+			}
+			won[c.key] = c
+			m[c.key] = toJSON(e)
 		}
 		return m
 	case cbor.Tag:
