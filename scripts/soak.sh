@@ -3,8 +3,9 @@
 # events/s (default 1000, in concurrent publishes of 100) over the HTTP API
 # for SOAK_SECONDS (default 600) into a stream with maxSize SOAK_MAXSIZE
 # (default 50MB). Every 5 s scripts/soakload samples the data directory's
-# disk usage, the node's RSS and the stream's floor, count and bytes. It
-# passes if the data directory stays under 1.5x the limit and the RSS is flat:
+# disk usage, the node's RSS and the stream's floor, count and bytes, and
+# every 0.25 s the directory's usage alone (a compaction's peak lasts about
+# a second). It passes if the data directory stays under 1.5x the limit and the RSS is flat:
 # once the stream is full, the lowest RSS of the last third of the samples
 # within 1.25x of the middle third's (Badger's compactions make it spike for
 # a few seconds; a leak lifts the troughs; the first third warms the caches).
