@@ -26,12 +26,10 @@ func (n *Node) trimmer(every time.Duration) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
-		trimmed, err := memtrim.Trim(sel)
-		if err != nil {
+		if _, err := memtrim.Trim(sel); err != nil {
 			n.log.Info("not trimming resident memory", slog.Any("err", err))
 			return
 		}
-		n.log.Debug("trimmed resident memory", slog.Uint64("bytes", trimmed))
 		select {
 		case <-n.closing:
 			return
