@@ -108,9 +108,14 @@ func (n *Node) Query(ctx context.Context, req event.QueryRequest) iter.Seq2[even
 			return
 		}
 		defer done()
+		// The view first, then the transaction: the writer commits before
+		// it moves the view, so the transaction sees every event the view
+		// says is present. The other way round, a commit landing between
+		// them made the view name an event the transaction cannot read.
+		v := n.st.snapshot()
 		txn := n.st.db.NewTransaction(false)
 		defer txn.Discard()
-		pl, err := n.resolve(txn, n.st.snapshot(), req.Lower, req.Upper)
+		pl, err := n.resolve(txn, v, req.Lower, req.Upper)
 		if err != nil {
 			yield(event.Item{}, fmt.Errorf("query: %w", err))
 			return
