@@ -14,7 +14,10 @@ import (
 // setFormat writes a layout version into a closed node's database.
 func setFormat(t *testing.T, dir string, v uint64) {
 	t.Helper()
-	db, err := badger.Open(badger.DefaultOptions(filepath.Join(dir, "db")).WithLogger(nil).WithCompression(options.Snappy))
+	// Small value-log files, as the node uses on 32-bit builds: Badger
+	// maps twice their size, and its default of 1 GiB leaves no room in a
+	// 32-bit address space for the node opened next.
+	db, err := badger.Open(badger.DefaultOptions(filepath.Join(dir, "db")).WithLogger(nil).WithCompression(options.Snappy).WithValueLogFileSize(16 << 20))
 	if err != nil {
 		t.Fatal(err)
 	}
