@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/edgelog/edgelog/api"
 	"github.com/edgelog/edgelog/api/client"
@@ -164,24 +163,13 @@ type ConflictError struct {
 	More bool
 }
 
-// Error implements error.
+// Error implements error, in the words of the node's own conflict error.
 func (e *ConflictError) Error() string {
-	var b strings.Builder
-	n := fmt.Sprint(len(e.Changed))
-	if e.More {
-		n = "more than " + n
-	}
-	fmt.Fprintf(&b, "sdk: conflict: %s new event(s) match the guard", n)
-	sep := ": "
+	ce := event.ConflictError{More: e.More, Changed: make([]event.Event, len(e.Changed))}
 	for i, ev := range e.Changed {
-		if i == 3 {
-			b.WriteString(", …")
-			break
-		}
-		fmt.Fprintf(&b, "%s%s %v", sep, ev.Key(), ev.Tags)
-		sep = ", "
+		ce.Changed[i] = event.Event{Lamport: ev.Lamport, Stream: ev.Stream, Offset: ev.Offset, Tags: ev.Tags}
 	}
-	return b.String()
+	return "sdk: " + ce.Error()
 }
 
 // Is makes errors.Is(err, ErrConflict) true.
