@@ -99,14 +99,8 @@ func (s *Server) handleConsumerGet(w http.ResponseWriter, r *http.Request, c cla
 		writeError(w, newError(http.StatusNotFound, CodeNotFound, "this node keeps no consumer status"))
 		return
 	}
-	body, err := readBody(w, r, s.cfg.MaxRequestBytes)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	var req ConsumerGetRequest
-	if err := decodeJSON(body, &req); err != nil {
-		writeError(w, err)
+	req, ok := readRequest(w, r, s.cfg.MaxRequestBytes, jsonObject[ConsumerGetRequest])
+	if !ok {
 		return
 	}
 	if req.Name == "" || len(req.Name) > event.MaxConsumerNameLen {
@@ -131,14 +125,8 @@ func (s *Server) handleConsumerPut(w http.ResponseWriter, r *http.Request, c cla
 		writeError(w, newError(http.StatusNotFound, CodeNotFound, "this node keeps no consumer status"))
 		return
 	}
-	body, err := readBody(w, r, s.cfg.MaxRequestBytes)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	var st event.ConsumerStatus
-	if err := decodeJSON(body, &st); err != nil {
-		writeError(w, err)
+	st, ok := readRequest(w, r, s.cfg.MaxRequestBytes, jsonObject[event.ConsumerStatus])
+	if !ok {
 		return
 	}
 	if e := cb.PutConsumer(r.Context(), c.AppID, st); e != nil {

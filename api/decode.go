@@ -27,6 +27,28 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *Err
 	return body, nil
 }
 
+// readRequest reads a request body of at most limit bytes and decodes it;
+// if either fails it answers the error and reports false.
+func readRequest[T any](w http.ResponseWriter, r *http.Request, limit int64, decode func([]byte) (T, *Error)) (T, bool) {
+	body, err := readBody(w, r, limit)
+	if err == nil {
+		var v T
+		if v, err = decode(body); err == nil {
+			return v, true
+		}
+	}
+	writeError(w, err)
+	var zero T
+	return zero, false
+}
+
+// jsonObject decodes body into a T with decodeJSON.
+func jsonObject[T any](body []byte) (T, *Error) {
+	var v T
+	err := decodeJSON(body, &v)
+	return v, err
+}
+
 // decodeJSON decodes one JSON object from body into v. Unknown fields are
 // accepted (clients may send more than this node knows); wrong types,
 // malformed JSON and trailing data are not.

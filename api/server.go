@@ -243,14 +243,8 @@ func appUnauthorized(appID string) *Error {
 }
 
 func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(w, r, min(s.cfg.MaxRequestBytes, maxAuthBytes))
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	var m AuthRequest
-	if err := decodeJSON(body, &m); err != nil {
-		writeError(w, err)
+	m, ok := readRequest(w, r, min(s.cfg.MaxRequestBytes, maxAuthBytes), jsonObject[AuthRequest])
+	if !ok {
 		return
 	}
 	if err := checkManifest(m); err != nil {
@@ -344,42 +338,24 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request, c claims)
 }
 
 func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, _ claims) {
-	body, err := readBody(w, r, s.cfg.MaxRequestBytes)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	req, err := decodeQuery(body)
-	if err != nil {
-		writeError(w, err)
+	req, ok := readRequest(w, r, s.cfg.MaxRequestBytes, decodeQuery)
+	if !ok {
 		return
 	}
 	s.stream(w, r, streamQuery, func(ctx context.Context) seq { return s.b.Query(ctx, req) })
 }
 
 func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request, _ claims) {
-	body, err := readBody(w, r, s.cfg.MaxRequestBytes)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	req, err := decodeSubscribe(body)
-	if err != nil {
-		writeError(w, err)
+	req, ok := readRequest(w, r, s.cfg.MaxRequestBytes, decodeSubscribe)
+	if !ok {
 		return
 	}
 	s.stream(w, r, streamSubscribe, func(ctx context.Context) seq { return s.b.Subscribe(ctx, req) })
 }
 
 func (s *Server) handleMonotonic(w http.ResponseWriter, r *http.Request, _ claims) {
-	body, err := readBody(w, r, s.cfg.MaxRequestBytes)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	req, err := decodeMonotonic(body)
-	if err != nil {
-		writeError(w, err)
+	req, ok := readRequest(w, r, s.cfg.MaxRequestBytes, decodeMonotonic)
+	if !ok {
 		return
 	}
 	s.stream(w, r, streamMonotonic, func(ctx context.Context) seq { return s.b.SubscribeMonotonic(ctx, req) })
