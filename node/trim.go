@@ -16,13 +16,7 @@ import (
 // RSS grows with the database even though the kernel could reclaim those
 // pages at any time.
 func (n *Node) trimmer(every time.Duration) {
-	sel := memtrim.Selector{Dirs: []string{filepath.Join(n.cfg.DataDir, "db")}}
-	if exe, err := os.Executable(); err == nil {
-		if p, err := filepath.EvalSymlinks(exe); err == nil {
-			exe = p
-		}
-		sel.Files = []string{exe}
-	}
+	sel := trimSelector(n.cfg.DataDir)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
@@ -36,4 +30,17 @@ func (n *Node) trimmer(every time.Duration) {
 		case <-tick.C:
 		}
 	}
+}
+
+// trimSelector picks the database's files under dataDir and the running
+// executable.
+func trimSelector(dataDir string) memtrim.Selector {
+	sel := memtrim.Selector{Dirs: []string{filepath.Join(dataDir, "db")}}
+	if exe, err := os.Executable(); err == nil {
+		if p, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = p
+		}
+		sel.Files = []string{exe}
+	}
+	return sel
 }

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"runtime"
 	"testing"
 	"time"
 
 	"github.com/edgelog/edgelog/aql"
 	"github.com/edgelog/edgelog/event"
+	"github.com/edgelog/edgelog/internal/memtrim"
 )
 
 // TestTrimmerKeepsEvents publishes and reads while the trimmer hands back
@@ -68,4 +71,34 @@ func TestTrimmerKeepsEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(openTest(t, dir, trim))
+}
+
+// TestTrimSelectorFindsBadgerFiles checks that the trimmer's selector
+// names what this process really maps: Badger's files under the data
+// directory (PageOut) and the executable's code (DontNeed). A wrong path
+// would make the trimmer silently trim nothing.
+func TestTrimSelectorFindsBadgerFiles(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc/self/smaps")
+	}
+	dir := t.TempDir()
+	n := openTest(t, dir)
+	publish(t, n, "trim")
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	maps, err := memtrim.ParseSmaps(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel := trimSelector(dir)
+	got := map[memtrim.Advice]int{}
+	for _, m := range maps {
+		got[sel.Select(m)]++
+	}
+	if got[memtrim.PageOut] == 0 || got[memtrim.DontNeed] == 0 {
+		t.Fatalf("selected %d database mappings and %d of the executable; want both", got[memtrim.PageOut], got[memtrim.DontNeed])
+	}
 }
