@@ -146,8 +146,11 @@ storage:
 	if want := (node.Limits{MaxPayloadBytes: 1024, MaxTagsPerEvent: 3, MaxTagBytes: 100, MaxEventsPerPublish: 7}); s.Limits != want {
 		t.Errorf("limits: got %+v, want %+v", s.Limits, want)
 	}
-	if s.IdempotencyTTL != 36*time.Hour {
-		t.Errorf("idempotencyTTL: got %v", s.IdempotencyTTL)
+	if s.IdempotencyTTL != 36*time.Hour || s.nodeConfig(nil).IdempotencyTTL != 36*time.Hour {
+		t.Errorf("idempotencyTTL: got %v, handed to the node %v", s.IdempotencyTTL, s.nodeConfig(nil).IdempotencyTTL)
+	}
+	if nc := s.nodeConfig(nil); nc.Storage != s.Storage || nc.Limits != s.Limits {
+		t.Errorf("the node gets storage %+v and limits %+v, want %+v and %+v", nc.Storage, nc.Limits, s.Storage, s.Limits)
 	}
 	if s.MaxRequestBytes != 2_000_000 {
 		t.Errorf("maxRequestBytes: got %d", s.MaxRequestBytes)

@@ -110,6 +110,22 @@ func newLogger(w io.Writer, s settings) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// nodeConfig is the node's part of s.
+func (s settings) nodeConfig(log *slog.Logger) node.Config {
+	return node.Config{
+		DataDir:        s.Data,
+		Durability:     s.Durability,
+		Limits:         s.Limits,
+		Storage:        s.Storage,
+		Replication:    s.Replication,
+		IdempotencyTTL: s.IdempotencyTTL,
+		Routes:         s.Routes,
+		Streams:        s.Streams,
+		Logger:         log,
+		Version:        version,
+	}
+}
+
 // serve runs a node with settings s until ctx is cancelled.
 func (a *app) serve(ctx context.Context, s settings) (err error) {
 	log := newLogger(a.stderr, s)
@@ -123,18 +139,7 @@ func (a *app) serve(ctx context.Context, s settings) (err error) {
 	if _, err := node.PrepareProcess(s.Storage, log); err != nil {
 		return fmt.Errorf("choosing the storage profile: %w", err)
 	}
-	n, err := node.Open(ctx, node.Config{
-		DataDir:        s.Data,
-		Durability:     s.Durability,
-		Limits:         s.Limits,
-		Storage:        s.Storage,
-		Replication:    s.Replication,
-		IdempotencyTTL: s.IdempotencyTTL,
-		Routes:         s.Routes,
-		Streams:        s.Streams,
-		Logger:         log,
-		Version:        version,
-	})
+	n, err := node.Open(ctx, s.nodeConfig(log))
 	if err != nil {
 		return fmt.Errorf("starting the node in %s: %w", s.Data, err)
 	}
