@@ -77,17 +77,7 @@ func TestReplBenchPeer(t *testing.T) {
 	if err := n.Compact(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if path := os.Getenv("EDGELOG_BENCH_PEER_PROFILE"); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			t.Fatal(err)
-		}
-		defer pprof.StopCPUProfile()
-	}
+	defer cpuProfile(t, "EDGELOG_BENCH_PEER_PROFILE")()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -302,7 +292,7 @@ func BenchmarkCatchUp(b *testing.B) {
 		raw += rawCopy(b, peer.raw, size)
 		b.StopTimer()
 		bdir := b.TempDir()
-		stopProfile := profilePull(b)
+		stopProfile := cpuProfile(b, "EDGELOG_BENCH_PULL_PROFILE")
 		b.StartTimer()
 		start := time.Now()
 		n, err := Open(context.Background(), Config{DataDir: bdir, Durability: DurabilitySync, Logger: slog.New(slog.DiscardHandler),
@@ -327,25 +317,26 @@ func BenchmarkCatchUp(b *testing.B) {
 	b.ReportMetric(rate/rawRate, "x-raw")
 }
 
-// profilePull starts a CPU profile of the pulling node into the file
-// EDGELOG_BENCH_PULL_PROFILE names, if it is set: -cpuprofile would also
-// cover filling the source store, which takes longer than the pull.
-func profilePull(b *testing.B) (stop func()) {
-	path := os.Getenv("EDGELOG_BENCH_PULL_PROFILE")
+// cpuProfile starts a CPU profile into the file the environment variable
+// env names, if it is set, and returns what stops it: for the timed part
+// of BenchmarkCatchUp only, as -cpuprofile would also cover filling the
+// source store, which takes longer than the pull.
+func cpuProfile(tb testing.TB, env string) (stop func()) {
+	path := os.Getenv(env)
 	if path == "" {
 		return func() {}
 	}
 	f, err := os.Create(path)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return func() {
 		pprof.StopCPUProfile()
 		if err := f.Close(); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 	}
 }
