@@ -6,11 +6,10 @@ import (
 )
 
 // Key layout. Streams are interned to a node-local 32-bit number (sid) so
-// keys stay short; the merged order compares stream *names*, so runs of equal
-// Lamport times are re-sorted by name when read (see sortRuns).
+// keys stay short.
 //
-//	o <lamport:8> <sid:4> <offset:8>   -> record     events, in (lamport, sid, offset) order
-//	s <sid:4> <offset:8>               -> lamport:8  per-stream offset index
+//	e <sid:4> <offset:8> <lamport:8>   -> record     events, each stream's in offset order
+//	s <sid:4> <offset:8>               -> run        per-stream offset index (streamindex.go)
 //	t <tag> 0x00 <lamport:8> <sid:4> <offset:8>      tag index, empty value
 //	n <sid:4>                          -> stream ID  the intern table
 //	m lamport                          -> uint64     persisted Lamport clock
@@ -18,7 +17,7 @@ import (
 //	k <namespace> 0x00 <key>           -> value      key-value store, idempotency keys, consumers (kv.go)
 //	f, z, y <sid:4>; r <name>                        floors, bytes, learnt rules, stream numbers (prune.go)
 const (
-	pfxEvent  = 'o'
+	pfxEvent  = 'e'
 	pfxStream = 's'
 	pfxTag    = 't'
 	pfxName   = 'n'
@@ -33,13 +32,17 @@ const (
 
 // Layout versions, kept under keyFormat. Version 2 adds stream floors
 // (pruning), routed stream names and the bookkeeping prefix to version 1,
-// which it reads unchanged: opening a version 1 database upgrades it. An
-// edgelog that knows only version 1 refuses a version 2 database, whose
-// pruned streams it would misread.
+// which it reads unchanged. Version 3 keys event records by stream and
+// offset instead of by Lamport time (prefix o, see migrate.go), so that the
+// expired head of a stream is a range of keys that Badger can drop whole
+// (DropPrefix) instead of deleting it key by key. Opening a version 1 or 2
+// database upgrades it. An edgelog that knows an older version refuses a
+// newer database.
 const (
 	formatV1      = 1
 	formatV2      = 2
-	formatCurrent = formatV2
+	formatV3      = 3
+	formatCurrent = formatV3
 )
 
 var (
@@ -49,13 +52,15 @@ var (
 
 var errBadKey = errors.New("node: malformed key")
 
-// pos is an event's position in the store's key order.
+// pos is an event's position: its record key holds all three fields.
 type pos struct {
 	lamport uint64
 	sid     uint32
 	offset  uint64
 }
 
+// appendPos appends p in (lamport, sid, offset) order: the tag index's
+// order, in which the merged view reads.
 func appendPos(b []byte, p pos) []byte {
 	b = binary.BigEndian.AppendUint64(b, p.lamport)
 	b = binary.BigEndian.AppendUint32(b, p.sid)
@@ -73,8 +78,36 @@ func decodePos(b []byte) (pos, error) {
 	}, nil
 }
 
-func eventKey(p pos) []byte {
-	return appendPos(append(make([]byte, 0, eventKeyLen), pfxEvent), p)
+// appendEventKey appends the record key of p: (sid, offset, lamport).
+func appendEventKey(b []byte, p pos) []byte {
+	b = append(b, pfxEvent)
+	b = binary.BigEndian.AppendUint32(b, p.sid)
+	b = binary.BigEndian.AppendUint64(b, p.offset)
+	return binary.BigEndian.AppendUint64(b, p.lamport)
+}
+
+func eventKey(p pos) []byte { return appendEventKey(make([]byte, 0, eventKeyLen), p) }
+
+// decodeEventKey parses a record key.
+func decodeEventKey(k []byte) (pos, error) {
+	if len(k) != eventKeyLen || k[0] != pfxEvent {
+		return pos{}, errBadKey
+	}
+	return pos{
+		sid:     binary.BigEndian.Uint32(k[1:]),
+		offset:  binary.BigEndian.Uint64(k[5:]),
+		lamport: binary.BigEndian.Uint64(k[13:]),
+	}, nil
+}
+
+// eventPrefix is the prefix of sid's record keys.
+func eventPrefix(sid uint32) []byte {
+	return binary.BigEndian.AppendUint32([]byte{pfxEvent}, sid)
+}
+
+// eventSeek is the smallest record key of sid at or after offset.
+func eventSeek(sid uint32, offset uint64) []byte {
+	return binary.BigEndian.AppendUint64(eventPrefix(sid), offset)
 }
 
 func streamKey(sid uint32, offset uint64) []byte {
@@ -99,9 +132,4 @@ func tagKey(tag string, p pos) []byte { return appendPos(tagPrefix(tag), p) }
 
 func nameKey(sid uint32) []byte {
 	return binary.BigEndian.AppendUint32([]byte{pfxName}, sid)
-}
-
-// lamportSeek returns the smallest event key with the given Lamport time.
-func lamportSeek(l uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte{pfxEvent}, l)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -36,8 +37,13 @@ type Node struct {
 	opsMu     sync.RWMutex   // held shared by enter, exclusively by Close
 	closed    bool
 
-	routing    *routing      // routes and retention (prune.go)
-	pruneMu    sync.Mutex    // one pruning batch at a time
+	routing *routing   // routes and retention (prune.go)
+	pruneMu sync.Mutex // one pruning batch at a time
+	// drops and undropped: expired records still stored and the drops
+	// that remove them (drop.go); compactMu keeps drops and Compact apart.
+	drops      dropper
+	undropped  atomic.Int64
+	compactMu  sync.Mutex
 	pruneKick  chan struct{} // wakes the pruner
 	prunerDone chan struct{}
 }
@@ -82,6 +88,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.w = newWriter(st, n.clock, id.Key, cfg, n.closing)
 	n.w.settle = n.settle
+	n.w.kick = n.kickPruner
 	go n.w.run()
 	if err := n.setupRouting(cfg); err != nil {
 		n.Close()

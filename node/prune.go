@@ -72,6 +72,7 @@ type streamExp struct {
 	floor     uint64          // first offset kept
 	floorHead *replicate.Head // chain head at floor-1; nil when floor is 0
 	bytes     int64
+	dropped   uint64           // records below it are dropped (drop.go)
 	rule      expiry.Retention // the origin's rule, for other nodes' streams
 	hasRule   bool
 }
@@ -184,6 +185,11 @@ func (s *store) loadExpiry() error {
 					e.hasRule = err == nil
 					return err
 				}); err != nil {
+					return err
+				}
+			}
+			if e.floor > 0 {
+				if e.dropped, err = firstStored(txn, uint32(sid), e.floor); err != nil {
 					return err
 				}
 			}
@@ -527,6 +533,7 @@ func (n *Node) pruner() {
 	defer tick.Stop()
 	var reclaimed time.Time
 	var pruned int64
+	first := true
 	for {
 		changed := n.st.snapshot().changed
 		more, bytes, err := n.prunePass(ctx)
@@ -535,10 +542,18 @@ func (n *Node) pruner() {
 			n.log.Warn("pruning", slog.Any("err", err))
 		}
 		// Once anything expired, check every PruneInterval whether the
-		// space of expired events is back (cheap unless it is not).
-		if pruned > 0 && !more && time.Since(reclaimed) >= n.cfg.PruneInterval {
+		// space of expired events is back (cheap unless it is not), and
+		// drop the expired records at the latest then.
+		switch {
+		case first:
+			n.dropExpired(true) // records the last run left expired
+			first = false
+		case pruned > 0 && !more && time.Since(reclaimed) >= n.cfg.PruneInterval:
+			n.dropExpired(true)
 			n.reclaim(ctx, pruned)
 			pruned, reclaimed = 1, time.Now()
+		default:
+			n.dropExpired(false)
 		}
 		if more && err == nil {
 			select {
@@ -756,7 +771,7 @@ func (n *Node) buildPrune(txn *badger.Txn, sid uint32, stream event.StreamID, fr
 		if err != nil {
 			return false, fmt.Errorf("event %d/%d: %w", sid, p.offset, err)
 		}
-		op.dels = append(op.dels, eventKey(p))
+		// The record itself stays until a drop (drop.go).
 		for _, t := range r.tags {
 			op.dels = append(op.dels, tagKey(t, p))
 		}
@@ -802,8 +817,11 @@ func (n *Node) submitPrune(ctx context.Context, op *pruneOp) error {
 		size += int64(len(k)) + entryOverhead
 	}
 	req := &writeReq{stream: n.st.snapshot().names[op.sid], prune: op, size: size, count: entries}
-	_, err := n.w.submit(ctx, req)
-	return err
+	if _, err := n.w.submit(ctx, req); err != nil {
+		return err
+	}
+	n.undropped.Add(op.bytes)
+	return nil
 }
 
 // pruneTo expires stream's events below to (bounded batches), whatever its
@@ -897,12 +915,20 @@ func (n *Node) learnRetention(stream event.StreamID, rule expiry.Retention) {
 		return
 	}
 	defer done()
-	if err := n.st.db.Update(func(txn *badger.Txn) error { return txn.Set(ruleKey(sid), encodeRule(rule)) }); err != nil {
+	n.st.writeMu.Lock() // not during a drop of records, which refuses writes
+	err = n.st.db.Update(func(txn *badger.Txn) error { return txn.Set(ruleKey(sid), encodeRule(rule)) })
+	n.st.writeMu.Unlock()
+	if err != nil {
 		n.log.Warn("storing a stream's retention", slog.String("stream", string(stream)), slog.Any("err", err))
 		return
 	}
 	n.st.exp.update(sid, func(e *streamExp) { e.rule, e.hasRule = rule, true })
 	n.log.Info("stream retention announced by its origin", slog.String("stream", string(stream)), slog.String("retention", rule.String()))
+	n.kickPruner()
+}
+
+// kickPruner wakes the pruner if it waits.
+func (n *Node) kickPruner() {
 	select {
 	case n.pruneKick <- struct{}{}:
 	default:
@@ -1000,6 +1026,8 @@ func (n *Node) Compact(ctx context.Context) error {
 		return err
 	}
 	defer done()
+	n.compactMu.Lock()
+	defer n.compactMu.Unlock()
 	if n.cfg.InMemory {
 		return nil
 	}
@@ -1009,4 +1037,22 @@ func (n *Node) Compact(ctx context.Context) error {
 	for ctx.Err() == nil && n.st.db.RunValueLogGC(0.5) == nil {
 	}
 	return ctx.Err()
+}
+
+// firstStored returns where sid's next drop of records starts: its first
+// stored record's offset, aligned down to dropAlign, or floor's if it has
+// none below floor.
+func firstStored(txn *badger.Txn, sid uint32, floor uint64) (uint64, error) {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: eventPrefix(sid)})
+	defer it.Close()
+	it.Rewind()
+	first := floor
+	if it.Valid() {
+		p, err := decodeEventKey(it.Item().Key())
+		if err != nil {
+			return 0, err
+		}
+		first = min(first, p.offset)
+	}
+	return first &^ (dropAlign - 1), nil
 }

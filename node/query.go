@@ -113,8 +113,8 @@ func (n *Node) Query(ctx context.Context, req event.QueryRequest) iter.Seq2[even
 		// says is present. The other way round, a commit landing between
 		// them made the view name an event the transaction cannot read.
 		v := n.st.snapshot()
-		txn := n.st.db.NewTransaction(false)
-		defer txn.Discard()
+		txn, end := n.st.beginRead()
+		defer end()
 		pl, err := n.resolve(txn, v, req.Lower, req.Upper)
 		if err != nil {
 			yield(event.Item{}, fmt.Errorf("query: %w", err))
@@ -151,7 +151,7 @@ func (n *Node) read(ctx context.Context, txn *badger.Txn, pl *readPlan, q *aql.Q
 	if tags, ok := n.indexPlan(txn, pl, q.Where); ok {
 		return sortRuns(n.readIndex(ctx, txn, pl, q, tags, desc), desc)
 	}
-	return sortRuns(n.scan(ctx, txn, pl, q, desc), desc)
+	return n.scan(ctx, txn, pl, q, desc)
 }
 
 var allEvents = &aql.Query{Where: aql.AllEvents{}, Source: "FROM allEvents"}
@@ -169,53 +169,19 @@ func (n *Node) checkStop(ctx context.Context) error {
 	}
 }
 
-// scan walks the event records in the plan's Lamport range.
+// scan merges the plan's streams, each read in offset order (reversed
+// with desc), into the (lamport, stream) order.
 func (n *Node) scan(ctx context.Context, txn *badger.Txn, pl *readPlan, q *aql.Query, desc bool) iter.Seq2[*event.Event, error] {
-	return func(yield func(*event.Event, error) bool) {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxEvent}, Reverse: desc})
-		defer it.Close()
-		if desc {
-			if pl.maxL == ^uint64(0) {
-				it.Seek([]byte{pfxEvent + 1})
-			} else {
-				it.Seek(lamportSeek(pl.maxL + 1))
-			}
-		} else {
-			it.Seek(lamportSeek(pl.minL))
-		}
-		for i := 0; it.Valid(); it.Next() {
-			if i++; i%1024 == 0 {
-				if err := n.checkStop(ctx); err != nil {
-					yield(nil, err)
-					return
-				}
-			}
-			item := it.Item()
-			p, err := decodePos(item.Key()[1:])
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			if (!desc && p.lamport > pl.maxL) || (desc && p.lamport < pl.minL) {
-				return
-			}
-			if !pl.admits(p) {
-				continue
-			}
-			var ev *event.Event
-			err = item.Value(func(v []byte) error {
-				ev, err = pl.decode(p, v, q)
-				return err
-			})
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			if ev != nil && !yield(ev, nil) {
-				return
-			}
+	var inputs []iter.Seq2[*event.Event, error]
+	for sid, b := range pl.bounds {
+		if b.on {
+			inputs = append(inputs, n.readStream(ctx, txn, pl, uint32(sid), q, desc))
 		}
 	}
+	if len(inputs) == 1 {
+		return inputs[0]
+	}
+	return lamport.Merge((*event.Event).Key, desc, inputs...)
 }
 
 // decode turns a stored record into an Event if q selects it, else nil.
@@ -423,7 +389,7 @@ func (n *Node) readStreams(ctx context.Context, txn *badger.Txn, pl *readPlan, q
 		}
 		slices.SortFunc(sids, func(a, b uint32) int { return strings.Compare(string(pl.v.names[a]), string(pl.v.names[b])) })
 		for _, sid := range sids {
-			for ev, err := range n.readStream(ctx, txn, pl, sid, q) {
+			for ev, err := range n.readStream(ctx, txn, pl, sid, q, false) {
 				if !yield(ev, err) || err != nil {
 					return
 				}
@@ -432,39 +398,60 @@ func (n *Node) readStreams(ctx context.Context, txn *badger.Txn, pl *readPlan, q
 	}
 }
 
-// readStream yields one stream's selected events within its bound.
-func (n *Node) readStream(ctx context.Context, txn *badger.Txn, pl *readPlan, sid uint32, q *aql.Query) iter.Seq2[*event.Event, error] {
+// readStream yields one stream's selected events within its bound, in
+// offset order (reversed with desc). A record missing in the bound is an
+// error, not a gap.
+func (n *Node) readStream(ctx context.Context, txn *badger.Txn, pl *readPlan, sid uint32, q *aql.Query, desc bool) iter.Seq2[*event.Event, error] {
 	return func(yield func(*event.Event, error) bool) {
 		b := pl.bounds[sid]
-		i := 0
-		for r, err := range runsFrom(txn, sid, uint64(b.lo+1)) {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: eventPrefix(sid), Reverse: desc})
+		defer it.Close()
+		// want is the offset the next record must have. A reverse seek
+		// lands on the last key at or before the one given, and a
+		// record's key extends its offset with the Lamport time.
+		want, step, seek := b.lo+1, int64(1), b.lo+1
+		if desc {
+			want, step, seek = b.hi, -1, b.hi+1
+		}
+		missing := func() {
+			yield(nil, fmt.Errorf("stream %s has no record at offset %d", pl.v.names[sid], want))
+		}
+		for it.Seek(eventSeek(sid, uint64(seek))); ; it.Next() {
+			if want <= b.lo || want > b.hi {
+				return
+			}
+			if !it.Valid() {
+				missing()
+				return
+			}
+			if want%1024 == 0 {
+				if err := n.checkStop(ctx); err != nil {
+					yield(nil, err)
+					return
+				}
+			}
+			item := it.Item()
+			p, err := decodeEventKey(item.Key())
 			if err != nil {
 				yield(nil, err)
 				return
 			}
-			for j, l := range r.lamports {
-				off := r.first + uint64(j)
-				if int64(off) <= b.lo {
-					continue
-				}
-				if int64(off) > b.hi {
-					return
-				}
-				if i++; i%1024 == 0 {
-					if err := n.checkStop(ctx); err != nil {
-						yield(nil, err)
-						return
-					}
-				}
-				p := pos{lamport: l, sid: sid, offset: off}
-				ev, err := pl.load(txn, p, q)
-				if err != nil {
-					yield(nil, err)
-					return
-				}
-				if ev != nil && !yield(ev, nil) {
-					return
-				}
+			if int64(p.offset) != want {
+				missing()
+				return
+			}
+			want += step
+			var ev *event.Event
+			err = item.Value(func(v []byte) error {
+				ev, err = pl.decode(p, v, q)
+				return err
+			})
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if ev != nil && !yield(ev, nil) {
+				return
 			}
 		}
 	}

@@ -10,10 +10,10 @@ import (
 )
 
 // seqReader loads events whose positions come in increasing key order
-// (one stream's events, which are in Lamport order) through one Badger
-// iterator: an event stored right after the previous one loaded costs a
-// Next, not a point lookup that searches every level and decodes a block
-// again. Where other streams' events lie between, it seeks forward.
+// (one stream's events, in offset order) through one Badger iterator: an
+// event stored right after the previous one loaded costs a Next, not a
+// point lookup that searches every level and decodes a block again. Where
+// events lie between (the next stream's), it seeks forward.
 type seqReader struct {
 	it      *badger.Iterator
 	pl      *readPlan
@@ -31,7 +31,7 @@ func newSeqReader(txn *badger.Txn, pl *readPlan) *seqReader {
 // load reads and decodes the event at p, which must sort after the
 // position loaded before.
 func (s *seqReader) load(p pos) (*event.Event, error) {
-	s.key = appendPos(append(s.key[:0], pfxEvent), p)
+	s.key = appendEventKey(s.key[:0], p)
 	if s.started && s.it.Valid() {
 		s.it.Next()
 	}

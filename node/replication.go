@@ -155,8 +155,8 @@ func (r *replStore) ReadRange(ctx context.Context, stream event.StreamID, from i
 			return
 		}
 		to = min(to, uint64(v.present[sid]))
-		txn := n.st.db.NewTransaction(false)
-		defer txn.Discard()
+		txn, end := n.st.beginRead()
+		defer end()
 		floor, floorHead, err := readFloor(txn, stream, sid)
 		if err != nil {
 			yield(replicate.Entry{}, err)

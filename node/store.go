@@ -78,6 +78,15 @@ const numMemtables = 3
 // store owns the Badger database and the in-memory view of what it holds:
 // the stream intern table and the highest offset present per stream.
 type store struct {
+	// writeMu is held by the writer while it writes a batch and by a
+	// drop of expired records (drop.go), which Badger runs with writes
+	// refused.
+	writeMu sync.Mutex
+	// reads are the read transactions running (beginRead), by number.
+	readMu   sync.Mutex
+	reads    map[uint64]struct{}
+	nextRead uint64
+
 	db  *badger.DB
 	log *slog.Logger
 
@@ -144,6 +153,7 @@ func openStore(cfg Config, log *slog.Logger) (*store, uint64, error) {
 // load reads the layout version, the intern table, each stream's highest
 // offset and the persisted clock.
 func (s *store) load() (clock uint64, err error) {
+	var version uint64
 	err = s.db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get(keyFormat)
 		switch {
@@ -152,7 +162,6 @@ func (s *store) load() (clock uint64, err error) {
 		case err != nil:
 			return err
 		}
-		var version uint64
 		if err := item.Value(func(v []byte) error {
 			if len(v) != 8 {
 				return fmt.Errorf("database layout version %x is not supported by this edgelog", v)
@@ -162,14 +171,18 @@ func (s *store) load() (clock uint64, err error) {
 		}); err != nil {
 			return err
 		}
-		switch version {
-		case formatCurrent:
-			return nil
-		case formatV1:
-			return txn.Set(keyFormat, u64(formatCurrent))
+		if version < formatV1 || version > formatCurrent {
+			why := ""
+			if version > formatCurrent {
+				why = ": a newer edgelog wrote it"
+			}
+			return fmt.Errorf("database layout version %d is not supported by this edgelog (it reads versions %d to %d)%s", version, formatV1, formatCurrent, why)
 		}
-		return fmt.Errorf("database layout version %d is not supported by this edgelog (it reads versions %d to %d): a newer edgelog wrote it", version, formatV1, formatCurrent)
+		return nil
 	})
+	if err == nil && version != 0 && version < formatV3 {
+		err = s.migrateV3()
+	}
 	if err != nil {
 		return 0, fmt.Errorf("open database: %w", err)
 	}
@@ -198,6 +211,7 @@ func (s *store) load() (clock uint64, err error) {
 				return err
 			}
 			if ok {
+				clock = max(clock, r.lamports[len(r.lamports)-1])
 				s.present[sid] = int64(r.last())
 				s.total += r.last() + 1
 				if s.heads[sid], err = decodeRunHead(s.names[sid], r, r.head); err != nil {
@@ -205,23 +219,11 @@ func (s *store) load() (clock uint64, err error) {
 				}
 			}
 		}
-		clock, err = readU64(txn, keyLamport)
-		if err != nil {
-			return err
-		}
+		stored, err := readU64(txn, keyLamport)
 		// The clock is written with every batch; this guards against a
 		// database written by something else.
-		rit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxEvent}, Reverse: true})
-		defer rit.Close()
-		rit.Seek([]byte{pfxEvent + 1})
-		if rit.Valid() {
-			p, err := decodePos(rit.Item().Key()[1:])
-			if err != nil {
-				return err
-			}
-			clock = max(clock, p.lamport)
-		}
-		return nil
+		clock = max(clock, stored)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("open database: %w", err)

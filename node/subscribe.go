@@ -46,44 +46,59 @@ func (n *Node) subscribe(ctx context.Context, lower event.OffsetMap, q *aql.Quer
 		}
 		for round := 0; ; round++ {
 			v := n.st.snapshot()
-			txn := n.st.db.NewTransaction(false)
+			txn, end := n.st.beginRead()
 			pl, err := n.resolve(txn, v, lower, nil)
 			if err != nil {
-				txn.Discard()
+				end()
 				yield(event.Item{}, fmt.Errorf("subscribe: %w", err))
 				return
 			}
 			if pl.diag != nil && !yield(*pl.diag, nil) {
-				txn.Discard()
+				end()
 				return
 			}
+			// The loop only notes how it ended: the transaction may end
+			// only once the iterators reading it are closed.
+			var (
+				failed  error
+				travel  *lamport.EventKey
+				stopped bool
+			)
 			for ev, err := range n.read(ctx, txn, pl, q, event.Asc) {
 				if err != nil {
-					txn.Discard()
-					if ctx.Err() == nil {
-						yield(event.Item{}, fmt.Errorf("subscribe: %w", err))
-					}
-					return
+					failed = err
+					break
 				}
 				if monotonic {
 					k := ev.Key()
 					if sent && lamport.Compare(k, last) < 0 {
-						txn.Discard()
-						if pending != nil && !emit(pending, true) {
-							return
-						}
-						yield(event.Item{Kind: event.KindTimeTravel, NewStart: k}, nil)
-						return
+						travel = &k
+						break
 					}
 					last, sent = k, true
 				}
 				if pending != nil && !emit(pending, false) {
-					txn.Discard()
-					return
+					stopped = true
+					break
 				}
 				pending = ev
 			}
-			txn.Discard()
+			end()
+			switch {
+			case stopped:
+				return
+			case failed != nil:
+				if ctx.Err() == nil {
+					yield(event.Item{}, fmt.Errorf("subscribe: %w", failed))
+				}
+				return
+			case travel != nil:
+				if pending != nil && !emit(pending, true) {
+					return
+				}
+				yield(event.Item{Kind: event.KindTimeTravel, NewStart: *travel}, nil)
+				return
+			}
 			if pending != nil {
 				if !emit(pending, true) {
 					return

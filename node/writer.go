@@ -44,6 +44,10 @@ type writer struct {
 
 	// skipSpaceCheck is set while writePrunesOnly (prune.go) writes.
 	skipSpaceCheck bool
+	// spaceShort is set when checkSpace refuses a batch, and kick wakes
+	// the pruner then: expired records go from the disk at once (drop.go).
+	spaceShort atomic.Bool
+	kick       func()
 
 	// vlog caches the size of the sealed value-log files for checkSpace,
 	// which runs before every batch: listing the database directory that
@@ -249,7 +253,9 @@ func (w *writer) commit(batch []*writeReq) {
 			return
 		}
 	}
+	w.st.writeMu.Lock()
 	res, err := w.write(batch)
+	w.st.writeMu.Unlock()
 	for i, req := range batch {
 		if err != nil {
 			req.res <- writeRes{err: err}
@@ -265,6 +271,10 @@ func (w *writer) commit(batch []*writeReq) {
 func (w *writer) write(batch []*writeReq) ([]writeRes, error) {
 	if !w.skipSpaceCheck {
 		if err := w.checkSpace(); err != nil {
+			w.spaceShort.Store(true)
+			if w.kick != nil {
+				w.kick()
+			}
 			return w.writePrunesOnly(batch, err)
 		}
 	}
@@ -328,8 +338,7 @@ func (w *writer) write(batch []*writeReq) ([]writeRes, error) {
 	// putEvent writes an event's record and tag index entries.
 	putEvent := func(p pos, r *record) {
 		start := len(arena)
-		arena = append(arena, pfxEvent)
-		arena = appendPos(arena, p)
+		arena = appendEventKey(arena, p)
 		k := arena[start:len(arena):len(arena)]
 		start = len(arena)
 		arena = appendRecord(arena, r)
