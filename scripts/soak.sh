@@ -11,8 +11,11 @@
 # a few seconds; a leak lifts the troughs; the first third warms the caches).
 # Bounded: the node is stopped at the end or on any error.
 #
+# With SOAK_LOG=debug the node logs each drop of expired records, and the
+# summary shows how many there were and how long writes waited for them.
+#
 # Usage: scripts/soak.sh
-#   SOAK_SECONDS=900 SOAK_RATE=1000 SOAK_MAXSIZE=50MB SOAK_MEMTABLE=8MiB SOAK_PROFILE=low-memory scripts/soak.sh
+#   SOAK_SECONDS=900 SOAK_RATE=1000 SOAK_MAXSIZE=50MB SOAK_MEMTABLE=8MiB SOAK_PROFILE=low-memory SOAK_LOG=debug scripts/soak.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +25,7 @@ maxsize=${SOAK_MAXSIZE:-50MB}
 memtable=${SOAK_MEMTABLE:-8MiB}
 profile=${SOAK_PROFILE:-auto}
 payload=${SOAK_PAYLOAD:-300}
+loglevel=${SOAK_LOG:-info}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/edgelog-soak.XXXXXX")
 pid=
@@ -55,7 +59,7 @@ streams:
   telemetry: {maxSize: $maxsize}
 routes:
   - {from: "'telemetry'", into: telemetry}
-log: {level: info}
+log: {level: $loglevel}
 YAML
 
 "$tmp/edgelog" run --config "$tmp/config.yaml" >"$tmp/out" 2>&1 &
@@ -71,5 +75,18 @@ echo "memTableSize $memtable, profile $profile; edgelog $(git describe --always 
 status=0
 "$tmp/soakload" -url "$url" -pid "$pid" -data "$tmp/data" -limit "$limit" -rate "$rate" -seconds "$secs" -payload "$payload" || status=$?
 echo "compactions after pruning: $(grep -c 'compacted the database after pruning' "$tmp/out" || true)"
+if [[ $loglevel == debug ]]; then
+  sed -n 's/.*msg="dropped expired records".* took=\([^ ]*\).*/\1/p' "$tmp/out" | python3 -c '
+import re, statistics, sys
+units = {"ns": 1e-6, "µs": 1e-3, "us": 1e-3, "ms": 1, "s": 1000, "m": 60000, "h": 3600000}
+def ms(d):
+    return sum(float(v) * units[u] for v, u in re.findall(r"([0-9.]+)(ns|µs|us|ms|s|m|h)", d))
+t = sorted(ms(l.strip()) for l in sys.stdin if l.strip())
+if t:
+    print(f"drops of expired records: {len(t)}, writes waited median {statistics.median(t):.0f} ms, max {t[-1]:.0f} ms")
+else:
+    print("drops of expired records: 0")
+'
+fi
 grep -E 'level=(WARN|ERROR)' "$tmp/out" | grep -v 'Unable to fill tables' | tail -5 || true
 exit "$status"
