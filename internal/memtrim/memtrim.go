@@ -28,6 +28,7 @@ package memtrim
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -94,7 +95,40 @@ func (s Selector) Select(m Mapping) Advice {
 	return Keep
 }
 
-// ParseSmaps reads the mappings of an smaps file.
+// ErrUnconfirmed is Trim's error when /proc/self/maps confirms none of the
+// mappings /proc/self/smaps lists, as under an emulator: nothing can be
+// trimmed safely.
+var ErrUnconfirmed = errors.New("memtrim: /proc/self/maps and /proc/self/smaps disagree (an emulator?); not trimming")
+
+// Confirmed returns the mappings of smaps that maps lists too, with the
+// same range, sharing, writability and file. On Linux /proc/self/smaps and
+// /proc/self/maps describe the same mappings. An emulator need not: qemu-user
+// answers maps for the emulated process but passes smaps through from its
+// own, at addresses shifted from the emulated ones, and advising those
+// would hit other memory (MADV_DONTNEED zeroed the emulated program's data
+// and crashed it). A mapping that changed between the two reads is left
+// for the next round.
+func Confirmed(smaps, maps []Mapping) []Mapping {
+	type id struct {
+		start, end       uint64
+		shared, writable bool
+		path             string
+	}
+	listed := make(map[id]bool, len(maps))
+	for _, m := range maps {
+		listed[id{m.Start, m.End, m.Shared, m.Writable, m.Path}] = true
+	}
+	var out []Mapping
+	for _, m := range smaps {
+		if listed[id{m.Start, m.End, m.Shared, m.Writable, m.Path}] {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// ParseSmaps reads the mappings of an smaps file (or of a maps file, which
+// has no resident sizes).
 func ParseSmaps(r io.Reader) ([]Mapping, error) {
 	var out []Mapping
 	sc := bufio.NewScanner(r)

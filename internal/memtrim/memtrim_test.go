@@ -100,3 +100,44 @@ func FuzzParseSmaps(f *testing.F) {
 		}
 	})
 }
+
+// TestConfirmed: only mappings that /proc/self/maps lists alike are kept.
+// The shifted maps is what qemu-user answers: its own smaps, the emulated
+// process's maps 4 KiB lower.
+func TestConfirmed(t *testing.T) {
+	sm, err := ParseSmaps(strings.NewReader(smaps))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var same strings.Builder
+	for _, line := range strings.Split(smaps, "\n") {
+		if h, _, ok := strings.Cut(line, ":"); ok && !strings.ContainsAny(h, " -") {
+			continue // an smaps field, not in maps
+		}
+		same.WriteString(line + "\n")
+	}
+	maps, err := ParseSmaps(strings.NewReader(same.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Confirmed(sm, maps); len(got) != len(sm) || got[0].Rss != sm[0].Rss {
+		t.Errorf("maps listing the same mappings: kept %d of %d", len(got), len(sm))
+	}
+
+	shifted := make([]Mapping, len(maps))
+	for i, m := range maps {
+		m.Start -= 0x1000
+		m.End -= 0x1000
+		shifted[i] = m
+	}
+	if got := Confirmed(sm, shifted); len(got) != 0 {
+		t.Errorf("maps at other addresses (an emulator): kept %v", got)
+	}
+
+	// Between the two reads one mapping went and one was remapped.
+	changed := append([]Mapping(nil), maps[1:]...)
+	changed[0].Writable = !changed[0].Writable
+	if got := Confirmed(sm, changed); len(got) != len(sm)-2 {
+		t.Errorf("one mapping gone, one changed: kept %d of %d", len(got), len(sm))
+	}
+}

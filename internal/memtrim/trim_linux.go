@@ -15,17 +15,20 @@ var noPageOut atomic.Bool
 // Trim advises away the resident pages of this process's mappings that s
 // selects and returns how many resident bytes they held.
 func Trim(s Selector) (uint64, error) {
-	f, err := os.Open("/proc/self/smaps")
-	if err != nil {
-		return 0, fmt.Errorf("memtrim: %w", err)
-	}
-	maps, err := ParseSmaps(f)
-	f.Close()
+	smaps, err := readMappings("/proc/self/smaps")
 	if err != nil {
 		return 0, err
 	}
+	maps, err := readMappings("/proc/self/maps")
+	if err != nil {
+		return 0, err
+	}
+	confirmed := Confirmed(smaps, maps)
+	if len(confirmed) == 0 && len(smaps) > 0 {
+		return 0, ErrUnconfirmed
+	}
 	var trimmed uint64
-	for _, m := range maps {
+	for _, m := range confirmed {
 		var advice int
 		switch s.Select(m) {
 		case DontNeed:
@@ -48,4 +51,13 @@ func Trim(s Selector) (uint64, error) {
 		// ENOMEM: the mapping is gone (Badger closed a table); fine.
 	}
 	return trimmed, nil
+}
+
+func readMappings(path string) ([]Mapping, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("memtrim: %w", err)
+	}
+	defer f.Close()
+	return ParseSmaps(f)
 }
