@@ -1015,11 +1015,13 @@ func (n *Node) clampToFloors(txn *badger.Txn, v view, lower, upper event.OffsetM
 	return out, &event.Item{Kind: event.KindDiagnostic, Severity: "warning", Message: msg + "; reading from the floor"}, nil
 }
 
-// Compact reclaims the space of expired events now, instead of as Badger's
-// compactions get to it: it merges the database's tables down to one level,
-// which drops deleted keys, and collects the value log. It blocks writes
-// to the tables while it runs; the node calls it by itself only in small
-// doses (see reclaim).
+// Compact reclaims the space of deleted keys (expired events' index
+// entries, replaced bookkeeping) now, instead of as Badger's compactions get
+// to it: it merges the database's tables down to one level, which drops
+// them, and collects the value log. Expired records are not its business:
+// the pruner drops them in ranges (drop.go). It blocks writes to the tables
+// while it runs; the node calls it by itself only in small doses (see
+// reclaim).
 func (n *Node) Compact(ctx context.Context) error {
 	done, err := n.enter()
 	if err != nil {
