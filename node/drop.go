@@ -90,9 +90,8 @@ type dropper struct {
 
 // dropExpired plans a drop of the records below the streams' floors if one
 // is due (or force is set, or the writer refused a batch for lack of space,
-// and there are any), and carries out a planned
-// drop once the reads that began before its plan have ended. It runs on
-// the pruner's goroutine.
+// and there are any), and carries out a planned drop once the reads that
+// began before its plan have ended. It runs on the pruner's goroutine.
 func (n *Node) dropExpired(force bool) {
 	if n.w.spaceShort.Swap(false) {
 		force = true
