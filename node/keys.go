@@ -6,7 +6,9 @@ import (
 )
 
 // Key layout. Streams are interned to a node-local 32-bit number (sid) so
-// keys stay short.
+// keys stay short. The merged order compares stream *names*: reads merge
+// the streams' records by name, and the tag index, in (lamport, sid)
+// order, has its runs of equal Lamport times re-sorted by name (sortRuns).
 //
 //	e <sid:4> <offset:8> <lamport:8>   -> record     events, each stream's in offset order
 //	s <sid:4> <offset:8>               -> run        per-stream offset index (streamindex.go)
