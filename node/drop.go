@@ -76,6 +76,24 @@ func eventRangePrefixes(sid uint32, from, to uint64) [][]byte {
 	return out
 }
 
+// firstStored returns where sid's next drop of records starts: its first
+// stored record's offset, aligned down to dropAlign, or floor's if it has
+// none below floor.
+func firstStored(txn *badger.Txn, sid uint32, floor uint64) (uint64, error) {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: eventPrefix(sid)})
+	defer it.Close()
+	it.Rewind()
+	first := floor
+	if it.Valid() {
+		p, err := decodeEventKey(it.Item().Key())
+		if err != nil {
+			return 0, err
+		}
+		first = min(first, p.offset)
+	}
+	return first &^ (dropAlign - 1), nil
+}
+
 // dropper is the pruner's state of record drops. A drop waits for the
 // reads that began before it was planned (see store.beginRead): their
 // transactions may still read records the drop removes, which Badger's
@@ -99,9 +117,6 @@ func (n *Node) dropExpired(force bool) {
 	d := &n.drops
 	if d.planned == nil {
 		undropped := n.undropped.Load()
-		if !force && undropped < dropMinBytes {
-			return
-		}
 		exps := n.st.exp.all()
 		var kept int64
 		for _, e := range exps {

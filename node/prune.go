@@ -229,29 +229,11 @@ func (s *store) loadExpiry() error {
 func (s *store) countBytes(sid uint32, floor uint64) (int64, error) {
 	var n int64
 	err := s.db.View(func(txn *badger.Txn) error {
-		for r, err := range runsFrom(txn, sid, floor) {
-			if err != nil {
-				return err
-			}
-			for j, l := range r.lamports {
-				off := r.first + uint64(j)
-				if off < floor {
-					continue
-				}
-				item, err := txn.Get(eventKey(pos{lamport: l, sid: sid, offset: off}))
-				if err != nil {
-					return err
-				}
-				if err := item.Value(func(v []byte) error {
-					rec, _, _, err := decodeHeader(v)
-					n += eventBytes(len(v), rec.tags)
-					return err
-				}); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+		return eachRecord(txn, sid, floor, uint64(s.present[sid]+1), false, func(_ pos, v []byte) (bool, error) {
+			rec, _, _, err := decodeHeader(v)
+			n += eventBytes(len(v), rec.tags)
+			return err == nil, err
+		})
 	})
 	return n, err
 }
@@ -699,7 +681,7 @@ func (n *Node) planPrune(sid uint32, stream event.StreamID, st expiry.State, flo
 	budget := n.w.maxCount / 4
 	var sums []expiry.Summary
 	var entries int64
-	err = n.eachEvent(txn, sid, st.Floor, st.Floor+min(st.Count, pruneBatchEvents), func(p pos, v []byte) (bool, error) {
+	err = eachRecord(txn, sid, st.Floor, st.Floor+min(st.Count, pruneBatchEvents), false, func(p pos, v []byte) (bool, error) {
 		r, _, _, err := decodeHeader(v)
 		if err != nil {
 			return false, err
@@ -725,38 +707,6 @@ func (n *Node) planPrune(sid uint32, stream event.StreamID, st expiry.State, flo
 	return op, d, err
 }
 
-// eachEvent calls f with the position and stored record of sid's events in
-// [from, to), in offset order, until f returns false.
-func (n *Node) eachEvent(txn *badger.Txn, sid uint32, from, to uint64, f func(p pos, v []byte) (bool, error)) error {
-	for r, err := range runsFrom(txn, sid, from) {
-		if err != nil {
-			return err
-		}
-		for j, l := range r.lamports {
-			off := r.first + uint64(j)
-			if off < from {
-				continue
-			}
-			if off >= to {
-				return nil
-			}
-			p := pos{lamport: l, sid: sid, offset: off}
-			item, err := txn.Get(eventKey(p))
-			if err != nil {
-				return fmt.Errorf("stream index names a missing event %d/%d: %w", sid, off, err)
-			}
-			var goOn bool
-			if err := item.Value(func(v []byte) error {
-				goOn, err = f(p, v)
-				return err
-			}); err != nil || !goOn {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 // buildPrune collects the keys that expiring [from, to) of sid deletes and
 // the chain head at to-1, chained from floorHead over the expired events.
 func (n *Node) buildPrune(txn *badger.Txn, sid uint32, stream event.StreamID, from, to uint64, floorHead *replicate.Head) (*pruneOp, error) {
@@ -766,7 +716,7 @@ func (n *Node) buildPrune(txn *badger.Txn, sid uint32, stream event.StreamID, fr
 		hash = floorHead.Hash
 	}
 	var lastLamport uint64
-	err := n.eachEvent(txn, sid, from, to, func(p pos, v []byte) (bool, error) {
+	err := eachRecord(txn, sid, from, to, false, func(p pos, v []byte) (bool, error) {
 		r, err := decodeRecord(v)
 		if err != nil {
 			return false, fmt.Errorf("event %d/%d: %w", sid, p.offset, err)
@@ -1039,22 +989,4 @@ func (n *Node) Compact(ctx context.Context) error {
 	for ctx.Err() == nil && n.st.db.RunValueLogGC(0.5) == nil {
 	}
 	return ctx.Err()
-}
-
-// firstStored returns where sid's next drop of records starts: its first
-// stored record's offset, aligned down to dropAlign, or floor's if it has
-// none below floor.
-func firstStored(txn *badger.Txn, sid uint32, floor uint64) (uint64, error) {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: eventPrefix(sid)})
-	defer it.Close()
-	it.Rewind()
-	first := floor
-	if it.Valid() {
-		p, err := decodeEventKey(it.Item().Key())
-		if err != nil {
-			return 0, err
-		}
-		first = min(first, p.offset)
-	}
-	return first &^ (dropAlign - 1), nil
 }

@@ -404,55 +404,21 @@ func (n *Node) readStreams(ctx context.Context, txn *badger.Txn, pl *readPlan, q
 func (n *Node) readStream(ctx context.Context, txn *badger.Txn, pl *readPlan, sid uint32, q *aql.Query, desc bool) iter.Seq2[*event.Event, error] {
 	return func(yield func(*event.Event, error) bool) {
 		b := pl.bounds[sid]
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: eventPrefix(sid), Reverse: desc})
-		defer it.Close()
-		// want is the offset the next record must have. A reverse seek
-		// lands on the last key at or before the one given, and a
-		// record's key extends its offset with the Lamport time.
-		want, step, seek := b.lo+1, int64(1), b.lo+1
-		if desc {
-			want, step, seek = b.hi, -1, b.hi+1
-		}
-		missing := func() {
-			yield(nil, fmt.Errorf("stream %s has no record at offset %d", pl.v.names[sid], want))
-		}
-		for it.Seek(eventSeek(sid, uint64(seek))); ; it.Next() {
-			if want <= b.lo || want > b.hi {
-				return
-			}
-			if !it.Valid() {
-				missing()
-				return
-			}
-			if want%1024 == 0 {
+		i := 0
+		err := eachRecord(txn, sid, uint64(b.lo+1), uint64(b.hi+1), desc, func(p pos, v []byte) (bool, error) {
+			if i++; i%1024 == 0 {
 				if err := n.checkStop(ctx); err != nil {
-					yield(nil, err)
-					return
+					return false, err
 				}
 			}
-			item := it.Item()
-			p, err := decodeEventKey(item.Key())
-			if err != nil {
-				yield(nil, err)
-				return
+			ev, err := pl.decode(p, v, q)
+			if err != nil || ev == nil {
+				return err == nil, err
 			}
-			if int64(p.offset) != want {
-				missing()
-				return
-			}
-			want += step
-			var ev *event.Event
-			err = item.Value(func(v []byte) error {
-				ev, err = pl.decode(p, v, q)
-				return err
-			})
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			if ev != nil && !yield(ev, nil) {
-				return
-			}
+			return yield(ev, nil), nil
+		})
+		if err != nil {
+			yield(nil, fmt.Errorf("stream %s: %w", pl.v.names[sid], err))
 		}
 	}
 }

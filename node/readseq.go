@@ -52,3 +52,50 @@ func (s *seqReader) load(p pos) (*event.Event, error) {
 }
 
 func (s *seqReader) close() { s.it.Close() }
+
+// eachRecord calls f with the position and stored value of each of sid's
+// records with offsets in [from, to), in offset order (reversed with
+// desc), until f returns false or an error. A record missing in the range
+// is an error, not a gap.
+func eachRecord(txn *badger.Txn, sid uint32, from, to uint64, desc bool, f func(p pos, v []byte) (bool, error)) error {
+	if from >= to {
+		return nil
+	}
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: eventPrefix(sid), Reverse: desc})
+	defer it.Close()
+	// want is the offset the next record must have. A reverse seek lands
+	// on the last key at or before the one given, and a record's key
+	// extends its offset with the Lamport time.
+	want, seek := from, from
+	if desc {
+		want, seek = to-1, to
+	}
+	for it.Seek(eventSeek(sid, seek)); ; it.Next() {
+		if !it.Valid() {
+			return fmt.Errorf("no record at offset %d", want)
+		}
+		item := it.Item()
+		p, err := decodeEventKey(item.Key())
+		if err != nil {
+			return err
+		}
+		if p.offset != want {
+			return fmt.Errorf("no record at offset %d", want)
+		}
+		var goOn bool
+		if err := item.Value(func(v []byte) error {
+			goOn, err = f(p, v)
+			return err
+		}); err != nil || !goOn {
+			return err
+		}
+		switch {
+		case desc && want == from, !desc && want == to-1:
+			return nil
+		case desc:
+			want--
+		default:
+			want++
+		}
+	}
+}
