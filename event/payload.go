@@ -154,17 +154,20 @@ func toJSON(v any) any {
 		// Keys of different types may print alike (1 and "1", 0 and
 		// simple(0)); JSON has one of each, so the same one must win on
 		// every call, whatever order Go's map yields them in: the first
-		// by type name, then by printed value.
-		type entry struct{ key, typ, val string }
+		// by type name, then by printed value. Only colliding keys pay
+		// for that comparison.
+		type entry struct{ k, e any }
 		won := make(map[string]entry, len(x))
-		m := make(map[string]any, len(x))
 		for k, e := range x {
-			c := entry{fmt.Sprint(k), fmt.Sprintf("%T", k), fmt.Sprint(e)}
-			if w, ok := won[c.key]; ok && (w.typ < c.typ || (w.typ == c.typ && w.val <= c.val)) {
+			key := fmt.Sprint(k)
+			if w, ok := won[key]; ok && !firstKey(k, e, w.k, w.e) {
 				continue
 			}
-			won[c.key] = c
-			m[c.key] = toJSON(e)
+			won[key] = entry{k, e}
+		}
+		m := make(map[string]any, len(won))
+		for key, w := range won {
+			m[key] = toJSON(w.e)
 		}
 		return m
 	case cbor.Tag:
@@ -174,4 +177,13 @@ func toJSON(v any) any {
 	default:
 		return v
 	}
+}
+
+// firstKey reports whether map key k (with value e) comes before key wk
+// (with value we), which prints alike: by type name, then by printed value.
+func firstKey(k, e, wk, we any) bool {
+	if t, wt := fmt.Sprintf("%T", k), fmt.Sprintf("%T", wk); t != wt {
+		return t < wt
+	}
+	return fmt.Sprint(e) < fmt.Sprint(we)
 }
