@@ -3,8 +3,8 @@ package node
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -74,9 +74,10 @@ func TestTrimmerKeepsEvents(t *testing.T) {
 }
 
 // TestTrimSelectorFindsBadgerFiles checks that the trimmer's selector
-// names what this process really maps: Badger's files under the data
-// directory (PageOut) and the executable's code (DontNeed). A wrong path
-// would make the trimmer silently trim nothing.
+// names what this process really maps, among the mappings the trimmer
+// advises: Badger's files under the data directory (PageOut) and the
+// executable's code (DontNeed). A wrong path would make the trimmer
+// silently trim nothing.
 func TestTrimSelectorFindsBadgerFiles(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("reads /proc/self/smaps")
@@ -84,12 +85,10 @@ func TestTrimSelectorFindsBadgerFiles(t *testing.T) {
 	dir := t.TempDir()
 	n := openTest(t, dir)
 	publish(t, n, "trim")
-	f, err := os.Open("/proc/self/smaps")
-	if err != nil {
-		t.Fatal(err)
+	maps, err := memtrim.Mappings()
+	if errors.Is(err, memtrim.ErrUnconfirmed) {
+		t.Skipf("the trimmer trims nothing here: %v", err) // qemu-user
 	}
-	maps, err := memtrim.ParseSmaps(f)
-	f.Close()
 	if err != nil {
 		t.Fatal(err)
 	}

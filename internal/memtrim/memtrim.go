@@ -95,9 +95,9 @@ func (s Selector) Select(m Mapping) Advice {
 	return Keep
 }
 
-// ErrUnconfirmed is Trim's error when /proc/self/maps confirms none of the
-// mappings /proc/self/smaps lists, as under an emulator: nothing can be
-// trimmed safely.
+// ErrUnconfirmed is Trim's error when /proc/self/maps confirms fewer than
+// half of the mappings /proc/self/smaps lists, as under an emulator, where
+// the few that match do so by chance: nothing is trimmed.
 var ErrUnconfirmed = errors.New("memtrim: /proc/self/maps and /proc/self/smaps disagree (an emulator?); not trimming")
 
 // Confirmed returns the mappings of smaps that maps lists too, with the
@@ -107,8 +107,9 @@ var ErrUnconfirmed = errors.New("memtrim: /proc/self/maps and /proc/self/smaps d
 // own, at addresses shifted from the emulated ones, and advising those
 // would hit other memory (MADV_DONTNEED zeroed the emulated program's data
 // and crashed it). A mapping that changed between the two reads is left
-// for the next round.
-func Confirmed(smaps, maps []Mapping) []Mapping {
+// for the next round; if fewer than half are confirmed, the two files do
+// not describe the same process, and Confirmed returns ErrUnconfirmed.
+func Confirmed(smaps, maps []Mapping) ([]Mapping, error) {
 	type id struct {
 		start, end       uint64
 		shared, writable bool
@@ -124,7 +125,10 @@ func Confirmed(smaps, maps []Mapping) []Mapping {
 			out = append(out, m)
 		}
 	}
-	return out
+	if 2*len(out) < len(smaps) {
+		return nil, ErrUnconfirmed
+	}
+	return out, nil
 }
 
 // ParseSmaps reads the mappings of an smaps file (or of a maps file, which

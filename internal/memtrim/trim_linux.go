@@ -15,20 +15,12 @@ var noPageOut atomic.Bool
 // Trim advises away the resident pages of this process's mappings that s
 // selects and returns how many resident bytes they held.
 func Trim(s Selector) (uint64, error) {
-	smaps, err := readMappings("/proc/self/smaps")
+	mappings, err := Mappings()
 	if err != nil {
 		return 0, err
-	}
-	maps, err := readMappings("/proc/self/maps")
-	if err != nil {
-		return 0, err
-	}
-	confirmed := Confirmed(smaps, maps)
-	if len(confirmed) == 0 && len(smaps) > 0 {
-		return 0, ErrUnconfirmed
 	}
 	var trimmed uint64
-	for _, m := range confirmed {
+	for _, m := range mappings {
 		var advice int
 		switch s.Select(m) {
 		case DontNeed:
@@ -51,6 +43,21 @@ func Trim(s Selector) (uint64, error) {
 		// ENOMEM: the mapping is gone (Badger closed a table); fine.
 	}
 	return trimmed, nil
+}
+
+// Mappings returns this process's mappings that Trim may advise: those of
+// /proc/self/smaps that /proc/self/maps confirms (see Confirmed). It
+// returns ErrUnconfirmed if maps confirms none.
+func Mappings() ([]Mapping, error) {
+	smaps, err := readMappings("/proc/self/smaps")
+	if err != nil {
+		return nil, err
+	}
+	maps, err := readMappings("/proc/self/maps")
+	if err != nil {
+		return nil, err
+	}
+	return Confirmed(smaps, maps)
 }
 
 func readMappings(path string) ([]Mapping, error) {

@@ -8,3 +8,8 @@ import "errors"
 func Trim(s Selector) (uint64, error) {
 	return 0, errors.ErrUnsupported
 }
+
+// Mappings is supported on Linux only.
+func Mappings() ([]Mapping, error) {
+	return nil, errors.ErrUnsupported
+}
