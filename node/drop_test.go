@@ -255,7 +255,7 @@ func TestMigrateV2Records(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.Close()
-	if v := getFormat(t, n); v != formatV3 {
+	if v := getFormat(t, n); v != formatCurrent {
 		t.Errorf("layout %d after opening a version 2 database", v)
 	}
 	for _, w := range wants {

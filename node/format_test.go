@@ -9,6 +9,9 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+
+	"github.com/edgelog/edgelog/aql"
+	"github.com/edgelog/edgelog/event"
 )
 
 // setFormat writes a layout version into a closed node's database.
@@ -57,6 +60,20 @@ func TestLayoutVersion(t *testing.T) {
 		t.Fatalf("new database: layout %d, want %d", v, formatCurrent)
 	}
 	publish(t, n, "kept")
+	n.Close()
+
+	// Version 3's tag index entries are postings of one event.
+	setFormat(t, dir, formatV3)
+	n, err = Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("opening a version 3 database: %v", err)
+	}
+	if v := getFormat(t, n); v != formatCurrent {
+		t.Errorf("version 3 database not upgraded: layout %d", v)
+	}
+	if evs := query(t, n, event.QueryRequest{Query: aql.MustParse("FROM 'kept'")}); len(evs) != 1 {
+		t.Errorf("after the upgrade from version 3 the tag index finds %d events, want 1", len(evs))
+	}
 	n.Close()
 
 	setFormat(t, dir, formatV1)

@@ -12,7 +12,7 @@ import (
 //
 //	e <sid:4> <offset:8> <lamport:8>   -> record     events, each stream's in offset order
 //	s <sid:4> <offset:8>               -> run        per-stream offset index (streamindex.go)
-//	t <tag> 0x00 <lamport:8> <sid:4> <offset:8>      tag index, empty value
+//	t <tag> 0x00 <lamport:8> <sid:4> <offset:8> -> posting   tag index (posting.go)
 //	n <sid:4>                          -> stream ID  the intern table
 //	m lamport                          -> uint64     persisted Lamport clock
 //	m format                           -> uint64     layout version
@@ -39,12 +39,15 @@ const (
 // expired head of a stream is a range of keys that Badger can drop whole
 // (DropPrefix) instead of deleting it key by key. Opening a version 1 or 2
 // database upgrades it. An edgelog that knows an older version refuses a
-// newer database.
+// newer database. Version 4 gives tag index entries values, each listing
+// a posting of events (posting.go); version 3's entries, with empty values,
+// are postings of one event, so upgrading from 3 only sets the version.
 const (
 	formatV1      = 1
 	formatV2      = 2
 	formatV3      = 3
-	formatCurrent = formatV3
+	formatV4      = 4
+	formatCurrent = formatV4
 )
 
 var (

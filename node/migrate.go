@@ -13,6 +13,20 @@ import (
 //	o <lamport:8> <sid:4> <offset:8> -> record
 const pfxEventV2 = 'o'
 
+// upgrade brings a database of an older layout version to the current one.
+func (s *store) upgrade(version uint64) error {
+	if version < formatV3 {
+		if err := s.migrateV3(); err != nil {
+			return err
+		}
+	}
+	// Version 3's tag index entries are postings of one event already.
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyFormat, u64(formatV4)) }); err != nil {
+		return fmt.Errorf("upgrading the database to layout version %d: %w", formatV4, err)
+	}
+	return nil
+}
+
 // migrateV3 rewrites the event records of a version 1 or 2 database under
 // their version 3 keys and then sets the version. It can stop anywhere (a
 // crash, a full disk) and run again: the old records go only once all are

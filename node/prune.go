@@ -58,7 +58,9 @@ func streamNoKey(name string) []byte {
 }
 
 // eventBytes is what one event counts towards its stream's bytes: its
-// record (key and value) and its tag index keys.
+// record (key and value) and, for each tag, a tag index key. Postings
+// share a key among many events (posting.go), so this errs high, and
+// maxSize keeps a stream's disk use below the limit rather than above.
 func eventBytes(valueLen int, tags []string) int64 {
 	n := int64(eventKeyLen + valueLen)
 	for _, t := range tags {
@@ -363,9 +365,8 @@ func (n *Node) ruleOf(stream event.StreamID, e streamExp) (expiry.Retention, boo
 type pruneOp struct {
 	sid       uint32
 	from, to  uint64
-	dels      [][]byte // event records, tag index entries, whole runs
-	runKey    []byte   // the run holding to, rewritten to start at to (nil: none)
-	runVal    []byte
+	dels      [][]byte       // tag index postings and runs that start in [from, to)
+	puts      []kvOp         // the run and the postings holding to and later, rewritten to start at to or later
 	floorHead replicate.Head // at to-1
 	bytes     int64
 	skip      bool
@@ -451,8 +452,8 @@ func (w *writer) applyPrune(txn *badger.Txn, op *pruneOp, x *expBatch, next map[
 			return nil, err
 		}
 	}
-	if op.runKey != nil {
-		if err := txn.Set(op.runKey, op.runVal); err != nil {
+	for _, kv := range op.puts {
+		if err := txn.Set(kv.key, kv.val); err != nil {
 			return nil, err
 		}
 	}
@@ -716,6 +717,9 @@ func (n *Node) buildPrune(txn *badger.Txn, sid uint32, stream event.StreamID, fr
 		hash = floorHead.Hash
 	}
 	var lastLamport uint64
+	// posted[t] is the last offset of tag t's postings handled so far: the
+	// first event after it with the tag starts one.
+	posted := map[string]uint64{}
 	err := eachRecord(txn, sid, from, to, false, func(p pos, v []byte) (bool, error) {
 		r, err := decodeRecord(v)
 		if err != nil {
@@ -723,7 +727,14 @@ func (n *Node) buildPrune(txn *badger.Txn, sid uint32, stream event.StreamID, fr
 		}
 		// The record itself stays until a drop (drop.go).
 		for _, t := range r.tags {
-			op.dels = append(op.dels, tagKey(t, p))
+			if last, ok := posted[t]; ok && p.offset <= last {
+				continue
+			}
+			last, err := n.prunePosting(txn, op, t, p)
+			if err != nil {
+				return false, err
+			}
+			posted[t] = last
 		}
 		op.bytes += eventBytes(len(v), r.tags)
 		ev := event.Event{Stream: stream, Offset: p.offset, Lamport: p.lamport, Timestamp: r.timestamp, Tags: r.tags, AppID: r.appID, Payload: r.payload}
@@ -749,9 +760,8 @@ func (n *Node) buildPrune(txn *badger.Txn, sid uint32, stream event.StreamID, fr
 			}
 		}
 		if r.last() >= to {
-			op.runKey = streamKey(sid, to)
-			op.runVal = appendRunHead(appendRun(nil, r.lamports[to-r.first:]), nil)
-			op.runVal = append(op.runVal, r.head...)
+			val := appendRunHead(appendRun(nil, r.lamports[to-r.first:]), nil)
+			op.puts = append(op.puts, kvOp{key: streamKey(sid, to), val: append(val, r.head...)})
 			break
 		}
 	}
@@ -759,12 +769,57 @@ func (n *Node) buildPrune(txn *badger.Txn, sid uint32, stream event.StreamID, fr
 	return op, nil
 }
 
+// prunePosting deletes the posting of tag that starts at p, the first
+// event in op's range with the tag (postings begin at or after the floor:
+// pruning rewrites one that reaches past it). What it holds from op.to on
+// is written again as a posting starting there. It returns the posting's
+// last offset. A missing posting, which only a damaged index has, is
+// logged and skipped: expiring the rest matters more.
+func (n *Node) prunePosting(txn *badger.Txn, op *pruneOp, tag string, p pos) (last uint64, err error) {
+	key := tagKey(tag, p)
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		n.log.Warn("expiring events: the tag index has no posting starting at an event with the tag", slog.String("tag", tag), slog.Uint64("sid", uint64(p.sid)), slog.Uint64("offset", p.offset))
+		return p.offset, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	op.dels = append(op.dels, key)
+	var kept []byte // increments after keptFirst
+	var keptFirst, prev pos
+	keeps := false
+	err = item.Value(func(v []byte) error {
+		return eachPosted(p, v, func(q pos) bool {
+			switch {
+			case q.offset < op.to:
+			case !keeps:
+				keptFirst, keeps = q, true
+			default:
+				kept = appendPosted(kept, prev, q)
+			}
+			prev, last = q, q.offset
+			return true
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("tag %q at %d/%d: %w", tag, p.sid, p.offset, err)
+	}
+	if keeps {
+		op.puts = append(op.puts, kvOp{key: tagKey(tag, keptFirst), val: kept})
+	}
+	return last, nil
+}
+
 // submitPrune hands op to the writer and waits for it.
 func (n *Node) submitPrune(ctx context.Context, op *pruneOp) error {
-	entries := int64(len(op.dels) + 4)
-	size := int64(len(op.runVal)) + 128
+	entries := int64(len(op.dels) + len(op.puts) + 4)
+	size := int64(128)
 	for _, k := range op.dels {
 		size += int64(len(k)) + entryOverhead
+	}
+	for _, kv := range op.puts {
+		size += int64(len(kv.key)+len(kv.val)) + entryOverhead
 	}
 	req := &writeReq{stream: n.st.snapshot().names[op.sid], prune: op, size: size, count: entries}
 	if _, err := n.w.submit(ctx, req); err != nil {

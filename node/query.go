@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"iter"
 	"slices"
@@ -286,57 +285,6 @@ func candidateTags(e aql.Expr, count func(string) uint64) ([]string, bool) {
 		return best, found
 	}
 	return nil, false
-}
-
-// countTag counts index entries of tag with Lamport in [minL, maxL], up to limit.
-func countTag(txn *badger.Txn, tag string, minL, maxL, limit uint64) uint64 {
-	pfx := tagPrefix(tag)
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx})
-	defer it.Close()
-	var c uint64
-	for it.Seek(binary.BigEndian.AppendUint64(pfx, minL)); it.Valid() && c < limit; it.Next() {
-		k := it.Item().Key()
-		if len(k) != len(pfx)+posKeyLen || binary.BigEndian.Uint64(k[len(pfx):]) > maxL {
-			break
-		}
-		c++
-	}
-	return c
-}
-
-// tagPositions yields the positions in tag's index within the plan's Lamport
-// range, in key order (reversed with desc).
-func tagPositions(txn *badger.Txn, tag string, pl *readPlan, desc bool) iter.Seq2[pos, error] {
-	return func(yield func(pos, error) bool) {
-		pfx := tagPrefix(tag)
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx, Reverse: desc})
-		defer it.Close()
-		if desc {
-			if pl.maxL == ^uint64(0) {
-				it.Seek(append(pfx[:len(pfx)-1:len(pfx)-1], 1))
-			} else {
-				it.Seek(binary.BigEndian.AppendUint64(pfx, pl.maxL+1))
-			}
-		} else {
-			it.Seek(binary.BigEndian.AppendUint64(pfx, pl.minL))
-		}
-		for ; it.Valid(); it.Next() {
-			p, err := decodePos(it.Item().Key()[len(pfx):])
-			if err != nil {
-				yield(pos{}, err)
-				return
-			}
-			if (!desc && p.lamport > pl.maxL) || (desc && p.lamport < pl.minL) {
-				return
-			}
-			if p.lamport < pl.minL || p.lamport > pl.maxL || !pl.admits(p) {
-				continue
-			}
-			if !yield(p, nil) {
-				return
-			}
-		}
-	}
 }
 
 // readIndex merges the index entries of tags and loads the events they name.

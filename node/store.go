@@ -180,8 +180,8 @@ func (s *store) load() (clock uint64, err error) {
 		}
 		return nil
 	})
-	if err == nil && version != 0 && version < formatV3 {
-		err = s.migrateV3()
+	if err == nil && version != 0 && version < formatCurrent {
+		err = s.upgrade(version)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("open database: %w", err)

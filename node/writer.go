@@ -335,7 +335,17 @@ func (w *writer) write(batch []*writeReq) ([]writeRes, error) {
 			err = txn.Set(k, v)
 		}
 	}
-	// putEvent writes an event's record and tag index entries.
+	// putPosting writes a tag index posting (posting.go).
+	var postings postingBuilder
+	putPosting := func(tag string, first pos, val []byte) {
+		start := len(arena)
+		arena = append(arena, pfxTag)
+		arena = append(arena, tag...)
+		arena = append(arena, 0)
+		arena = appendPos(arena, first)
+		set(arena[start:len(arena):len(arena)], val)
+	}
+	// putEvent writes an event's record and adds it to its tags' postings.
 	putEvent := func(p pos, r *record) {
 		start := len(arena)
 		arena = appendEventKey(arena, p)
@@ -345,12 +355,7 @@ func (w *writer) write(batch []*writeReq) ([]writeRes, error) {
 		set(k, arena[start:len(arena):len(arena)])
 		x.grow(p.sid, eventBytes(len(arena)-start, r.tags))
 		for _, t := range r.tags {
-			start = len(arena)
-			arena = append(arena, pfxTag)
-			arena = append(arena, t...)
-			arena = append(arena, 0)
-			arena = appendPos(arena, p)
-			set(arena[start:len(arena):len(arena)], nil)
+			postings.add(t, p, putPosting)
 		}
 	}
 	// putRun writes a stream index run ending at its signed head.
@@ -410,6 +415,7 @@ func (w *writer) write(batch []*writeReq) ([]writeRes, error) {
 			next[sid]++
 		}
 	}
+	postings.flush(putPosting)
 	// Each of this node's streams gets one run per batch, ending at a head
 	// signed with the node key: the checkpoint peers verify the chain at.
 	for sid, evs := range local {
