@@ -122,8 +122,8 @@ func TestManyEventsSurviveRestart(t *testing.T) {
 		}
 	}
 	checkAll("FROM allEvents", func(int) bool { return true })
-	// The tag index holds one entry per event and tag; read one of them
-	// through it too.
+	// Read one tag through the tag index too: its postings, then the
+	// events' blocks one by one.
 	checkAll("FROM 'm:3'", func(i int) bool { return i%16 == 3 })
 	t.Logf("all %d events read back after restart on %s", total, runtime.GOARCH)
 }

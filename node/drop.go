@@ -21,7 +21,8 @@ import (
 // table in between, the whole retained stream, before deleting the old
 // ones: a 50 MB stream's directory peaked at 1.65x its limit (make soak).
 //
-// Records are keyed by (stream, offset), so a range of offsets aligned to
+// Record blocks are keyed by (stream, first offset) and never cross a
+// multiple of dropAlign (block.go), so a range of offsets aligned to
 // dropAlign is a key prefix. dropAlign - 1 expired events per stream may
 // wait for the next range.
 const (
@@ -69,7 +70,7 @@ func eventRangePrefixes(sid uint32, from, to uint64) [][]byte {
 			}
 			k++
 		}
-		key := eventSeek(sid, from)
+		key := blockKey(sid, from)
 		out = append(out, key[:len(key)-k])
 		from += 1 << (8 * k)
 	}
@@ -85,11 +86,11 @@ func firstStored(txn *badger.Txn, sid uint32, floor uint64) (uint64, error) {
 	it.Rewind()
 	first := floor
 	if it.Valid() {
-		p, err := decodeEventKey(it.Item().Key())
+		_, off, err := decodeBlockKey(it.Item().Key())
 		if err != nil {
 			return 0, err
 		}
-		first = min(first, p.offset)
+		first = min(first, off)
 	}
 	return first &^ (dropAlign - 1), nil
 }

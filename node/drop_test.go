@@ -24,7 +24,7 @@ import (
 // range, of the one stream, with no prefix covering more than one block.
 func TestEventRangePrefixes(t *testing.T) {
 	covered := func(prefixes [][]byte, sid uint32, off uint64) int {
-		k := eventKey(pos{sid: sid, offset: off, lamport: 12345})
+		k := blockKey(sid, off)
 		c := 0
 		for _, p := range prefixes {
 			if bytes.HasPrefix(k, p) {
@@ -100,14 +100,21 @@ func storedRecords(t testing.TB, n *Node, s event.StreamID) (count, first uint64
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: eventPrefix(sid)})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			p, err := decodeEventKey(it.Item().Key())
+			_, off, err := decodeBlockKey(it.Item().Key())
 			if err != nil {
 				return err
 			}
 			if count == 0 {
-				first = p.offset
+				first = off
 			}
-			count++
+			err = it.Item().Value(func(v []byte) error {
+				recs, err := decodeBlock(v, nil)
+				count += uint64(len(recs))
+				return err
+			})
+			if err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -148,8 +155,7 @@ func TestDropExpiredRecords(t *testing.T) {
 	})
 	time.Sleep(20 * 20 * time.Millisecond) // many pruner passes
 	sid := n.st.snapshot().sids[s]
-	p := pos{sid: sid, offset: oldFloor, lamport: lamportOf(t, txn, sid, oldFloor)}
-	if _, err := txn.Get(eventKey(p)); err != nil {
+	if err := eachRecord(txn, sid, oldFloor, oldFloor+1, false, func(pos, []byte) (bool, error) { return true, nil }); err != nil {
 		t.Errorf("the held read lost the record at %d: %v", oldFloor, err)
 	}
 	if _, first := storedRecords(t, n, s); first > oldFloor {
@@ -174,15 +180,6 @@ func TestDropExpiredRecords(t *testing.T) {
 	if uint64(got) != stats(t, n, s).Count {
 		t.Errorf("tag query after drops gave %d events, stream holds %d", got, stats(t, n, s).Count)
 	}
-}
-
-func lamportOf(t testing.TB, txn *badger.Txn, sid uint32, offset uint64) uint64 {
-	t.Helper()
-	l, err := lamportAt(txn, sid, offset)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
 }
 
 // TestMigrateV2Records: a version 2 database (records keyed by Lamport
@@ -227,7 +224,8 @@ func TestMigrateV2Records(t *testing.T) {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxEvent}})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			p, err := decodeEventKey(it.Item().KeyCopy(nil))
+			k := it.Item().KeyCopy(nil)
+			sid, first, err := decodeBlockKey(k)
 			if err != nil {
 				return err
 			}
@@ -235,13 +233,20 @@ func TestMigrateV2Records(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if err := txn.Set(appendPos([]byte{pfxEventV2}, p), v); err != nil {
+			recs, err := decodeBlock(v, nil)
+			if err != nil {
 				return err
 			}
-			if err := txn.Delete(eventKey(p)); err != nil {
+			for i, r := range recs {
+				p := pos{lamport: r.lamport, sid: sid, offset: first + uint64(i)}
+				if err := txn.Set(appendPos([]byte{pfxEventV2}, p), r.rec); err != nil {
+					return err
+				}
+				moved++
+			}
+			if err := txn.Delete(k); err != nil {
 				return err
 			}
-			moved++
 		}
 		return txn.Set(keyFormat, u64(formatV2))
 	})
@@ -284,8 +289,29 @@ func TestMissingRecordIsAnError(t *testing.T) {
 	publishN(t, n, 10, 10, "x")
 	s := n.DefaultStream()
 	sid := n.st.snapshot().sids[s]
+	// The ten events share a block: store it again without offset 5.
 	err := n.st.db.Update(func(txn *badger.Txn) error {
-		return txn.Delete(eventKey(pos{sid: sid, offset: 5, lamport: lamportOf(t, txn, sid, 5)}))
+		item, err := txn.Get(blockKey(sid, 0))
+		if err != nil {
+			return err
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		recs, err := decodeBlock(v, nil)
+		if err != nil || len(recs) != 10 {
+			return fmt.Errorf("block of %d records: %v", len(recs), err)
+		}
+		var b blockBuilder
+		put := func(sid uint32, first uint64, val []byte) { err = errors.Join(err, txn.Set(blockKey(sid, first), val)) }
+		for i, r := range recs {
+			if i != 5 {
+				b.add(pos{lamport: r.lamport, sid: sid, offset: uint64(i)}, r.rec, put)
+			}
+		}
+		b.flush(put)
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)

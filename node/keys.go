@@ -10,7 +10,7 @@ import (
 // the streams' records by name, and the tag index, in (lamport, sid)
 // order, has its runs of equal Lamport times re-sorted by name (sortRuns).
 //
-//	e <sid:4> <offset:8> <lamport:8>   -> record     events, each stream's in offset order
+//	b <sid:4> <first offset:8>         -> records    event records in blocks (block.go)
 //	s <sid:4> <offset:8>               -> run        per-stream offset index (streamindex.go)
 //	t <tag> 0x00 <lamport:8> <sid:4> <offset:8> -> posting   tag index (posting.go)
 //	n <sid:4>                          -> stream ID  the intern table
@@ -19,7 +19,7 @@ import (
 //	k <namespace> 0x00 <key>           -> value      key-value store, idempotency keys, consumers (kv.go)
 //	f, z, y <sid:4>; r <name>                        floors, bytes, learnt rules, stream numbers (prune.go)
 const (
-	pfxEvent  = 'e'
+	pfxEvent  = 'b'
 	pfxStream = 's'
 	pfxTag    = 't'
 	pfxName   = 'n'
@@ -28,7 +28,6 @@ const (
 
 const (
 	posKeyLen    = 8 + 4 + 8 // lamport, sid, offset
-	eventKeyLen  = 1 + posKeyLen
 	streamKeyLen = 1 + 4 + 8
 )
 
@@ -41,13 +40,16 @@ const (
 // database upgrades it. An edgelog that knows an older version refuses a
 // newer database. Version 4 gives tag index entries values, each listing
 // a posting of events (posting.go); version 3's entries, with empty values,
-// are postings of one event, so upgrading from 3 only sets the version.
+// are postings of one event. Version 5 stores records in blocks of
+// consecutive events (block.go, prefix b); upgrading rewrites the records
+// of versions 1 to 4 (prefix o or e) into blocks.
 const (
 	formatV1      = 1
 	formatV2      = 2
 	formatV3      = 3
 	formatV4      = 4
-	formatCurrent = formatV4
+	formatV5      = 5
+	formatCurrent = formatV5
 )
 
 var (
@@ -57,7 +59,7 @@ var (
 
 var errBadKey = errors.New("node: malformed key")
 
-// pos is an event's position: its record key holds all three fields.
+// pos is an event's position: its stream, offset and Lamport time.
 type pos struct {
 	lamport uint64
 	sid     uint32
@@ -83,36 +85,9 @@ func decodePos(b []byte) (pos, error) {
 	}, nil
 }
 
-// appendEventKey appends the record key of p: (sid, offset, lamport).
-func appendEventKey(b []byte, p pos) []byte {
-	b = append(b, pfxEvent)
-	b = binary.BigEndian.AppendUint32(b, p.sid)
-	b = binary.BigEndian.AppendUint64(b, p.offset)
-	return binary.BigEndian.AppendUint64(b, p.lamport)
-}
-
-func eventKey(p pos) []byte { return appendEventKey(make([]byte, 0, eventKeyLen), p) }
-
-// decodeEventKey parses a record key.
-func decodeEventKey(k []byte) (pos, error) {
-	if len(k) != eventKeyLen || k[0] != pfxEvent {
-		return pos{}, errBadKey
-	}
-	return pos{
-		sid:     binary.BigEndian.Uint32(k[1:]),
-		offset:  binary.BigEndian.Uint64(k[5:]),
-		lamport: binary.BigEndian.Uint64(k[13:]),
-	}, nil
-}
-
-// eventPrefix is the prefix of sid's record keys.
+// eventPrefix is the prefix of sid's record block keys.
 func eventPrefix(sid uint32) []byte {
 	return binary.BigEndian.AppendUint32([]byte{pfxEvent}, sid)
-}
-
-// eventSeek is the smallest record key of sid at or after offset.
-func eventSeek(sid uint32, offset uint64) []byte {
-	return binary.BigEndian.AppendUint64(eventPrefix(sid), offset)
 }
 
 func streamKey(sid uint32, offset uint64) []byte {

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"time"
@@ -8,67 +9,90 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-// pfxEventV2 is the prefix of event records up to layout version 2:
+// Record keys of older layouts, one record per key:
 //
-//	o <lamport:8> <sid:4> <offset:8> -> record
-const pfxEventV2 = 'o'
+//	o <lamport:8> <sid:4> <offset:8> -> record   versions 1 and 2
+//	e <sid:4> <offset:8> <lamport:8> -> record   versions 3 and 4
+const (
+	pfxEventV2 = 'o'
+	pfxEventV4 = 'e'
+)
 
-// upgrade brings a database of an older layout version to the current one.
-func (s *store) upgrade(version uint64) error {
-	if version < formatV3 {
-		if err := s.migrateV3(); err != nil {
-			return err
-		}
+// decodeOldRecordKey parses a record key of layout versions 1 to 4.
+func decodeOldRecordKey(k []byte) (pos, error) {
+	if len(k) != 1+posKeyLen {
+		return pos{}, errBadKey
 	}
-	// Version 3's tag index entries are postings of one event already.
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyFormat, u64(formatV4)) }); err != nil {
-		return fmt.Errorf("upgrading the database to layout version %d: %w", formatV4, err)
+	switch k[0] {
+	case pfxEventV2:
+		return decodePos(k[1:])
+	case pfxEventV4:
+		return pos{
+			sid:     binary.BigEndian.Uint32(k[1:]),
+			offset:  binary.BigEndian.Uint64(k[5:]),
+			lamport: binary.BigEndian.Uint64(k[13:]),
+		}, nil
 	}
-	return nil
+	return pos{}, errBadKey
 }
 
-// migrateV3 rewrites the event records of a version 1 or 2 database under
-// their version 3 keys and then sets the version. It can stop anywhere (a
-// crash, a full disk) and run again: the old records go only once all are
-// copied, and copying a record twice writes the same key and value.
-func (s *store) migrateV3() error {
-	s.log.Info("upgrading the database layout: rewriting every event record once", slog.Int("version", formatV3))
+// upgrade brings a database of an older layout version to the current one:
+// version 3's tag index entries are postings of one event already, and the
+// records of versions 1 to 4 move into blocks.
+func (s *store) upgrade(version uint64) error {
+	old := byte(pfxEventV4)
+	if version < formatV3 {
+		old = pfxEventV2
+	}
+	return s.migrateRecords(old)
+}
+
+// migrateRecords rewrites the event records under prefix old into blocks
+// and then sets the current version. It can stop anywhere (a crash, a
+// full disk) and run again: the old records go only once all are copied,
+// and copying them again writes the same blocks.
+func (s *store) migrateRecords(old byte) error {
+	s.log.Info("upgrading the database layout: rewriting every event record once", slog.Int("version", formatCurrent))
 	start := time.Now()
 	var n int
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
 	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxEventV2}, PrefetchValues: true, PrefetchSize: 64})
+		var blocks blockBuilder
+		var werr error
+		put := func(sid uint32, first uint64, val []byte) {
+			if werr == nil {
+				werr = wb.Set(blockKey(sid, first), val)
+			}
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{old}, PrefetchValues: true, PrefetchSize: 64})
 		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
+		for it.Rewind(); it.Valid() && werr == nil; it.Next() {
 			item := it.Item()
-			p, err := decodePos(item.Key()[1:])
+			p, err := decodeOldRecordKey(item.Key())
 			if err != nil {
 				return fmt.Errorf("record key %x: %w", item.Key(), err)
 			}
-			v, err := item.ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			if err := wb.Set(eventKey(p), v); err != nil {
+			if err := item.Value(func(v []byte) error { blocks.add(p, v, put); return nil }); err != nil {
 				return err
 			}
 			n++
 		}
-		return nil
+		blocks.flush(put)
+		return werr
 	})
 	if err == nil {
 		err = wb.Flush()
 	}
 	if err == nil && n > 0 {
-		err = s.db.DropPrefix([]byte{pfxEventV2})
+		err = s.db.DropPrefix([]byte{old})
 	}
 	if err == nil {
-		err = s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyFormat, u64(formatV3)) })
+		err = s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyFormat, u64(formatCurrent)) })
 	}
 	if err != nil {
-		return fmt.Errorf("upgrading the database to layout version %d (it resumes at the next start): %w", formatV3, err)
+		return fmt.Errorf("upgrading the database to layout version %d (it resumes at the next start): %w", formatCurrent, err)
 	}
-	s.log.Info("upgraded the database layout", slog.Int("version", formatV3), slog.Int("events", n), slog.Duration("took", time.Since(start)))
+	s.log.Info("upgraded the database layout", slog.Int("version", formatCurrent), slog.Int("events", n), slog.Duration("took", time.Since(start)))
 	return nil
 }

@@ -290,18 +290,20 @@ func putForeign(t testing.TB, n *Node, stream event.StreamID, evs []event.Event)
 		if err := txn.Set(streamKey(sid, evs[0].Offset), appendRun(nil, lamports)); err != nil {
 			return err
 		}
+		var blocks blockBuilder
+		var err error
+		put := func(sid uint32, first uint64, val []byte) { err = errors.Join(err, txn.Set(blockKey(sid, first), val)) }
 		for _, e := range evs {
 			p := pos{e.Lamport, sid, e.Offset}
-			if err := txn.Set(eventKey(p), appendRecord(nil, &record{e.Timestamp, e.Tags, e.AppID, e.Payload})); err != nil {
-				return err
-			}
+			blocks.add(p, appendRecord(nil, &record{e.Timestamp, e.Tags, e.AppID, e.Payload}), put)
 			for _, tag := range e.Tags {
 				if err := txn.Set(tagKey(tag, p), nil); err != nil {
 					return err
 				}
 			}
 		}
-		return nil
+		blocks.flush(put)
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -58,11 +58,12 @@ func streamNoKey(name string) []byte {
 }
 
 // eventBytes is what one event counts towards its stream's bytes: its
-// record (key and value) and, for each tag, a tag index key. Postings
-// share a key among many events (posting.go), so this errs high, and
-// maxSize keeps a stream's disk use below the limit rather than above.
+// record with a block key and, for each tag, a tag index key. Blocks and
+// postings share a key among many events (block.go, posting.go), so this
+// errs high, and maxSize keeps a stream's disk use below the limit rather
+// than above.
 func eventBytes(valueLen int, tags []string) int64 {
-	n := int64(eventKeyLen + valueLen)
+	n := int64(blockKeyLen + valueLen)
 	for _, t := range tags {
 		n += int64(1 + len(t) + 1 + posKeyLen)
 	}

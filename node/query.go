@@ -207,20 +207,6 @@ func (pl *readPlan) decode(p pos, v []byte, q *aql.Query) (*event.Event, error) 
 	}, nil
 }
 
-// load reads the record at p and decodes it if q selects it (nil if not).
-func (pl *readPlan) load(txn *badger.Txn, p pos, q *aql.Query) (*event.Event, error) {
-	item, err := txn.Get(eventKey(p))
-	if err != nil {
-		return nil, fmt.Errorf("index names a missing event %d/%d: %w", p.sid, p.offset, err)
-	}
-	var ev *event.Event
-	err = item.Value(func(v []byte) error {
-		ev, err = pl.decode(p, v, q)
-		return err
-	})
-	return ev, err
-}
-
 // indexPlan decides whether the tag index should answer where: it returns
 // the tags whose index entries, merged, cover every event where selects, if
 // they are few enough (an eighth of the events in range) to beat a scan.
@@ -297,6 +283,8 @@ func (n *Node) readIndex(ctx context.Context, txn *badger.Txn, pl *readPlan, q *
 		key := func(p pos) lamport.EventKey {
 			return lamport.EventKey{Lamport: p.lamport, Stream: pl.v.sidKeys[p.sid], Offset: p.offset}
 		}
+		rd := newBlockReader(txn, pl)
+		defer rd.close()
 		var last pos
 		i := 0
 		for p, err := range lamport.Merge(key, desc, inputs...) {
@@ -313,7 +301,7 @@ func (n *Node) readIndex(ctx context.Context, txn *badger.Txn, pl *readPlan, q *
 				continue // an event carrying several of the tags
 			}
 			last = p
-			ev, err := pl.load(txn, p, q)
+			ev, err := rd.load(p, q)
 			if err != nil {
 				yield(nil, err)
 				return

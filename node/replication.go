@@ -170,7 +170,7 @@ func (r *replStore) ReadRange(ctx context.Context, stream event.StreamID, from i
 			from = int64(floor) - 1
 		}
 		pl := &readPlan{v: v, local: make([]bool, len(v.names))}
-		seq := newSeqReader(txn, pl)
+		seq := newBlockReader(txn, pl)
 		defer seq.close()
 		for run, err := range runsFrom(txn, sid, uint64(from+1)) {
 			if err != nil {
@@ -195,7 +195,7 @@ func (r *replStore) ReadRange(ctx context.Context, stream event.StreamID, from i
 					return
 				}
 				p := pos{lamport: l, sid: sid, offset: off}
-				ev, err := seq.load(p)
+				ev, err := seq.load(p, allEvents)
 				if err != nil {
 					yield(replicate.Entry{}, err)
 					return

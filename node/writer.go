@@ -119,7 +119,7 @@ func newWriter(st *store, clock *lamport.Clock, key crypto.PrivKey, cfg Config, 
 func (w *writer) estimate(req *writeReq) error {
 	var size, count int64
 	for _, e := range req.ingest {
-		size += eventKeyLen + int64(len(e.Payload)+len(e.AppID)+32) + entryOverhead + 10
+		size += blockKeyLen + int64(len(e.Payload)+len(e.AppID)+32) + entryOverhead + 10
 		count++
 		for _, t := range e.Tags {
 			size += 2*int64(len(t)) + 4 + posKeyLen + entryOverhead
@@ -128,7 +128,7 @@ func (w *writer) estimate(req *writeReq) error {
 	}
 	for i, d := range req.drafts {
 		// event record, stream index, tag index entries
-		size += eventKeyLen + int64(len(d.Payload)+len(req.appID)+32) + entryOverhead
+		size += blockKeyLen + int64(len(d.Payload)+len(req.appID)+32) + entryOverhead
 		size += 10 // its share of the batch's stream index run
 		count++
 		for _, t := range req.tags[i] {
@@ -322,13 +322,6 @@ func (w *writer) write(batch []*writeReq) ([]writeRes, error) {
 		st.mu.Unlock()
 	}
 
-	// Keys and values of the whole batch live in one arena, sized up front
-	// from the requests' estimates so it is not regrown (and copied).
-	var estimate int64
-	for _, req := range batch {
-		estimate += req.size
-	}
-	arena := make([]byte, 0, estimate)
 	var x expBatch // bytes and floors of streams (prune.go)
 	set := func(k, v []byte) {
 		if err == nil {
@@ -337,33 +330,24 @@ func (w *writer) write(batch []*writeReq) ([]writeRes, error) {
 	}
 	// putPosting writes a tag index posting (posting.go).
 	var postings postingBuilder
-	putPosting := func(tag string, first pos, val []byte) {
-		start := len(arena)
-		arena = append(arena, pfxTag)
-		arena = append(arena, tag...)
-		arena = append(arena, 0)
-		arena = appendPos(arena, first)
-		set(arena[start:len(arena):len(arena)], val)
-	}
-	// putEvent writes an event's record and adds it to its tags' postings.
+	putPosting := func(tag string, first pos, val []byte) { set(tagKey(tag, first), val) }
+	// putBlock writes a block of records (block.go).
+	var blocks blockBuilder
+	putBlock := func(sid uint32, first uint64, val []byte) { set(blockKey(sid, first), val) }
+	// putEvent adds an event's record to its stream's block and the event
+	// to its tags' postings.
+	var rec []byte
 	putEvent := func(p pos, r *record) {
-		start := len(arena)
-		arena = appendEventKey(arena, p)
-		k := arena[start:len(arena):len(arena)]
-		start = len(arena)
-		arena = appendRecord(arena, r)
-		set(k, arena[start:len(arena):len(arena)])
-		x.grow(p.sid, eventBytes(len(arena)-start, r.tags))
+		rec = appendRecord(rec[:0], r)
+		x.grow(p.sid, eventBytes(len(rec), r.tags))
+		blocks.add(p, rec, putBlock)
 		for _, t := range r.tags {
 			postings.add(t, p, putPosting)
 		}
 	}
 	// putRun writes a stream index run ending at its signed head.
 	putRun := func(sid uint32, firstOffset uint64, lamports []uint64, head *replicate.SignedHead) {
-		start := len(arena)
-		arena = appendRun(arena, lamports)
-		arena = appendRunHead(arena, head)
-		set(streamKey(sid, firstOffset), arena[start:len(arena):len(arena)])
+		set(streamKey(sid, firstOffset), appendRunHead(appendRun(nil, lamports), head))
 	}
 	for sid := firstNew; sid < firstNew+uint32(added); sid++ {
 		set(nameKey(sid), []byte(st.names[sid]))
@@ -415,6 +399,7 @@ func (w *writer) write(batch []*writeReq) ([]writeRes, error) {
 			next[sid]++
 		}
 	}
+	blocks.flush(putBlock)
 	postings.flush(putPosting)
 	// Each of this node's streams gets one run per batch, ending at a head
 	// signed with the node key: the checkpoint peers verify the chain at.

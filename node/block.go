@@ -1,0 +1,266 @@
+package node
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/edgelog/edgelog/aql"
+	"github.com/edgelog/edgelog/event"
+)
+
+// Event records are stored in blocks (layout version 5): consecutive
+// events of one stream, written in one batch, share one Badger entry
+//
+//	b <sid:4> <first offset:8> -> {Δlamport:uvarint len:uvarint record}*
+//
+// where the first Lamport time is relative to 0 and the offsets follow
+// from the first. One entry per event cost a node catching up on a peer
+// about as much as the event's bytes. A block holds at most blockBytes of
+// records (or one larger record) and never crosses a multiple of
+// dropAlign offsets, so the record keys of an aligned range of offsets are
+// still a key prefix (drop.go), and the block holding an offset starts in
+// that offset's aligned range.
+//
+// Loading one event through the tag index seeks the block holding it,
+// and Badger's iterator reads the entry before it too; blocks of 4 KiB
+// made reading a 1% tag three times slower (BenchmarkQuerySelectiveTag1M),
+// 1 KiB ones cost nothing there.
+const blockBytes = 1 << 10
+
+// blockKeyLen is the length of a record block's key.
+const blockKeyLen = 1 + 4 + 8
+
+// blockKey is the key of sid's block starting at first, and the smallest
+// key of its blocks starting there or later.
+func blockKey(sid uint32, first uint64) []byte {
+	return binary.BigEndian.AppendUint64(eventPrefix(sid), first)
+}
+
+// decodeBlockKey parses a block key.
+func decodeBlockKey(k []byte) (sid uint32, first uint64, err error) {
+	if len(k) != blockKeyLen || k[0] != pfxEvent {
+		return 0, 0, fmt.Errorf("%w: record block key %x", errBadKey, k)
+	}
+	return binary.BigEndian.Uint32(k[1:]), binary.BigEndian.Uint64(k[5:]), nil
+}
+
+// blockRec is one record of a decoded block.
+type blockRec struct {
+	lamport uint64
+	rec     []byte
+}
+
+// decodeBlock appends v's records to out; the i-th is at offset first+i.
+func decodeBlock(v []byte, out []blockRec) ([]blockRec, error) {
+	var l uint64
+	for i := 0; len(v) > 0; i++ {
+		d, k := binary.Uvarint(v)
+		if k <= 0 || (i > 0 && d == 0) || l+d < l {
+			return out, fmt.Errorf("%w: record block", errBadRecord)
+		}
+		v = v[k:]
+		n, k := binary.Uvarint(v)
+		if k <= 0 || n > uint64(len(v)-k) {
+			return out, fmt.Errorf("%w: record block", errBadRecord)
+		}
+		l += d
+		out = append(out, blockRec{lamport: l, rec: v[k : k+int(n)]})
+		v = v[k+int(n):]
+	}
+	if len(out) == 0 {
+		return out, fmt.Errorf("%w: empty record block", errBadRecord)
+	}
+	return out, nil
+}
+
+// blockBuilder collects a write batch's records into blocks.
+type blockBuilder struct {
+	open map[uint32]*openBlock
+}
+
+type openBlock struct {
+	first, next uint64 // offsets: the block's first, the one it takes next
+	lamport     uint64 // the last record's
+	buf         []byte
+}
+
+// add appends the record rec of the event at p to the open block of p's
+// stream, or to a new one when p does not continue it, the block is full,
+// or p starts an aligned range; a block it closes goes to put.
+func (b *blockBuilder) add(p pos, rec []byte, put func(sid uint32, first uint64, val []byte)) {
+	if b.open == nil {
+		b.open = map[uint32]*openBlock{}
+	}
+	o := b.open[p.sid]
+	switch {
+	case o == nil:
+		o = &openBlock{}
+		b.open[p.sid] = o
+	case p.offset == o.next && p.offset%dropAlign != 0 && p.lamport > o.lamport && len(o.buf)+len(rec) <= blockBytes:
+		o.buf = binary.AppendUvarint(o.buf, p.lamport-o.lamport)
+		o.buf = binary.AppendUvarint(o.buf, uint64(len(rec)))
+		o.buf = append(o.buf, rec...)
+		o.next, o.lamport = p.offset+1, p.lamport
+		return
+	default:
+		put(p.sid, o.first, o.buf)
+	}
+	buf := make([]byte, 0, min(blockBytes, len(rec)*4)+2*binary.MaxVarintLen64)
+	buf = binary.AppendUvarint(buf, p.lamport)
+	buf = binary.AppendUvarint(buf, uint64(len(rec)))
+	*o = openBlock{first: p.offset, next: p.offset + 1, lamport: p.lamport, buf: append(buf, rec...)}
+}
+
+// flush hands every open block to put and empties b.
+func (b *blockBuilder) flush(put func(sid uint32, first uint64, val []byte)) {
+	for sid, o := range b.open {
+		put(sid, o.first, o.buf)
+	}
+	clear(b.open)
+}
+
+// eachRecord calls f with the position and stored record of each of sid's
+// events with offsets in [from, to), in offset order (reversed with desc),
+// until f returns false or an error. A record missing in the range is an
+// error, not a gap.
+func eachRecord(txn *badger.Txn, sid uint32, from, to uint64, desc bool, f func(p pos, v []byte) (bool, error)) error {
+	if from >= to {
+		return nil
+	}
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: eventPrefix(sid), Reverse: desc})
+	defer it.Close()
+	// want is the offset the next record must have, last the one to end
+	// at. The block holding from starts in from's aligned range; a reverse
+	// seek lands on the last block starting at or before to-1.
+	want, last, seek := from, to-1, from&^(dropAlign-1)
+	if desc {
+		want, last, seek = to-1, from, to-1
+	}
+	var recs []blockRec
+	for it.Seek(blockKey(sid, seek)); ; it.Next() {
+		if !it.Valid() {
+			return fmt.Errorf("no record at offset %d", want)
+		}
+		item := it.Item()
+		_, first, err := decodeBlockKey(item.Key())
+		if err != nil {
+			return err
+		}
+		done := false
+		err = item.Value(func(v []byte) error {
+			var err error
+			if recs, err = decodeBlock(v, recs[:0]); err != nil {
+				return fmt.Errorf("block at %d: %w", first, err)
+			}
+			for i := range recs {
+				j := i
+				if desc {
+					j = len(recs) - 1 - i
+				}
+				off := first + uint64(j)
+				if (!desc && off < want) || (desc && off > want) {
+					continue
+				}
+				if off != want {
+					break
+				}
+				goOn, err := f(pos{lamport: recs[j].lamport, sid: sid, offset: off}, recs[j].rec)
+				if err != nil || !goOn || want == last {
+					done = true
+					return err
+				}
+				if desc {
+					want--
+				} else {
+					want++
+				}
+			}
+			return nil
+		})
+		if err != nil || done {
+			return err
+		}
+		if (!desc && first > want) || (desc && first+uint64(len(recs)) <= want) {
+			return fmt.Errorf("no record at offset %d", want)
+		}
+	}
+}
+
+// blockReader loads events by position, in any order, keeping the block
+// read last for each stream: events of one stream read in offset order (a
+// stream's range served to a peer, a tag's events of one stream) cost one
+// seek per block.
+type blockReader struct {
+	it    *badger.Iterator // reverse: a seek lands on the block at or before
+	pl    *readPlan
+	cache map[uint32]*cachedBlock
+}
+
+type cachedBlock struct {
+	first uint64
+	val   []byte
+	recs  []blockRec
+}
+
+// newBlockReader opens an iterator over txn's record blocks; close the
+// reader before txn ends.
+func newBlockReader(txn *badger.Txn, pl *readPlan) *blockReader {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxEvent}, Reverse: true})
+	return &blockReader{it: it, pl: pl, cache: map[uint32]*cachedBlock{}}
+}
+
+// load reads the event at p and decodes it if q selects it (nil if not).
+func (r *blockReader) load(p pos, q *aql.Query) (*event.Event, error) {
+	b := r.cache[p.sid]
+	if b == nil || p.offset < b.first || p.offset-b.first >= uint64(len(b.recs)) {
+		var err error
+		if b, err = r.find(p.sid, p.offset); err != nil {
+			return nil, fmt.Errorf("index names a missing event %d/%d: %w", p.sid, p.offset, err)
+		}
+	}
+	rec := b.recs[p.offset-b.first]
+	if rec.lamport != p.lamport {
+		return nil, fmt.Errorf("%w: event %d/%d has Lamport time %d, the index says %d", errBadRecord, p.sid, p.offset, rec.lamport, p.lamport)
+	}
+	return r.pl.decode(p, rec.rec, q)
+}
+
+// find reads the block of sid holding offset into the cache.
+func (r *blockReader) find(sid uint32, offset uint64) (*cachedBlock, error) {
+	r.it.Seek(blockKey(sid, offset))
+	if !r.it.Valid() {
+		return nil, errNoBlock
+	}
+	item := r.it.Item()
+	s, first, err := decodeBlockKey(item.Key())
+	if err != nil {
+		return nil, err
+	}
+	if s != sid {
+		return nil, errNoBlock
+	}
+	b := r.cache[sid]
+	if b == nil {
+		b = &cachedBlock{}
+		r.cache[sid] = b
+	}
+	b.first, b.recs = first, b.recs[:0]
+	if b.val, err = item.ValueCopy(b.val[:0]); err != nil {
+		return nil, err
+	}
+	if b.recs, err = decodeBlock(b.val, b.recs); err != nil {
+		delete(r.cache, sid)
+		return nil, fmt.Errorf("block at %d: %w", first, err)
+	}
+	if offset-first >= uint64(len(b.recs)) {
+		return nil, errNoBlock
+	}
+	return b, nil
+}
+
+var errNoBlock = errors.New("no record block holds it")
+
+func (r *blockReader) close() { r.it.Close() }
