@@ -152,9 +152,11 @@ func (c *Consumer) requestFlush() {
 }
 
 func (c *Consumer) run(ctx context.Context) {
-	flushDone := make(chan struct{})
-	fctx, stopFlush := context.WithCancel(context.WithoutCancel(ctx))
-	go func() { defer close(flushDone); c.flusher(fctx) }()
+	// The flusher's saves are not cancelled: one cancelled by the client
+	// may still be applied by a remote node after the final save below,
+	// reviving an old status (a stopped consumer shown running).
+	flushDone, stopFlush := make(chan struct{}), make(chan struct{})
+	go func() { defer close(flushDone); c.flusher(context.WithoutCancel(ctx), stopFlush) }()
 	for ev, err := range c.log.Subscribe(ctx, c.q, After(c.Checkpoint())) {
 		if err != nil {
 			c.mu.Lock()
@@ -166,7 +168,7 @@ func (c *Consumer) run(ctx context.Context) {
 	}
 	<-ctx.Done() // a failed subscription still lets handlers finish until ctx ends
 	c.wg.Wait()
-	stopFlush()
+	close(stopFlush)
 	<-flushDone
 	c.mu.Lock()
 	c.running = false
@@ -264,13 +266,13 @@ func (c *Consumer) handle(ctx context.Context, w *worker, ev Event) bool {
 	}
 }
 
-// flusher writes the checkpoint whenever it changed, until ctx ends.
-func (c *Consumer) flusher(ctx context.Context) {
+// flusher writes the checkpoint whenever it changed, until stop closes.
+func (c *Consumer) flusher(ctx context.Context, stop <-chan struct{}) {
 	for {
 		select {
 		case <-c.flushReq:
 			_ = c.flush(ctx) // retried with the next change and at the end
-		case <-ctx.Done():
+		case <-stop:
 			return
 		}
 	}
