@@ -11,7 +11,7 @@ import (
 	"github.com/edgelog/edgelog/event"
 )
 
-// Event records are stored in blocks (layout version 5): consecutive
+// Event records are stored in blocks (since layout version 5): consecutive
 // events of one stream, written in one batch, share one Badger entry
 //
 //	b <sid:4> <first offset:8> -> {Δlamport:uvarint len:uvarint record}*
@@ -24,11 +24,12 @@ import (
 // still a key prefix (drop.go), and the block holding an offset starts in
 // that offset's aligned range.
 //
-// Loading one event through the tag index seeks the block holding it,
-// and Badger's iterator reads the entry before it too; blocks of 4 KiB
-// made reading a 1% tag three times slower (BenchmarkQuerySelectiveTag1M),
-// 1 KiB ones cost nothing there.
-const blockBytes = 1 << 10
+// Loading one event through the tag index is a point lookup of its block
+// (the posting names it), which reads and decodes the whole block. With
+// blocks of 2 KiB a 1% tag reads as fast as with a record per key
+// (BenchmarkQuerySelectiveTag1M); with 4 KiB, 30% slower, for catch-up at
+// 187k-189k events/s instead of 162k-178k (BenchmarkCatchUp).
+const blockBytes = 2 << 10
 
 // blockKeyLen is the length of a record block's key.
 const blockKeyLen = 1 + 4 + 8
@@ -89,8 +90,9 @@ type openBlock struct {
 
 // add appends the record rec of the event at p to the open block of p's
 // stream, or to a new one when p does not continue it, the block is full,
-// or p starts an aligned range; a block it closes goes to put.
-func (b *blockBuilder) add(p pos, rec []byte, put func(sid uint32, first uint64, val []byte)) {
+// or p starts an aligned range; a block it closes goes to put. It returns
+// the first offset of the block that took rec.
+func (b *blockBuilder) add(p pos, rec []byte, put func(sid uint32, first uint64, val []byte)) (block uint64) {
 	if b.open == nil {
 		b.open = map[uint32]*openBlock{}
 	}
@@ -104,7 +106,7 @@ func (b *blockBuilder) add(p pos, rec []byte, put func(sid uint32, first uint64,
 		o.buf = binary.AppendUvarint(o.buf, uint64(len(rec)))
 		o.buf = append(o.buf, rec...)
 		o.next, o.lamport = p.offset+1, p.lamport
-		return
+		return o.first
 	default:
 		put(p.sid, o.first, o.buf)
 	}
@@ -112,6 +114,7 @@ func (b *blockBuilder) add(p pos, rec []byte, put func(sid uint32, first uint64,
 	buf = binary.AppendUvarint(buf, p.lamport)
 	buf = binary.AppendUvarint(buf, uint64(len(rec)))
 	*o = openBlock{first: p.offset, next: p.offset + 1, lamport: p.lamport, buf: append(buf, rec...)}
+	return p.offset
 }
 
 // flush hands every open block to put and empties b.
@@ -190,11 +193,13 @@ func eachRecord(txn *badger.Txn, sid uint32, from, to uint64, desc bool, f func(
 }
 
 // blockReader loads events by position, in any order, keeping the block
-// read last for each stream: events of one stream read in offset order (a
-// stream's range served to a peer, a tag's events of one stream) cost one
-// seek per block.
+// read last for each stream. Where a block starts comes from the tag index
+// (a posting names each event's block) or from the cached block (the next
+// one of a stream read in offset order starts right after it), and then
+// loading a block is one point lookup; otherwise a seek finds it.
 type blockReader struct {
-	it    *badger.Iterator // reverse: a seek lands on the block at or before
+	txn   *badger.Txn
+	it    *badger.Iterator // reverse, opened at the first seek
 	pl    *readPlan
 	cache map[uint32]*cachedBlock
 }
@@ -205,19 +210,25 @@ type cachedBlock struct {
 	recs  []blockRec
 }
 
-// newBlockReader opens an iterator over txn's record blocks; close the
-// reader before txn ends.
+// noBlock is a block start a load does not know.
+const noBlock = ^uint64(0)
+
+// newBlockReader returns a reader of txn's record blocks; close it before
+// txn ends.
 func newBlockReader(txn *badger.Txn, pl *readPlan) *blockReader {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxEvent}, Reverse: true})
-	return &blockReader{it: it, pl: pl, cache: map[uint32]*cachedBlock{}}
+	return &blockReader{txn: txn, pl: pl, cache: map[uint32]*cachedBlock{}}
 }
 
-// load reads the event at p and decodes it if q selects it (nil if not).
-func (r *blockReader) load(p pos, q *aql.Query) (*event.Event, error) {
+// load reads the event at p, whose record's block starts at offset block
+// (or noBlock), and decodes it if q selects it (nil if not).
+func (r *blockReader) load(p pos, block uint64, q *aql.Query) (*event.Event, error) {
 	b := r.cache[p.sid]
 	if b == nil || p.offset < b.first || p.offset-b.first >= uint64(len(b.recs)) {
+		if block == noBlock && b != nil && p.offset == b.first+uint64(len(b.recs)) {
+			block = p.offset
+		}
 		var err error
-		if b, err = r.find(p.sid, p.offset); err != nil {
+		if b, err = r.find(p.sid, p.offset, block); err != nil {
 			return nil, fmt.Errorf("index names a missing event %d/%d: %w", p.sid, p.offset, err)
 		}
 	}
@@ -228,13 +239,27 @@ func (r *blockReader) load(p pos, q *aql.Query) (*event.Event, error) {
 	return r.pl.decode(p, rec.rec, q)
 }
 
-// find reads the block of sid holding offset into the cache.
-func (r *blockReader) find(sid uint32, offset uint64) (*cachedBlock, error) {
-	r.it.Seek(blockKey(sid, offset))
-	if !r.it.Valid() {
-		return nil, errNoBlock
+// find reads the block of sid holding offset, starting at block if known,
+// into the cache.
+func (r *blockReader) find(sid uint32, offset, block uint64) (*cachedBlock, error) {
+	var item *badger.Item
+	if block != noBlock {
+		var err error
+		if item, err = r.txn.Get(blockKey(sid, block)); errors.Is(err, badger.ErrKeyNotFound) {
+			return nil, errNoBlock
+		} else if err != nil {
+			return nil, err
+		}
+	} else {
+		if r.it == nil {
+			r.it = r.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxEvent}, Reverse: true})
+		}
+		// A reverse seek lands on the last block starting at or before.
+		if r.it.Seek(blockKey(sid, offset)); !r.it.Valid() {
+			return nil, errNoBlock
+		}
+		item = r.it.Item()
 	}
-	item := r.it.Item()
 	s, first, err := decodeBlockKey(item.Key())
 	if err != nil {
 		return nil, err
@@ -255,7 +280,7 @@ func (r *blockReader) find(sid uint32, offset uint64) (*cachedBlock, error) {
 		delete(r.cache, sid)
 		return nil, fmt.Errorf("block at %d: %w", first, err)
 	}
-	if offset-first >= uint64(len(b.recs)) {
+	if offset < first || offset-first >= uint64(len(b.recs)) {
 		return nil, errNoBlock
 	}
 	return b, nil
@@ -263,4 +288,8 @@ func (r *blockReader) find(sid uint32, offset uint64) (*cachedBlock, error) {
 
 var errNoBlock = errors.New("no record block holds it")
 
-func (r *blockReader) close() { r.it.Close() }
+func (r *blockReader) close() {
+	if r.it != nil {
+		r.it.Close()
+	}
+}

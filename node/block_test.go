@@ -96,15 +96,25 @@ func TestRecordBlocks(t *testing.T) {
 	}
 	rd := newBlockReader(txn, &readPlan{})
 	defer rd.close()
-	for range 2000 {
+	for i := range 2000 {
 		sid := uint32(1 + r.IntN(streams))
 		off := r.Uint64N(uint64(len(held[sid])))
 		h := held[sid][off]
-		if b, err := rd.find(sid, off); err != nil || !bytes.Equal(b.recs[off-b.first].rec, h.v) || b.recs[off-b.first].lamport != h.lamport {
+		b, err := rd.find(sid, off, noBlock)
+		if err != nil || !bytes.Equal(b.recs[off-b.first].rec, h.v) || b.recs[off-b.first].lamport != h.lamport {
 			t.Fatalf("stream %d offset %d: %v", sid, off, err)
 		}
+		if i%2 == 0 {
+			// The same through a known block start, and a wrong one.
+			if b2, err := rd.find(sid, off, b.first); err != nil || b2.first != b.first {
+				t.Fatalf("stream %d offset %d from its block at %d: %v", sid, off, b.first, err)
+			}
+			if _, err := rd.find(sid, off, b.first+uint64(len(b.recs))); err == nil {
+				t.Fatalf("stream %d offset %d found in the block after its own", sid, off)
+			}
+		}
 	}
-	if _, err := rd.find(1, uint64(len(held[1]))); err == nil {
+	if _, err := rd.find(1, uint64(len(held[1])), noBlock); err == nil {
 		t.Error("found a block past the end")
 	}
 	// Damaged blocks are errors.

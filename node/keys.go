@@ -41,15 +41,18 @@ const (
 // newer database. Version 4 gives tag index entries values, each listing
 // a posting of events (posting.go); version 3's entries, with empty values,
 // are postings of one event. Version 5 stores records in blocks of
-// consecutive events (block.go, prefix b); upgrading rewrites the records
-// of versions 1 to 4 (prefix o or e) into blocks.
+// consecutive events (block.go, prefix b). Version 6 postings say where
+// each event's block starts. Upgrading rewrites the records of versions 1
+// to 4 (prefix o or e) into blocks and writes the tag index of versions 3
+// to 5 again (migrate.go).
 const (
 	formatV1      = 1
 	formatV2      = 2
 	formatV3      = 3
 	formatV4      = 4
 	formatV5      = 5
-	formatCurrent = formatV5
+	formatV6      = 6
+	formatCurrent = formatV6
 )
 
 var (

@@ -37,22 +37,27 @@ func decodeOldRecordKey(k []byte) (pos, error) {
 }
 
 // upgrade brings a database of an older layout version to the current one:
-// version 3's tag index entries are postings of one event already, and the
-// records of versions 1 to 4 move into blocks.
+// the records of versions 1 to 4 move into blocks, and the tag index is
+// written again with where each event's block starts. Each step can stop
+// anywhere (a crash, a full disk) and runs again at the next start.
 func (s *store) upgrade(version uint64) error {
-	old := byte(pfxEventV4)
-	if version < formatV3 {
-		old = pfxEventV2
+	if version < formatV5 {
+		old := byte(pfxEventV4)
+		if version < formatV3 {
+			old = pfxEventV2
+		}
+		if err := s.migrateRecords(old); err != nil {
+			return err
+		}
 	}
-	return s.migrateRecords(old)
+	return s.rebuildTagIndex()
 }
 
 // migrateRecords rewrites the event records under prefix old into blocks
-// and then sets the current version. It can stop anywhere (a crash, a
-// full disk) and run again: the old records go only once all are copied,
+// and then sets version 5. The old records go only once all are copied,
 // and copying them again writes the same blocks.
 func (s *store) migrateRecords(old byte) error {
-	s.log.Info("upgrading the database layout: rewriting every event record once", slog.Int("version", formatCurrent))
+	s.log.Info("upgrading the database layout: rewriting every event record once", slog.Int("version", formatV5))
 	start := time.Now()
 	var n int
 	wb := s.db.NewWriteBatch()
@@ -88,11 +93,119 @@ func (s *store) migrateRecords(old byte) error {
 		err = s.db.DropPrefix([]byte{old})
 	}
 	if err == nil {
+		err = s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyFormat, u64(formatV5)) })
+	}
+	if err != nil {
+		return fmt.Errorf("upgrading the database to layout version %d (it resumes at the next start): %w", formatV5, err)
+	}
+	s.log.Info("upgraded the database layout", slog.Int("version", formatV5), slog.Int("events", n), slog.Duration("took", time.Since(start)))
+	return nil
+}
+
+// rebuildPostingEvents bounds the events a rebuild keeps in open postings
+// (with a distinct tag per event, each is a posting of its own).
+const rebuildPostingEvents = 4096
+
+// rebuildTagIndex deletes the tag index and writes it again, as postings
+// that say where each event's block starts, from the records at or above
+// each stream's floor (those below expired), and then sets the current
+// version. Stopped, it starts over.
+func (s *store) rebuildTagIndex() error {
+	s.log.Info("upgrading the database layout: writing the tag index again", slog.Int("version", formatCurrent))
+	start := time.Now()
+	var n int
+	err := s.db.DropPrefix([]byte{pfxTag})
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	if err == nil {
+		err = s.db.View(func(txn *badger.Txn) error {
+			floors, err := readFloors(txn)
+			if err != nil {
+				return err
+			}
+			var postings postingBuilder
+			var werr error
+			put := func(tag string, first pos, val []byte) {
+				if werr == nil {
+					werr = wb.Set(tagKey(tag, first), val)
+				}
+			}
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxEvent}, PrefetchValues: true, PrefetchSize: 64})
+			defer it.Close()
+			var recs []blockRec
+			open, lastSid := 0, uint32(0)
+			for it.Rewind(); it.Valid() && werr == nil; it.Next() {
+				item := it.Item()
+				sid, first, err := decodeBlockKey(item.Key())
+				if err != nil {
+					return err
+				}
+				if sid != lastSid || open >= rebuildPostingEvents {
+					postings.flush(put)
+					open, lastSid = 0, sid
+				}
+				err = item.Value(func(v []byte) error {
+					if recs, err = decodeBlock(v, recs[:0]); err != nil {
+						return fmt.Errorf("block %d/%d: %w", sid, first, err)
+					}
+					for i, br := range recs {
+						p := pos{lamport: br.lamport, sid: sid, offset: first + uint64(i)}
+						if p.offset < floors[sid] {
+							continue
+						}
+						r, _, _, err := decodeHeader(br.rec)
+						if err != nil {
+							return fmt.Errorf("event %d/%d: %w", sid, p.offset, err)
+						}
+						for _, t := range r.tags {
+							postings.add(t, ref{p, first}, put)
+							open++
+						}
+						n++
+					}
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+			}
+			postings.flush(put)
+			return werr
+		})
+	}
+	if err == nil {
+		err = wb.Flush()
+	}
+	if err == nil {
 		err = s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyFormat, u64(formatCurrent)) })
 	}
 	if err != nil {
-		return fmt.Errorf("upgrading the database to layout version %d (it resumes at the next start): %w", formatCurrent, err)
+		return fmt.Errorf("upgrading the database to layout version %d (it starts over at the next start): %w", formatCurrent, err)
 	}
 	s.log.Info("upgraded the database layout", slog.Int("version", formatCurrent), slog.Int("events", n), slog.Duration("took", time.Since(start)))
 	return nil
+}
+
+// readFloors returns each stream's floor, by sid.
+func readFloors(txn *badger.Txn) (map[uint32]uint64, error) {
+	floors := map[uint32]uint64{}
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxFloor}})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		k := it.Item().Key()
+		if len(k) != 5 {
+			return nil, fmt.Errorf("%w: floor key %x", errBadKey, k)
+		}
+		err := it.Item().Value(func(v []byte) error {
+			if len(v) < 8 {
+				return fmt.Errorf("%w: floor record of %d bytes", errBadRecord, len(v))
+			}
+			floors[binary.BigEndian.Uint32(k[1:])] = binary.BigEndian.Uint64(v)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return floors, nil
 }

@@ -11,17 +11,20 @@ import (
 )
 
 // The tag index holds postings: one entry per tag, stream and write batch
-// (layout version 4), not one per event, because a Badger entry costs
-// about as much to write as the event's record and the index's entries
-// were most of what a node catching up on a peer's events wrote. A
-// posting is keyed by the position of its first event and lists the
-// events after it as increments:
+// (since layout version 4), not one per event, because a Badger entry
+// costs about as much to write as the event's record and the index's
+// entries were most of what a node catching up on a peer's events wrote.
+// A posting is keyed by the position of its first event and lists the
+// events after it as increments, each with where its record's block starts
+// (block.go; since version 6), so loading an event is one lookup of a
+// known key:
 //
-//	t <tag> 0x00 <lamport:8> <sid:4> <offset:8> -> {Δoffset:uvarint Δlamport:uvarint}*
+//	t <tag> 0x00 <lamport:8> <sid:4> <offset:8> -> b0:uvarint {Δoffset:uvarint Δlamport:uvarint b:uvarint}*
 //
-// so a version 3 entry, with its empty value, is a posting of one event.
-// A posting holds events of one stream in offset order, whose Lamport
-// times increase, at most postingMaxEvents of them and all within
+// where b is the event's offset minus its block's first (at most 255: a
+// block never crosses a multiple of dropAlign). A posting holds events of
+// one stream in offset order, whose Lamport times increase, at most
+// postingMaxEvents of them and all within
 // postingSpan Lamport ticks of the first. The span is what lets a read
 // find the postings that reach into a Lamport range (they start at most
 // postingSpan-1 ticks before it) and know, reading backwards, when no
@@ -33,37 +36,60 @@ const (
 
 var errBadPosting = errors.New("node: malformed tag index posting")
 
+// ref is an event's position and the first offset of its record's block.
+type ref struct {
+	pos
+	block uint64
+}
+
 // eachPosted calls f with each event of the posting whose first event is
 // at first and whose value is v, in offset order, until f returns false.
-func eachPosted(first pos, v []byte, f func(pos) bool) error {
-	p := first
-	if !f(p) {
+func eachPosted(first pos, v []byte, f func(ref) bool) error {
+	r := ref{pos: first}
+	bd, k := binary.Uvarint(v)
+	if k <= 0 || bd > first.offset || bd >= dropAlign {
+		return errBadPosting
+	}
+	r.block, v = first.offset-bd, v[k:]
+	if !f(r) {
 		return nil
 	}
 	for len(v) > 0 {
-		do, k := binary.Uvarint(v)
-		if k <= 0 || do == 0 {
+		var d [3]uint64
+		for i := range d {
+			x, k := binary.Uvarint(v)
+			if k <= 0 {
+				return errBadPosting
+			}
+			d[i], v = x, v[k:]
+		}
+		p := r.pos
+		if d[0] == 0 || d[1] == 0 || p.offset+d[0] < p.offset || p.lamport+d[1] < p.lamport || p.lamport+d[1]-first.lamport >= postingSpan {
 			return errBadPosting
 		}
-		v = v[k:]
-		dl, k := binary.Uvarint(v)
-		if k <= 0 || dl == 0 || p.offset+do < p.offset || p.lamport+dl < p.lamport || p.lamport+dl-first.lamport >= postingSpan {
+		p.offset += d[0]
+		p.lamport += d[1]
+		if d[2] > p.offset || d[2] >= dropAlign {
 			return errBadPosting
 		}
-		v = v[k:]
-		p.offset += do
-		p.lamport += dl
-		if !f(p) {
+		r = ref{pos: p, block: p.offset - d[2]}
+		if !f(r) {
 			return nil
 		}
 	}
 	return nil
 }
 
-// appendPosted appends the increments from prev to p.
-func appendPosted(b []byte, prev, p pos) []byte {
-	b = binary.AppendUvarint(b, p.offset-prev.offset)
-	return binary.AppendUvarint(b, p.lamport-prev.lamport)
+// startPosted starts a posting's value with its first event, r.
+func startPosted(b []byte, r ref) []byte {
+	return binary.AppendUvarint(b, r.offset-r.block)
+}
+
+// appendPosted appends the increments from prev to r.
+func appendPosted(b []byte, prev pos, r ref) []byte {
+	b = binary.AppendUvarint(b, r.offset-prev.offset)
+	b = binary.AppendUvarint(b, r.lamport-prev.lamport)
+	return binary.AppendUvarint(b, r.offset-r.block)
 }
 
 // postingBuilder collects a write batch's postings.
@@ -82,27 +108,28 @@ type openPosting struct {
 	val         []byte
 }
 
-// add puts the event at p into tag's open posting of p's stream, or into a
-// new one when the open one is full or p does not follow it; a posting it
+// add puts the event r into tag's open posting of r's stream, or into a
+// new one when the open one is full or r does not follow it; a posting it
 // closes goes to put.
-func (b *postingBuilder) add(tag string, p pos, put func(tag string, first pos, val []byte)) {
+func (b *postingBuilder) add(tag string, r ref, put func(tag string, first pos, val []byte)) {
 	if b.open == nil {
 		b.open = map[postingID]*openPosting{}
 	}
-	id := postingID{tag, p.sid}
+	id := postingID{tag, r.sid}
 	o := b.open[id]
 	switch {
 	case o == nil:
-		b.open[id] = &openPosting{first: p, last: p, n: 1}
-		return
-	case o.n < postingMaxEvents && p.offset > o.last.offset && p.lamport > o.last.lamport && p.lamport-o.first.lamport < postingSpan:
-		o.val = appendPosted(o.val, o.last, p)
-		o.last = p
+		o = &openPosting{}
+		b.open[id] = o
+	case o.n < postingMaxEvents && r.offset > o.last.offset && r.lamport > o.last.lamport && r.lamport-o.first.lamport < postingSpan:
+		o.val = appendPosted(o.val, o.last, r)
+		o.last = r.pos
 		o.n++
 		return
+	default:
+		put(tag, o.first, o.val)
 	}
-	put(tag, o.first, o.val)
-	*o = openPosting{first: p, last: p, n: 1}
+	*o = openPosting{first: r.pos, last: r.pos, n: 1, val: startPosted(nil, r)}
 }
 
 // flush hands every open posting to put and empties b.
@@ -166,8 +193,8 @@ func tagPostings(txn *badger.Txn, tag string, minL, maxL uint64, desc bool) iter
 // (reversed with desc). Postings overlap in Lamport time, so positions
 // wait in a heap until no posting still unread can hold an earlier one
 // (a later one, with desc).
-func tagPositions(txn *badger.Txn, tag string, pl *readPlan, desc bool) iter.Seq2[pos, error] {
-	return func(yield func(pos, error) bool) {
+func tagPositions(txn *badger.Txn, tag string, pl *readPlan, desc bool) iter.Seq2[ref, error] {
+	return func(yield func(ref, error) bool) {
 		h := &posHeap{desc: desc}
 		// ready reports whether the heap's top comes before every event
 		// of a posting starting at Lamport time l and of those after it.
@@ -180,30 +207,30 @@ func tagPositions(txn *badger.Txn, tag string, pl *readPlan, desc bool) iter.Seq
 		}
 		for p, err := range tagPostings(txn, tag, pl.minL, pl.maxL, desc) {
 			if err != nil {
-				yield(pos{}, err)
+				yield(ref{}, err)
 				return
 			}
 			for h.Len() > 0 && ready(p.first.lamport) {
-				if !yield(heap.Pop(h).(pos), nil) {
+				if !yield(heap.Pop(h).(ref), nil) {
 					return
 				}
 			}
-			err = eachPosted(p.first, p.val, func(q pos) bool {
+			err = eachPosted(p.first, p.val, func(q ref) bool {
 				if q.lamport > pl.maxL {
 					return false
 				}
-				if q.lamport >= pl.minL && pl.admits(q) {
+				if q.lamport >= pl.minL && pl.admits(q.pos) {
 					heap.Push(h, q)
 				}
 				return true
 			})
 			if err != nil {
-				yield(pos{}, fmt.Errorf("tag %q at %d/%d: %w", tag, p.first.sid, p.first.offset, err))
+				yield(ref{}, fmt.Errorf("tag %q at %d/%d: %w", tag, p.first.sid, p.first.offset, err))
 				return
 			}
 		}
 		for h.Len() > 0 {
-			if !yield(heap.Pop(h).(pos), nil) {
+			if !yield(heap.Pop(h).(ref), nil) {
 				return
 			}
 		}
@@ -219,7 +246,7 @@ func countTag(txn *badger.Txn, tag string, minL, maxL, limit uint64) uint64 {
 		if err != nil || c >= limit {
 			break
 		}
-		eachPosted(p.first, p.val, func(q pos) bool {
+		eachPosted(p.first, p.val, func(q ref) bool {
 			if q.lamport > maxL {
 				return false
 			}
@@ -232,10 +259,10 @@ func countTag(txn *badger.Txn, tag string, minL, maxL, limit uint64) uint64 {
 	return min(c, limit)
 }
 
-// posHeap orders positions as the tag index does, (lamport, sid, offset),
+// posHeap orders events as the tag index does, (lamport, sid, offset),
 // smallest first (largest with desc).
 type posHeap struct {
-	items []pos
+	items []ref
 	desc  bool
 }
 
@@ -254,7 +281,7 @@ func (h *posHeap) Less(i, j int) bool {
 	return a.offset < b.offset
 }
 func (h *posHeap) Swap(i, j int) { h.items[i], h.items[j] = h.items[j], h.items[i] }
-func (h *posHeap) Push(x any)    { h.items = append(h.items, x.(pos)) }
+func (h *posHeap) Push(x any)    { h.items = append(h.items, x.(ref)) }
 func (h *posHeap) Pop() any {
 	last := h.items[len(h.items)-1]
 	h.items = h.items[:len(h.items)-1]

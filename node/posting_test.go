@@ -32,47 +32,49 @@ func TestPostingBuilderSplits(t *testing.T) {
 	var b postingBuilder
 	var got []postedEntry
 	put := buildPostings(&b, &got)
-	var in []pos
+	var in []ref
 	l := uint64(100)
 	for off := range uint64(2*postingMaxEvents + 10) {
-		in = append(in, pos{lamport: l, sid: 1, offset: off})
+		in = append(in, ref{pos{lamport: l, sid: 1, offset: off}, off &^ 15})
 		l++
 	}
 	// A jump of a full span in Lamport time.
 	l += postingSpan
 	for off := uint64(2*postingMaxEvents + 10); off < 2*postingMaxEvents+20; off++ {
-		in = append(in, pos{lamport: l, sid: 1, offset: off})
+		in = append(in, ref{pos{lamport: l, sid: 1, offset: off}, off - off%dropAlign})
 		l += 3
 	}
-	for _, p := range in {
-		b.add("x", p, put)
+	for _, r := range in {
+		b.add("x", r, put)
 	}
 	// Not following (a second batch of a stream would not do this, but a
 	// damaged peer range must not break the index).
-	b.add("x", pos{lamport: 5, sid: 1, offset: 1}, put)
+	stray := ref{pos{lamport: 5, sid: 1, offset: 1}, 0}
+	b.add("x", stray, put)
 	b.flush(put)
 	if len(got) != 5 {
 		t.Fatalf("%d postings, want 5: two full ones, the rest before the jump, after it, the stray event", len(got))
 	}
-	var back []pos
+	var back []ref
 	for _, e := range got {
 		n := 0
-		if err := eachPosted(e.first, e.val, func(p pos) bool { back = append(back, p); n++; return true }); err != nil {
+		if err := eachPosted(e.first, e.val, func(r ref) bool { back = append(back, r); n++; return true }); err != nil {
 			t.Fatal(err)
 		}
 		if n > postingMaxEvents {
 			t.Errorf("posting of %d events", n)
 		}
 	}
-	slices.SortFunc(back, func(a, b pos) int { return cmp.Compare(a.offset*1e9+a.lamport, b.offset*1e9+b.lamport) })
-	want := append(slices.Clone(in), pos{lamport: 5, sid: 1, offset: 1})
-	slices.SortFunc(want, func(a, b pos) int { return cmp.Compare(a.offset*1e9+a.lamport, b.offset*1e9+b.lamport) })
+	byOffset := func(a, b ref) int { return cmp.Compare(a.offset*1e9+a.lamport, b.offset*1e9+b.lamport) }
+	slices.SortFunc(back, byOffset)
+	want := append(slices.Clone(in), stray)
+	slices.SortFunc(want, byOffset)
 	if !slices.Equal(back, want) {
 		t.Fatal("events read back from the postings differ from those added")
 	}
 	// Damaged values are errors, not panics or wrong events.
-	for _, v := range [][]byte{{0x80}, {1}, {0, 1}, {1, 0}, {1, 0xff, 0xff, 0x7f}} {
-		if err := eachPosted(pos{lamport: 1, sid: 1}, v, func(pos) bool { return true }); err == nil {
+	for _, v := range [][]byte{nil, {0x80}, {0x80, 0x02}, {0, 1}, {0, 1, 0, 0}, {0, 0, 1, 0}, {0, 1, 0xff, 0xff, 0x7f, 0}, {0, 1, 1, 200}} {
+		if err := eachPosted(pos{lamport: 1, sid: 1, offset: 100}, v, func(ref) bool { return true }); err == nil {
 			t.Errorf("value %x decoded", v)
 		}
 	}
@@ -125,7 +127,7 @@ func TestTagPositionsRandom(t *testing.T) {
 					tags = append(tags, "rare")
 				}
 				for _, tg := range tags {
-					b.add(tg, p, put)
+					b.add(tg, ref{p, p.offset &^ 7}, put)
 				}
 				all = append(all, ev{p, tags})
 			}
@@ -165,11 +167,14 @@ func TestTagPositionsRandom(t *testing.T) {
 			})
 			for _, desc := range []bool{false, true} {
 				var got []pos
-				for p, err := range tagPositions(txn, tag, pl, desc) {
+				for r, err := range tagPositions(txn, tag, pl, desc) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					got = append(got, p)
+					if r.block != r.offset&^7 {
+						t.Fatalf("event %d/%d: block at %d", r.sid, r.offset, r.block)
+					}
+					got = append(got, r.pos)
 				}
 				w := slices.Clone(want)
 				if desc {
@@ -211,7 +216,7 @@ func tagIndex(t *testing.T, n *Node) map[string][]pos {
 				return err
 			}
 			err = it.Item().Value(func(v []byte) error {
-				return eachPosted(first, v, func(p pos) bool { out[tag] = append(out[tag], p); return true })
+				return eachPosted(first, v, func(r ref) bool { out[tag] = append(out[tag], r.pos); return true })
 			})
 			if err != nil {
 				return err

@@ -787,26 +787,25 @@ func (n *Node) prunePosting(txn *badger.Txn, op *pruneOp, tag string, p pos) (la
 		return 0, err
 	}
 	op.dels = append(op.dels, key)
-	var kept []byte // increments after keptFirst
+	var kept []byte // the posting from keptFirst on
 	var keptFirst, prev pos
-	keeps := false
 	err = item.Value(func(v []byte) error {
-		return eachPosted(p, v, func(q pos) bool {
+		return eachPosted(p, v, func(q ref) bool {
 			switch {
 			case q.offset < op.to:
-			case !keeps:
-				keptFirst, keeps = q, true
+			case kept == nil:
+				keptFirst, kept = q.pos, startPosted(nil, q)
 			default:
 				kept = appendPosted(kept, prev, q)
 			}
-			prev, last = q, q.offset
+			prev, last = q.pos, q.offset
 			return true
 		})
 	})
 	if err != nil {
 		return 0, fmt.Errorf("tag %q at %d/%d: %w", tag, p.sid, p.offset, err)
 	}
-	if keeps {
+	if kept != nil {
 		op.puts = append(op.puts, kvOp{key: tagKey(tag, keptFirst), val: kept})
 	}
 	return last, nil

@@ -276,16 +276,16 @@ func candidateTags(e aql.Expr, count func(string) uint64) ([]string, bool) {
 // readIndex merges the index entries of tags and loads the events they name.
 func (n *Node) readIndex(ctx context.Context, txn *badger.Txn, pl *readPlan, q *aql.Query, tags []string, desc bool) iter.Seq2[*event.Event, error] {
 	return func(yield func(*event.Event, error) bool) {
-		inputs := make([]iter.Seq2[pos, error], len(tags))
+		inputs := make([]iter.Seq2[ref, error], len(tags))
 		for i, t := range tags {
 			inputs[i] = tagPositions(txn, t, pl, desc)
 		}
-		key := func(p pos) lamport.EventKey {
-			return lamport.EventKey{Lamport: p.lamport, Stream: pl.v.sidKeys[p.sid], Offset: p.offset}
+		key := func(r ref) lamport.EventKey {
+			return lamport.EventKey{Lamport: r.lamport, Stream: pl.v.sidKeys[r.sid], Offset: r.offset}
 		}
 		rd := newBlockReader(txn, pl)
 		defer rd.close()
-		var last pos
+		var last ref
 		i := 0
 		for p, err := range lamport.Merge(key, desc, inputs...) {
 			if err == nil {
@@ -301,7 +301,7 @@ func (n *Node) readIndex(ctx context.Context, txn *badger.Txn, pl *readPlan, q *
 				continue // an event carrying several of the tags
 			}
 			last = p
-			ev, err := rd.load(p, q)
+			ev, err := rd.load(p.pos, p.block, q)
 			if err != nil {
 				yield(nil, err)
 				return

@@ -170,8 +170,8 @@ func (r *replStore) ReadRange(ctx context.Context, stream event.StreamID, from i
 			from = int64(floor) - 1
 		}
 		pl := &readPlan{v: v, local: make([]bool, len(v.names))}
-		seq := newBlockReader(txn, pl)
-		defer seq.close()
+		rd := newBlockReader(txn, pl)
+		defer rd.close()
 		for run, err := range runsFrom(txn, sid, uint64(from+1)) {
 			if err != nil {
 				yield(replicate.Entry{}, err)
@@ -195,7 +195,7 @@ func (r *replStore) ReadRange(ctx context.Context, stream event.StreamID, from i
 					return
 				}
 				p := pos{lamport: l, sid: sid, offset: off}
-				ev, err := seq.load(p, allEvents)
+				ev, err := rd.load(p, noBlock, allEvents)
 				if err != nil {
 					yield(replicate.Entry{}, err)
 					return

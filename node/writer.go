@@ -340,9 +340,9 @@ func (w *writer) write(batch []*writeReq) ([]writeRes, error) {
 	putEvent := func(p pos, r *record) {
 		rec = appendRecord(rec[:0], r)
 		x.grow(p.sid, eventBytes(len(rec), r.tags))
-		blocks.add(p, rec, putBlock)
+		block := blocks.add(p, rec, putBlock)
 		for _, t := range r.tags {
-			postings.add(t, p, putPosting)
+			postings.add(t, ref{p, block}, putPosting)
 		}
 	}
 	// putRun writes a stream index run ending at its signed head.
