@@ -34,17 +34,16 @@ func writeMsg(w io.Writer, v any) error {
 }
 
 // readMsg reads one length-prefixed message of at most max bytes. A clean
-// end of input before the length returns io.EOF.
+// end of input before the length returns io.EOF. Only what was read can be
+// malformed: an error of the reader (a stream reset by a peer that
+// stopped) is returned as it is, a failed transfer, not misbehaviour.
 func readMsg(r ByteReader, max int) ([]byte, error) {
-	n, err := binary.ReadUvarint(r)
+	n, err := readUvarint(r)
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, io.EOF
+		if errors.Is(err, errVarintOverflow) {
+			return nil, fmt.Errorf("%w: length prefix: %v", ErrMalformed, err)
 		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("%w: length prefix: %v", ErrMalformed, err)
+		return nil, err
 	}
 	if n > uint64(max) {
 		return nil, fmt.Errorf("%w: message of %d bytes, limit %d", ErrMalformed, n, max)
@@ -133,4 +132,32 @@ func ReadFrame(r ByteReader, stream event.StreamID, maxBytes int) (Frame, error)
 		f.Error = w.Error[:1024]
 	}
 	return f, nil
+}
+
+var errVarintOverflow = errors.New("varint overflows 64 bits")
+
+// readUvarint is binary.ReadUvarint, except that it tells a malformed
+// varint (errVarintOverflow) from an error of r, which it returns as it is
+// (io.ErrUnexpectedEOF for an end of input after the first byte).
+func readUvarint(r io.ByteReader) (uint64, error) {
+	var x uint64
+	var s uint
+	for i := range binary.MaxVarintLen64 {
+		b, err := r.ReadByte()
+		if err != nil {
+			if i > 0 && errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+		if b < 0x80 {
+			if i == binary.MaxVarintLen64-1 && b > 1 {
+				return 0, errVarintOverflow
+			}
+			return x | uint64(b)<<s, nil
+		}
+		x |= uint64(b&0x7f) << s
+		s += 7
+	}
+	return 0, errVarintOverflow
 }

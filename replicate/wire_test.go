@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/fxamacker/cbor/v2"
 
@@ -187,6 +188,21 @@ func TestReadFrameErrors(t *testing.T) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestReadFrameTransportError: an error of the reader itself (a stream
+// reset by a peer that stopped mid-transfer) is a failed transfer, not
+// malformed data. Blamed as misbehaviour, it made the puller shun a peer
+// that merely restarted, for an hour: no more announces went to it.
+func TestReadFrameTransportError(t *testing.T) {
+	reset := errors.New("stream reset")
+	for _, data := range [][]byte{nil, {0x80}, {0x85, 0x80}} {
+		r := bufio.NewReader(io.MultiReader(bytes.NewReader(data), iotest.ErrReader(reset)))
+		_, err := ReadFrame(r, "a-0", 1<<20)
+		if !errors.Is(err, reset) || Blame(err) != FaultTransient {
+			t.Errorf("reset after %x: %v, blamed %v", data, err, Blame(err))
+		}
 	}
 }
 
