@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -194,12 +195,13 @@ func eachRecord(txn *badger.Txn, sid uint32, from, to uint64, desc bool, f func(
 
 // blockReader loads events by position, in any order, keeping the block
 // read last for each stream. Where a block starts comes from the tag index
-// (a posting names each event's block) or from the cached block (the next
-// one of a stream read in offset order starts right after it), and then
-// loading a block is one point lookup; otherwise a seek finds it.
+// (a posting names each event's block: one point lookup) or from the
+// cached block (the next one of a stream read in offset order starts right
+// after it: the forward iterator's next entry); otherwise a seek finds it.
 type blockReader struct {
 	txn   *badger.Txn
 	it    *badger.Iterator // reverse, opened at the first seek
+	fwd   *badger.Iterator // forward, for blocks read in order
 	pl    *readPlan
 	cache map[uint32]*cachedBlock
 }
@@ -224,11 +226,13 @@ func newBlockReader(txn *badger.Txn, pl *readPlan) *blockReader {
 func (r *blockReader) load(p pos, block uint64, q *aql.Query) (*event.Event, error) {
 	b := r.cache[p.sid]
 	if b == nil || p.offset < b.first || p.offset-b.first >= uint64(len(b.recs)) {
-		if block == noBlock && b != nil && p.offset == b.first+uint64(len(b.recs)) {
-			block = p.offset
-		}
 		var err error
-		if b, err = r.find(p.sid, p.offset, block); err != nil {
+		if block == noBlock && b != nil && p.offset == b.first+uint64(len(b.recs)) {
+			b, err = r.next(p.sid, p.offset)
+		} else {
+			b, err = r.find(p.sid, p.offset, block)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("index names a missing event %d/%d: %w", p.sid, p.offset, err)
 		}
 	}
@@ -260,6 +264,28 @@ func (r *blockReader) find(sid uint32, offset, block uint64) (*cachedBlock, erro
 		}
 		item = r.it.Item()
 	}
+	return r.fill(sid, offset, item)
+}
+
+// next reads the block of sid starting at offset, the one after the block
+// read last: a Next of the forward iterator, not a lookup through every
+// level, when that block was the iterator's last.
+func (r *blockReader) next(sid uint32, offset uint64) (*cachedBlock, error) {
+	key := blockKey(sid, offset)
+	if r.fwd == nil {
+		r.fwd = r.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxEvent}})
+		r.fwd.Seek(key)
+	} else if r.fwd.Next(); !r.fwd.Valid() || !bytes.Equal(r.fwd.Item().Key(), key) {
+		r.fwd.Seek(key)
+	}
+	if !r.fwd.Valid() || !bytes.Equal(r.fwd.Item().Key(), key) {
+		return nil, errNoBlock
+	}
+	return r.fill(sid, offset, r.fwd.Item())
+}
+
+// fill decodes item, sid's block that should hold offset, into the cache.
+func (r *blockReader) fill(sid uint32, offset uint64, item *badger.Item) (*cachedBlock, error) {
 	s, first, err := decodeBlockKey(item.Key())
 	if err != nil {
 		return nil, err
@@ -289,7 +315,9 @@ func (r *blockReader) find(sid uint32, offset, block uint64) (*cachedBlock, erro
 var errNoBlock = errors.New("no record block holds it")
 
 func (r *blockReader) close() {
-	if r.it != nil {
-		r.it.Close()
+	for _, it := range []*badger.Iterator{r.it, r.fwd} {
+		if it != nil {
+			it.Close()
+		}
 	}
 }

@@ -117,6 +117,30 @@ func TestRecordBlocks(t *testing.T) {
 	if _, err := rd.find(1, uint64(len(held[1])), noBlock); err == nil {
 		t.Error("found a block past the end")
 	}
+	// Each stream in offset order, block after block, interleaved.
+	at := make([]uint64, streams+1)
+	for left := true; left; {
+		left = false
+		for sid := uint32(1); sid <= streams; sid++ {
+			if at[sid] == uint64(len(held[sid])) {
+				continue
+			}
+			left = true
+			b, err := rd.next(sid, at[sid])
+			if err != nil {
+				t.Fatalf("stream %d: no block at %d: %v", sid, at[sid], err)
+			}
+			for i, br := range b.recs {
+				if h := held[sid][b.first+uint64(i)]; br.lamport != h.lamport || !bytes.Equal(br.rec, h.v) {
+					t.Fatalf("stream %d offset %d differs", sid, b.first+uint64(i))
+				}
+			}
+			at[sid] += uint64(len(b.recs))
+		}
+	}
+	if _, err := rd.next(1, uint64(len(held[1]))); err == nil {
+		t.Error("next found a block past the end")
+	}
 	// Damaged blocks are errors.
 	for _, v := range [][]byte{nil, {1}, {1, 5, 0}, {1, 1, 0, 0, 1, 0}, {0x80}} {
 		if _, err := decodeBlock(v, nil); err == nil {
