@@ -147,6 +147,8 @@ var errorTests = []struct {
 	{"FROM from(2026-01-01T00:00:00)", 1, 11, "not an RFC 3339 time"},
 	{"FROM from(2026-01-01T25:00:00Z)", 1, 11, "not an RFC 3339 time"},
 	{"FROM from(2026-1-1)", 1, 11, "not an RFC 3339 time"},
+	{"FROM from(0000-01-01T00:00:00+01:00)", 1, 11, "years 0000 to 9999 UTC"},
+	{"FROM to(9999-12-31T23:30:00-01:00)", 1, 9, "years 0000 to 9999 UTC"},
 	{"FROM from( 'tomorrow' )", 1, 12, "not an RFC 3339 time"},
 	{"FROM to 2026-01-01", 1, 9, "expected ( after to"},
 	{"FROM 'a' END 'b'", 1, 14, "unexpected"},

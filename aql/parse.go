@@ -341,7 +341,7 @@ func (p *parser) atom() (Expr, error) {
 			}
 			t, ok := parseTime(arg)
 			if !ok {
-				return nil, p.errAt(argPos, "%s(%s): not an RFC 3339 time or a date (want e.g. 2026-01-01T00:00:00Z or 2026-01-01)", word, arg)
+				return nil, p.errAt(argPos, "%s(%s): not an RFC 3339 time or a date in the years 0000 to 9999 UTC (want e.g. 2026-01-01T00:00:00Z or 2026-01-01)", word, arg)
 			}
 			if word == "from" {
 				return TimeFrom{T: t}, nil
@@ -415,7 +415,9 @@ func (p *parser) quoted() (string, error) {
 
 // parseTime parses an RFC 3339 time (with Z or an offset, optionally with
 // fractional seconds) or a plain date, meaning midnight UTC. The result is
-// in UTC.
+// in UTC, and in the years 0000 to 9999 there: a query's canonical form
+// writes times in UTC, which RFC 3339 cannot outside them (0000-01-01 at
+// +01:00 is in year -1).
 func parseTime(s string) (time.Time, bool) {
 	layout := time.RFC3339Nano
 	if len(s) == len("2006-01-02") {
@@ -425,5 +427,9 @@ func parseTime(s string) (time.Time, bool) {
 	if err != nil {
 		return time.Time{}, false
 	}
-	return t.UTC(), true
+	t = t.UTC()
+	if y := t.Year(); y < 0 || y > 9999 {
+		return time.Time{}, false
+	}
+	return t, true
 }
