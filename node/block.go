@@ -28,8 +28,9 @@ import (
 // Loading one event through the tag index is a point lookup of its block
 // (the posting names it), which reads and decodes the whole block. With
 // blocks of 2 KiB a 1% tag reads as fast as with a record per key
-// (BenchmarkQuerySelectiveTag1M); with 4 KiB, 30% slower, for catch-up at
-// 187k-189k events/s instead of 162k-178k (BenchmarkCatchUp).
+// (BenchmarkQuerySelectiveTag1M -benchtime 30x, beside layout 3); with
+// 4 KiB, 30% slower, for catch-up (BenchmarkCatchUp) at 187k-189k events/s
+// instead of 162k-178k, two runs each on one day.
 const blockBytes = 2 << 10
 
 // blockKeyLen is the length of a record block's key.
@@ -98,24 +99,19 @@ func (b *blockBuilder) add(p pos, rec []byte, put func(sid uint32, first uint64,
 		b.open = map[uint32]*openBlock{}
 	}
 	o := b.open[p.sid]
-	switch {
-	case o == nil:
-		o = &openBlock{}
+	if o == nil || p.offset != o.next || p.offset%dropAlign == 0 || p.lamport <= o.lamport || len(o.buf)+len(rec) > blockBytes {
+		if o != nil {
+			put(p.sid, o.first, o.buf)
+		}
+		// A new block's first Lamport time is relative to 0.
+		o = &openBlock{first: p.offset, next: p.offset, buf: make([]byte, 0, min(blockBytes, len(rec)*4)+2*binary.MaxVarintLen64)}
 		b.open[p.sid] = o
-	case p.offset == o.next && p.offset%dropAlign != 0 && p.lamport > o.lamport && len(o.buf)+len(rec) <= blockBytes:
-		o.buf = binary.AppendUvarint(o.buf, p.lamport-o.lamport)
-		o.buf = binary.AppendUvarint(o.buf, uint64(len(rec)))
-		o.buf = append(o.buf, rec...)
-		o.next, o.lamport = p.offset+1, p.lamport
-		return o.first
-	default:
-		put(p.sid, o.first, o.buf)
 	}
-	buf := make([]byte, 0, min(blockBytes, len(rec)*4)+2*binary.MaxVarintLen64)
-	buf = binary.AppendUvarint(buf, p.lamport)
-	buf = binary.AppendUvarint(buf, uint64(len(rec)))
-	*o = openBlock{first: p.offset, next: p.offset + 1, lamport: p.lamport, buf: append(buf, rec...)}
-	return p.offset
+	o.buf = binary.AppendUvarint(o.buf, p.lamport-o.lamport)
+	o.buf = binary.AppendUvarint(o.buf, uint64(len(rec)))
+	o.buf = append(o.buf, rec...)
+	o.next, o.lamport = p.offset+1, p.lamport
+	return o.first
 }
 
 // flush hands every open block to put and empties b.
@@ -212,6 +208,11 @@ type cachedBlock struct {
 	recs  []blockRec
 }
 
+// holds reports whether b holds the record at offset.
+func (b *cachedBlock) holds(offset uint64) bool {
+	return offset >= b.first && offset-b.first < uint64(len(b.recs))
+}
+
 // noBlock is a block start a load does not know.
 const noBlock = ^uint64(0)
 
@@ -225,7 +226,7 @@ func newBlockReader(txn *badger.Txn, pl *readPlan) *blockReader {
 // (or noBlock), and decodes it if q selects it (nil if not).
 func (r *blockReader) load(p pos, block uint64, q *aql.Query) (*event.Event, error) {
 	b := r.cache[p.sid]
-	if b == nil || p.offset < b.first || p.offset-b.first >= uint64(len(b.recs)) {
+	if b == nil || !b.holds(p.offset) {
 		var err error
 		if block == noBlock && b != nil && p.offset == b.first+uint64(len(b.recs)) {
 			b, err = r.next(p.sid, p.offset)
@@ -306,7 +307,7 @@ func (r *blockReader) fill(sid uint32, offset uint64, item *badger.Item) (*cache
 		delete(r.cache, sid)
 		return nil, fmt.Errorf("block at %d: %w", first, err)
 	}
-	if offset < first || offset-first >= uint64(len(b.recs)) {
+	if !b.holds(offset) {
 		return nil, errNoBlock
 	}
 	return b, nil

@@ -39,8 +39,7 @@ const (
 // (DropPrefix) instead of deleting it key by key. Opening a version 1 or 2
 // database upgrades it. An edgelog that knows an older version refuses a
 // newer database. Version 4 gives tag index entries values, each listing
-// a posting of events (posting.go); version 3's entries, with empty values,
-// are postings of one event. Version 5 stores records in blocks of
+// a posting of events (posting.go). Version 5 stores records in blocks of
 // consecutive events (block.go, prefix b). Version 6 postings say where
 // each event's block starts. Upgrading rewrites the records of versions 1
 // to 4 (prefix o or e) into blocks and writes the tag index of versions 3

@@ -60,19 +60,12 @@ func (s *store) migrateRecords(old byte) error {
 	s.log.Info("upgrading the database layout: rewriting every event record once", slog.Int("version", formatV5))
 	start := time.Now()
 	var n int
-	wb := s.db.NewWriteBatch()
-	defer wb.Cancel()
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.writeAll(func(txn *badger.Txn, w *batchWriter) error {
 		var blocks blockBuilder
-		var werr error
-		put := func(sid uint32, first uint64, val []byte) {
-			if werr == nil {
-				werr = wb.Set(blockKey(sid, first), val)
-			}
-		}
+		put := func(sid uint32, first uint64, val []byte) { w.set(blockKey(sid, first), val) }
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{old}, PrefetchValues: true, PrefetchSize: 64})
 		defer it.Close()
-		for it.Rewind(); it.Valid() && werr == nil; it.Next() {
+		for it.Rewind(); it.Valid() && w.err == nil; it.Next() {
 			item := it.Item()
 			p, err := decodeOldRecordKey(item.Key())
 			if err != nil {
@@ -84,16 +77,13 @@ func (s *store) migrateRecords(old byte) error {
 			n++
 		}
 		blocks.flush(put)
-		return werr
+		return nil
 	})
-	if err == nil {
-		err = wb.Flush()
-	}
 	if err == nil && n > 0 {
 		err = s.db.DropPrefix([]byte{old})
 	}
 	if err == nil {
-		err = s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyFormat, u64(formatV5)) })
+		err = s.setFormat(formatV5)
 	}
 	if err != nil {
 		return fmt.Errorf("upgrading the database to layout version %d (it resumes at the next start): %w", formatV5, err)
@@ -115,30 +105,25 @@ func (s *store) rebuildTagIndex() error {
 	start := time.Now()
 	var n int
 	err := s.db.DropPrefix([]byte{pfxTag})
-	wb := s.db.NewWriteBatch()
-	defer wb.Cancel()
 	if err == nil {
-		err = s.db.View(func(txn *badger.Txn) error {
-			floors, err := readFloors(txn)
-			if err != nil {
-				return err
-			}
+		err = s.writeAll(func(txn *badger.Txn, w *batchWriter) error {
 			var postings postingBuilder
-			var werr error
-			put := func(tag string, first pos, val []byte) {
-				if werr == nil {
-					werr = wb.Set(tagKey(tag, first), val)
-				}
-			}
+			put := func(tag string, first pos, val []byte) { w.set(tagKey(tag, first), val) }
 			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxEvent}, PrefetchValues: true, PrefetchSize: 64})
 			defer it.Close()
 			var recs []blockRec
+			var floor uint64
 			open, lastSid := 0, uint32(0)
-			for it.Rewind(); it.Valid() && werr == nil; it.Next() {
+			for it.Rewind(); it.Valid() && w.err == nil; it.Next() {
 				item := it.Item()
 				sid, first, err := decodeBlockKey(item.Key())
 				if err != nil {
 					return err
+				}
+				if sid != lastSid {
+					if floor, _, err = readFloor(txn, "", sid); err != nil {
+						return err
+					}
 				}
 				if sid != lastSid || open >= rebuildPostingEvents {
 					postings.flush(put)
@@ -150,7 +135,7 @@ func (s *store) rebuildTagIndex() error {
 					}
 					for i, br := range recs {
 						p := pos{lamport: br.lamport, sid: sid, offset: first + uint64(i)}
-						if p.offset < floors[sid] {
+						if p.offset < floor {
 							continue
 						}
 						r, _, _, err := decodeHeader(br.rec)
@@ -170,14 +155,11 @@ func (s *store) rebuildTagIndex() error {
 				}
 			}
 			postings.flush(put)
-			return werr
+			return nil
 		})
 	}
 	if err == nil {
-		err = wb.Flush()
-	}
-	if err == nil {
-		err = s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyFormat, u64(formatCurrent)) })
+		err = s.setFormat(formatCurrent)
 	}
 	if err != nil {
 		return fmt.Errorf("upgrading the database to layout version %d (it starts over at the next start): %w", formatCurrent, err)
@@ -186,26 +168,37 @@ func (s *store) rebuildTagIndex() error {
 	return nil
 }
 
-// readFloors returns each stream's floor, by sid.
-func readFloors(txn *badger.Txn) (map[uint32]uint64, error) {
-	floors := map[uint32]uint64{}
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxFloor}})
-	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
-		k := it.Item().Key()
-		if len(k) != 5 {
-			return nil, fmt.Errorf("%w: floor key %x", errBadKey, k)
-		}
-		err := it.Item().Value(func(v []byte) error {
-			if len(v) < 8 {
-				return fmt.Errorf("%w: floor record of %d bytes", errBadRecord, len(v))
-			}
-			floors[binary.BigEndian.Uint32(k[1:])] = binary.BigEndian.Uint64(v)
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
+// batchWriter sets keys through a write batch; after a failed write the
+// following ones do nothing and err holds the failure.
+type batchWriter struct {
+	wb  *badger.WriteBatch
+	err error
+}
+
+func (w *batchWriter) set(k, v []byte) {
+	if w.err == nil {
+		w.err = w.wb.Set(k, v)
 	}
-	return floors, nil
+}
+
+// writeAll runs fill in a read transaction, writing what it sets through
+// one write batch, which it then flushes.
+func (s *store) writeAll(fill func(txn *badger.Txn, w *batchWriter) error) error {
+	w := &batchWriter{wb: s.db.NewWriteBatch()}
+	defer w.wb.Cancel()
+	err := s.db.View(func(txn *badger.Txn) error {
+		if err := fill(txn, w); err != nil {
+			return err
+		}
+		return w.err
+	})
+	if err != nil {
+		return err
+	}
+	return w.wb.Flush()
+}
+
+// setFormat records the layout version.
+func (s *store) setFormat(version uint64) error {
+	return s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyFormat, u64(version)) })
 }

@@ -45,12 +45,23 @@ type ref struct {
 // eachPosted calls f with each event of the posting whose first event is
 // at first and whose value is v, in offset order, until f returns false.
 func eachPosted(first pos, v []byte, f func(ref) bool) error {
-	r := ref{pos: first}
+	// A block starts at most dropAlign-1 offsets before its events.
+	blockOf := func(offset, d uint64) (uint64, error) {
+		if d > offset || d >= dropAlign {
+			return 0, errBadPosting
+		}
+		return offset - d, nil
+	}
 	bd, k := binary.Uvarint(v)
-	if k <= 0 || bd > first.offset || bd >= dropAlign {
+	if k <= 0 {
 		return errBadPosting
 	}
-	r.block, v = first.offset-bd, v[k:]
+	block, err := blockOf(first.offset, bd)
+	if err != nil {
+		return err
+	}
+	r := ref{pos: first, block: block}
+	v = v[k:]
 	if !f(r) {
 		return nil
 	}
@@ -69,10 +80,10 @@ func eachPosted(first pos, v []byte, f func(ref) bool) error {
 		}
 		p.offset += d[0]
 		p.lamport += d[1]
-		if d[2] > p.offset || d[2] >= dropAlign {
-			return errBadPosting
+		if block, err = blockOf(p.offset, d[2]); err != nil {
+			return err
 		}
-		r = ref{pos: p, block: p.offset - d[2]}
+		r = ref{pos: p, block: block}
 		if !f(r) {
 			return nil
 		}
