@@ -14,11 +14,7 @@ import (
 // eachRecord in both directions over random ranges, and from a
 // blockReader at random positions; blocks never cross an aligned range.
 func TestRecordBlocks(t *testing.T) {
-	db, err := badger.Open(badger.DefaultOptions("").WithInMemory(true).WithLogger(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := memDB(t)
 	r := rand.New(rand.NewPCG(5, 6))
 	const streams = 3
 	type rec struct {
@@ -147,4 +143,15 @@ func TestRecordBlocks(t *testing.T) {
 			t.Errorf("block %x decoded", v)
 		}
 	}
+}
+
+// memDB opens an in-memory Badger database for the test.
+func memDB(t *testing.T) *badger.DB {
+	t.Helper()
+	db, err := badger.Open(badger.DefaultOptions("").WithInMemory(true).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }

@@ -183,8 +183,9 @@ func TestDropExpiredRecords(t *testing.T) {
 }
 
 // TestMigrateV2Records: a version 2 database (records keyed by Lamport
-// time) opens with every event, in the same order, under version 3 keys,
-// and nothing of the old keys left.
+// time) opens with every event, in the same order, its records in blocks,
+// nothing of the old keys left, and a tag index written again without the
+// expired events.
 func TestMigrateV2Records(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{DataDir: dir}

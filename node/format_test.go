@@ -46,9 +46,10 @@ func getFormat(t *testing.T, n *Node) uint64 {
 	return v
 }
 
-// TestLayoutVersion: a new database gets the current layout, a version 1
-// database is upgraded in place with its events, and a database of an
-// unknown (newer) layout is refused with a clear error.
+// TestLayoutVersion: a new database gets the current layout, databases of
+// versions 3 and 1 are upgraded in place with their events (records into
+// blocks, the tag index written again), and a database of an unknown
+// (newer) layout is refused with a clear error.
 func TestLayoutVersion(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{DataDir: dir}
@@ -62,32 +63,23 @@ func TestLayoutVersion(t *testing.T) {
 	publish(t, n, "kept")
 	n.Close()
 
-	// Version 3's tag index entries are postings of one event.
-	setFormat(t, dir, formatV3)
-	n, err = Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("opening a version 3 database: %v", err)
+	for _, old := range []uint64{formatV3, formatV1} {
+		setFormat(t, dir, old)
+		n, err = Open(context.Background(), cfg)
+		if err != nil {
+			t.Fatalf("opening a version %d database: %v", old, err)
+		}
+		if v := getFormat(t, n); v != formatCurrent {
+			t.Errorf("version %d database not upgraded: layout %d", old, v)
+		}
+		if o, _ := n.Offsets(context.Background()); o.Present[n.DefaultStream()] != 0 {
+			t.Errorf("after the upgrade from version %d the node holds %v, want its one event", old, o.Present)
+		}
+		if evs := query(t, n, event.QueryRequest{Query: aql.MustParse("FROM 'kept'")}); len(evs) != 1 {
+			t.Errorf("after the upgrade from version %d the tag index finds %d events, want 1", old, len(evs))
+		}
+		n.Close()
 	}
-	if v := getFormat(t, n); v != formatCurrent {
-		t.Errorf("version 3 database not upgraded: layout %d", v)
-	}
-	if evs := query(t, n, event.QueryRequest{Query: aql.MustParse("FROM 'kept'")}); len(evs) != 1 {
-		t.Errorf("after the upgrade from version 3 the tag index finds %d events, want 1", len(evs))
-	}
-	n.Close()
-
-	setFormat(t, dir, formatV1)
-	n, err = Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("opening a version 1 database: %v", err)
-	}
-	if v := getFormat(t, n); v != formatCurrent {
-		t.Errorf("version 1 database not upgraded: layout %d", v)
-	}
-	if o, _ := n.Offsets(context.Background()); o.Present[n.DefaultStream()] != 0 {
-		t.Errorf("after the upgrade the node holds %v, want its one event", o.Present)
-	}
-	n.Close()
 
 	setFormat(t, dir, formatCurrent+1)
 	if n, err = Open(context.Background(), cfg); err == nil {

@@ -85,11 +85,7 @@ func TestPostingBuilderSplits(t *testing.T) {
 // ways, within random Lamport ranges and offset bounds, and countTag
 // counts them.
 func TestTagPositionsRandom(t *testing.T) {
-	db, err := badger.Open(badger.DefaultOptions("").WithInMemory(true).WithLogger(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := memDB(t)
 	r := rand.New(rand.NewPCG(3, 4))
 	const streams = 5
 	type ev struct {
