@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -79,6 +80,29 @@ func decodeBlock(v []byte, out []blockRec) ([]blockRec, error) {
 	return out, nil
 }
 
+// appendBlock appends to dst the block of recs, consecutive records.
+func appendBlock(dst []byte, recs []blockRec) []byte {
+	n := 0
+	for _, r := range recs {
+		n += len(r.rec) + 2*binary.MaxVarintLen64
+	}
+	dst = slices.Grow(dst, n)
+	var l uint64 // a block's first Lamport time is relative to 0
+	for _, r := range recs {
+		dst = appendBlockRec(dst, r.lamport-l, r.rec)
+		l = r.lamport
+	}
+	return dst
+}
+
+// appendBlockRec appends to a block the record rec, whose Lamport time is
+// d above the one before.
+func appendBlockRec(dst []byte, d uint64, rec []byte) []byte {
+	dst = binary.AppendUvarint(dst, d)
+	dst = binary.AppendUvarint(dst, uint64(len(rec)))
+	return append(dst, rec...)
+}
+
 // blockBuilder collects a write batch's records into blocks.
 type blockBuilder struct {
 	open map[uint32]*openBlock
@@ -107,9 +131,7 @@ func (b *blockBuilder) add(p pos, rec []byte, put func(sid uint32, first uint64,
 		o = &openBlock{first: p.offset, next: p.offset, buf: make([]byte, 0, min(blockBytes, len(rec)*4)+2*binary.MaxVarintLen64)}
 		b.open[p.sid] = o
 	}
-	o.buf = binary.AppendUvarint(o.buf, p.lamport-o.lamport)
-	o.buf = binary.AppendUvarint(o.buf, uint64(len(rec)))
-	o.buf = append(o.buf, rec...)
+	o.buf = appendBlockRec(o.buf, p.lamport-o.lamport, rec)
 	o.next, o.lamport = p.offset+1, p.lamport
 	return o.first
 }
@@ -225,23 +247,29 @@ func newBlockReader(txn *badger.Txn, pl *readPlan) *blockReader {
 // load reads the event at p, whose record's block starts at offset block
 // (or noBlock), and decodes it if q selects it (nil if not).
 func (r *blockReader) load(p pos, block uint64, q *aql.Query) (*event.Event, error) {
-	b := r.cache[p.sid]
-	if b == nil || !b.holds(p.offset) {
-		var err error
-		if block == noBlock && b != nil && p.offset == b.first+uint64(len(b.recs)) {
-			b, err = r.next(p.sid, p.offset)
-		} else {
-			b, err = r.find(p.sid, p.offset, block)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("index names a missing event %d/%d: %w", p.sid, p.offset, err)
-		}
+	b, err := r.at(p.sid, p.offset, block)
+	if err != nil {
+		return nil, fmt.Errorf("index names a missing event %d/%d: %w", p.sid, p.offset, err)
 	}
 	rec := b.recs[p.offset-b.first]
 	if rec.lamport != p.lamport {
 		return nil, fmt.Errorf("%w: event %d/%d has Lamport time %d, the index says %d", errBadRecord, p.sid, p.offset, rec.lamport, p.lamport)
 	}
 	return r.pl.decode(p, rec.rec, q)
+}
+
+// at returns the block of sid holding offset, which starts at offset block
+// (or noBlock), from the cache or read into it.
+func (r *blockReader) at(sid uint32, offset, block uint64) (*cachedBlock, error) {
+	b := r.cache[sid]
+	switch {
+	case b != nil && b.holds(offset):
+		return b, nil
+	case block == noBlock && b != nil && offset == b.first+uint64(len(b.recs)):
+		return r.next(sid, offset)
+	default:
+		return r.find(sid, offset, block)
+	}
 }
 
 // find reads the block of sid holding offset, starting at block if known,

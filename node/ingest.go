@@ -43,7 +43,7 @@ func (n *Node) ingestRequest(events []event.Event, head replicate.SignedHead) (*
 	if head.Stream.Node() == n.nodeID {
 		return nil, fmt.Errorf("ingest: %s is this node's own stream: %w", head.Stream, replicate.ErrStale)
 	}
-	events = slices.Clone(events) // tags may be normalised below
+	cloned := false // events are the caller's: tags are normalised in a copy
 	for i := range events {
 		e := &events[i]
 		if e.Stream != head.Stream {
@@ -58,6 +58,10 @@ func (n *Node) ingestRequest(events []event.Event, head replicate.SignedHead) (*
 			}
 		}
 		if !sortedSet(e.Tags) {
+			if !cloned {
+				events, cloned = slices.Clone(events), true
+				e = &events[i]
+			}
 			tags := slices.Clone(e.Tags)
 			slices.Sort(tags)
 			e.Tags = slices.Compact(tags)

@@ -77,6 +77,17 @@ func TestReplBenchPeer(t *testing.T) {
 	if err := n.Compact(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	// Badger may still start a compaction right after; wait (at most a
+	// minute) until its tables stay the same for two seconds.
+	tables := func() string { return fmt.Sprint(n.st.db.Tables()) }
+	t0 := time.Now()
+	for last, since := tables(), time.Now(); time.Since(since) < 2*time.Second && time.Since(t0) < time.Minute; {
+		time.Sleep(100 * time.Millisecond)
+		if now := tables(); now != last {
+			last, since = now, time.Now()
+		}
+	}
+	fmt.Fprintf(os.Stderr, "DEBUG settled after %v\n", time.Since(t0))
 	defer cpuProfile(t, "EDGELOG_BENCH_PEER_PROFILE")()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -165,7 +176,7 @@ func wireBytes(b *testing.B, dir string, events int) (event.StreamID, int64) {
 		b.Fatal(err)
 	}
 	conn := &countingConn{r: bytes.NewReader(req.Bytes())}
-	if _, err := replicate.Serve(context.Background(), (*replStore)(n), conn, replicate.Limits{}); err != nil {
+	if _, err := replicate.ServeBlocks(context.Background(), (*replStore)(n), conn, replicate.Limits{}); err != nil {
 		b.Fatal(err)
 	}
 	return n.DefaultStream(), conn.n
@@ -174,6 +185,7 @@ func wireBytes(b *testing.B, dir string, events int) (event.StreamID, int64) {
 // peerProcess is TestReplBenchPeer running in a second process.
 type peerProcess struct {
 	addr, raw string
+	pid       int
 }
 
 func startPeerProcess(b *testing.B, dir string) peerProcess {
@@ -204,7 +216,7 @@ func startPeerProcess(b *testing.B, dir string) peerProcess {
 		}
 		cancel()
 	})
-	var p peerProcess
+	p := peerProcess{pid: cmd.Process.Pid}
 	lines := make(chan string, 64)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -286,7 +298,7 @@ func BenchmarkCatchUp(b *testing.B) {
 	dir := catchUpSource(b, events)
 	stream, size := wireBytes(b, dir, events)
 	peer := startPeerProcess(b, dir)
-	var pulled, raw time.Duration
+	var pulled, raw, pullCPU, serveCPU time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		raw += rawCopy(b, peer.raw, size)
@@ -295,6 +307,7 @@ func BenchmarkCatchUp(b *testing.B) {
 		stopProfile := cpuProfile(b, "EDGELOG_BENCH_PULL_PROFILE")
 		b.StartTimer()
 		start := time.Now()
+		cpuB, cpuA := procCPU("self"), procCPU(strconv.Itoa(peer.pid))
 		n, err := Open(context.Background(), Config{DataDir: bdir, Durability: DurabilitySync, Logger: slog.New(slog.DiscardHandler),
 			Replication: &Replication{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Swarm: "replbench", Bootstrap: []string{peer.addr}}})
 		if err != nil {
@@ -302,6 +315,8 @@ func BenchmarkCatchUp(b *testing.B) {
 		}
 		waitHolds(b, n, stream, uint64(events-1), 20*time.Minute)
 		pulled += time.Since(start)
+		pullCPU += procCPU("self") - cpuB
+		serveCPU += procCPU(strconv.Itoa(peer.pid)) - cpuA
 		b.StopTimer()
 		stopProfile()
 		if err := n.Close(); err != nil {
@@ -315,6 +330,39 @@ func BenchmarkCatchUp(b *testing.B) {
 	b.ReportMetric(rawRate, "raw-events/s")
 	b.ReportMetric(float64(size)/float64(events), "wire-bytes/event")
 	b.ReportMetric(rate/rawRate, "x-raw")
+	// CPU time per million events, steadier than the rate on a shared
+	// machine: B's whole process, and A's.
+	if pullCPU > 0 && serveCPU > 0 {
+		per := float64(events*b.N) / 1e6
+		b.ReportMetric(pullCPU.Seconds()/per, "pull-cpu-s/Mev")
+		b.ReportMetric(serveCPU.Seconds()/per, "serve-cpu-s/Mev")
+	}
+}
+
+// procCPU returns the user and system CPU time the process pid ("self" for
+// this one) has used, from /proc; zero where there is no /proc.
+func procCPU(pid string) time.Duration {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses:
+	// state is field 3, utime 14 and stime 15, in clock ticks (100/s on
+	// Linux).
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 // cpuProfile starts a CPU profile into the file the environment variable

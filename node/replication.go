@@ -141,6 +141,18 @@ func (r *replStore) Changed() <-chan struct{} { return r.st.snapshot().changed }
 // ReadRange yields the stream's events in (from, to] with the signed heads
 // kept at run ends.
 func (r *replStore) ReadRange(ctx context.Context, stream event.StreamID, from int64, to uint64) iter.Seq2[replicate.Entry, error] {
+	return r.read(ctx, stream, from, to, false)
+}
+
+// ReadBlocks yields the stream's events in (from, to] as they are stored,
+// in record blocks (block.go) cut at run ends, which are where heads are
+// kept, and at from and to.
+func (r *replStore) ReadBlocks(ctx context.Context, stream event.StreamID, from int64, to uint64) iter.Seq2[replicate.Entry, error] {
+	return r.read(ctx, stream, from, to, true)
+}
+
+// read is ReadRange, or ReadBlocks if blocks is set.
+func (r *replStore) read(ctx context.Context, stream event.StreamID, from int64, to uint64, blocks bool) iter.Seq2[replicate.Entry, error] {
 	return func(yield func(replicate.Entry, error) bool) {
 		n := r.node()
 		done, err := n.enter()
@@ -182,31 +194,61 @@ func (r *replStore) ReadRange(ctx context.Context, stream event.StreamID, from i
 				yield(replicate.Entry{}, err)
 				return
 			}
-			for j, l := range run.lamports {
-				off := run.first + uint64(j)
-				if int64(off) <= from {
-					continue
-				}
-				if off > to {
-					return
-				}
+			// The run's events in (from, to], a block at a time.
+			for off := max(run.first, uint64(from+1)); off <= min(run.last(), to); {
 				if err := n.checkStop(ctx); err != nil {
 					yield(replicate.Entry{}, err)
 					return
 				}
-				p := pos{lamport: l, sid: sid, offset: off}
-				ev, err := rd.load(p, noBlock, allEvents)
+				b, err := rd.at(sid, off, noBlock)
 				if err != nil {
-					yield(replicate.Entry{}, err)
+					yield(replicate.Entry{}, fmt.Errorf("event %d of %s: %w", off, stream, err))
 					return
 				}
-				e := replicate.Entry{Event: *ev}
-				if off == run.last() {
-					e.Head = head
+				recs := b.recs[off-b.first : min(uint64(len(b.recs)), min(run.last(), to)-b.first+1)]
+				for i, rec := range recs {
+					if want := run.lamports[off-run.first+uint64(i)]; rec.lamport != want {
+						yield(replicate.Entry{}, fmt.Errorf("%w: event %d of %s has Lamport time %d, the stream index says %d", errBadRecord, off+uint64(i), stream, rec.lamport, want))
+						return
+					}
 				}
-				if !yield(e, nil) {
-					return
+				last := off + uint64(len(recs)) - 1
+				if blocks {
+					var data []byte
+					if len(recs) == len(b.recs) {
+						// The whole block, as stored: its buffer goes with
+						// the entry, and the reader fills a new one next.
+						data, b.val = b.val, nil
+					} else {
+						data = appendBlock(nil, recs)
+					}
+					e := replicate.Entry{Block: &replicate.Block{First: off, Count: len(recs), Data: data}}
+					if last == run.last() {
+						e.Head = head
+					}
+					if !yield(e, nil) {
+						return
+					}
+				} else {
+					for i, rec := range recs {
+						ev, err := pl.decode(pos{lamport: rec.lamport, sid: sid, offset: off + uint64(i)}, rec.rec, allEvents)
+						if err != nil {
+							yield(replicate.Entry{}, err)
+							return
+						}
+						e := replicate.Entry{Event: *ev}
+						if off+uint64(i) == run.last() {
+							e.Head = head
+						}
+						if !yield(e, nil) {
+							return
+						}
+					}
 				}
+				off = last + 1
+			}
+			if run.last() >= to {
+				return
 			}
 		}
 	}

@@ -1,10 +1,12 @@
 package replicate
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/edgelog/edgelog/event"
 )
@@ -22,14 +24,27 @@ type ByteReader interface {
 	io.ByteReader
 }
 
+// msgBufs holds buffers for writeMsg, which encodes a message after room
+// for its length prefix and writes both with one Write.
+var msgBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 func writeMsg(w io.Writer, v any) error {
-	b, err := wireEnc.Marshal(v)
-	if err != nil {
+	buf := msgBufs.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 4<<20 {
+			msgBufs.Put(buf)
+		}
+	}()
+	buf.Reset()
+	var prefix [binary.MaxVarintLen64]byte
+	buf.Write(prefix[:])
+	if err := wireEnc.MarshalToBuffer(v, buf); err != nil {
 		return err
 	}
-	buf := make([]byte, 0, binary.MaxVarintLen64+len(b))
-	buf = binary.AppendUvarint(buf, uint64(len(b)))
-	_, err = w.Write(append(buf, b...))
+	b := buf.Bytes()
+	start := len(prefix) - binary.PutUvarint(prefix[:], uint64(len(b)-len(prefix)))
+	copy(b[start:], prefix[:len(prefix)-start])
+	_, err := w.Write(b[start:])
 	return err
 }
 
@@ -90,6 +105,12 @@ func ReadRequest(r ByteReader) (PullRequest, error) {
 // WriteFrame writes f, whose events belong to one stream, to a pull stream.
 func WriteFrame(w io.Writer, f Frame) error {
 	wf := wireFrame{Events: toWireEvents(f.Events), End: f.End, Error: f.Error, Floor: toWireFloor(f.Floor)}
+	if len(f.Blocks) > 0 {
+		wf.Blocks = make([]wireBlock, len(f.Blocks))
+		for i, b := range f.Blocks {
+			wf.Blocks[i] = wireBlock{First: b.First, Data: b.Data}
+		}
+	}
 	if f.Head != nil {
 		h := toWireHead(*f.Head)
 		wf.Head = &h
@@ -115,6 +136,18 @@ func ReadFrame(r ByteReader, stream event.StreamID, maxBytes int) (Frame, error)
 		return Frame{}, fmt.Errorf("%w: frame: %v", ErrMalformed, err)
 	}
 	f := Frame{Events: fromWireEvents(stream, w.Events), End: w.End, Error: w.Error}
+	switch {
+	case len(w.Blocks) > 0 && len(w.Events) > 0:
+		return Frame{}, fmt.Errorf("%w: frame with both events and blocks", ErrMalformed)
+	case len(w.Blocks) > 0:
+		f.Blocks = make([]Block, len(w.Blocks))
+		for i, b := range w.Blocks {
+			if len(b.Data) == 0 {
+				return Frame{}, fmt.Errorf("%w: frame: empty block at %d", ErrMalformed, b.First)
+			}
+			f.Blocks[i] = Block{First: b.First, Data: b.Data}
+		}
+	}
 	if w.Head != nil {
 		h, err := fromWireHead(w.Head)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"math"
 
 	"github.com/edgelog/edgelog/event"
@@ -32,6 +33,19 @@ func closeOnDone(ctx context.Context, c any) func() bool {
 // not held is answered with what is held (possibly nothing) and the head
 // there; the requester finds the answer short.
 func Serve(ctx context.Context, st Store, conn io.ReadWriter, lim Limits) (PullRequest, error) {
+	return serve(ctx, st.ReadRange, conn, lim)
+}
+
+// ServeBlocks answers like Serve, with the events in the store's record
+// blocks (PullBlocksProtocol).
+func ServeBlocks(ctx context.Context, st BlockStore, conn io.ReadWriter, lim Limits) (PullRequest, error) {
+	return serve(ctx, st.ReadBlocks, conn, lim)
+}
+
+// readFunc is Store.ReadRange or BlockStore.ReadBlocks.
+type readFunc func(ctx context.Context, stream event.StreamID, from int64, to uint64) iter.Seq2[Entry, error]
+
+func serve(ctx context.Context, read readFunc, conn io.ReadWriter, lim Limits) (PullRequest, error) {
 	lim = lim.WithDefaults()
 	defer closeOnDone(ctx, conn)()
 	req, err := ReadRequest(bufio.NewReaderSize(conn, maxRequestBytes))
@@ -57,7 +71,7 @@ func Serve(ctx context.Context, st Store, conn io.ReadWriter, lim Limits) (PullR
 	// Read (From, To]; if that does not end at a checkpoint, read on to one.
 	to := req.To
 	for pass := 0; pass < 2; pass++ {
-		for en, err := range st.ReadRange(ctx, req.Stream, last, to) {
+		for en, err := range read(ctx, req.Stream, last, to) {
 			if err != nil {
 				return req, errors.Join(fmt.Errorf("serve pull %s: %w", req.Stream, err), endWithError(w, "read failed"))
 			}
@@ -68,9 +82,15 @@ func Serve(ctx context.Context, st Store, conn io.ReadWriter, lim Limits) (PullR
 				}
 				continue
 			}
-			f.Events = append(f.Events, en.Event)
-			size += eventSize(&en.Event)
-			last = int64(en.Event.Offset)
+			if b := en.Block; b != nil {
+				f.Blocks = append(f.Blocks, *b)
+				size += len(b.Data) + 16
+				last = int64(b.Last())
+			} else {
+				f.Events = append(f.Events, en.Event)
+				size += eventSize(&en.Event)
+				last = int64(en.Event.Offset)
+			}
 			if en.Head != nil {
 				lastHead, f.Head = en.Head, en.Head
 			}
@@ -159,6 +179,7 @@ func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, p
 		return fail(err)
 	}
 	r := bufio.NewReaderSize(conn, 64<<10)
+	var decoded []event.Event
 	for {
 		f, err := ReadFrame(r, req.Stream, lim.MaxFrameBytes)
 		if err != nil {
@@ -199,7 +220,16 @@ func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, p
 				}
 			}
 		}
-		if err := v.Add(f.Events); err != nil {
+		events := f.Events
+		if len(f.Blocks) > 0 {
+			// The Verifier copies events, so one buffer serves every frame.
+			_, pending := v.Pending()
+			if decoded, err = decodeBlocks(decoded[:0], st, req.Stream, f.Blocks, lim.MaxUnverifiedBytes-pending); err != nil {
+				return fail(err)
+			}
+			events = decoded
+		}
+		if err := v.Add(events); err != nil {
 			return fail(err)
 		}
 		if _, b := v.Pending(); b > lim.MaxUnverifiedBytes {
@@ -246,6 +276,29 @@ func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, p
 		}
 		return have, nil
 	}
+}
+
+// decodeBlocks appends to dst the events of a frame's blocks, decoded by
+// st, which must be a BlockStore, into at most budget bytes of events.
+func decodeBlocks(dst []event.Event, st Store, stream event.StreamID, blocks []Block, budget int) ([]event.Event, error) {
+	if u, ok := st.(interface{ unwrap() Store }); ok {
+		st = u.unwrap()
+	}
+	bs, ok := st.(BlockStore)
+	if !ok {
+		return dst, fmt.Errorf("%w: frame with blocks, which this node does not take", ErrMalformed)
+	}
+	for _, b := range blocks {
+		n := len(dst)
+		var err error
+		if dst, err = bs.DecodeBlock(dst, stream, b, budget); err != nil {
+			return dst, fmt.Errorf("block at %d: %w", b.First, err)
+		}
+		for i := n; i < len(dst); i++ {
+			budget -= eventSize(&dst[i])
+		}
+	}
+	return dst, nil
 }
 
 // FreshRange verifies events that rode along in gossip against the head

@@ -22,8 +22,15 @@ import (
 	"github.com/edgelog/edgelog/event"
 )
 
-// PullProtocol is the libp2p protocol of pull streams.
-const PullProtocol protocol.ID = "/edgelog/pull/1"
+// The libp2p protocols of pull streams. PullProtocol answers with events
+// in CBOR; PullBlocksProtocol, spoken when both nodes' stores are
+// BlockStores, with the serving node's record blocks as they are stored.
+// A puller offers both, the blocks protocol first, so nodes with and
+// without it still pull from each other.
+const (
+	PullProtocol       protocol.ID = "/edgelog/pull/1"
+	PullBlocksProtocol protocol.ID = "/edgelog/pull/2"
+)
 
 // Topic returns the gossip topic of a swarm.
 func Topic(swarm string) string { return "edgelog/v1/" + swarm }
@@ -214,6 +221,9 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	s.ps, s.topic = ps, topic
 	h.SetStreamHandler(PullProtocol, func(st network.Stream) { s.serve(ctx, st) })
+	if _, ok := cfg.Store.(BlockStore); ok {
+		h.SetStreamHandler(PullBlocksProtocol, func(st network.Stream) { s.serve(ctx, st) })
+	}
 	h.Network().Notify(&network.NotifyBundle{DisconnectedF: func(n network.Network, c network.Conn) {
 		p := c.RemotePeer()
 		if n.Connectedness(p) != network.Connected {
@@ -379,7 +389,11 @@ func (s *Service) pull(ctx context.Context, p Pull) error {
 		return nil
 	}
 	s.stats.pulls.Add(1)
-	st, err := s.host.NewStream(ctx, p.Peer, PullProtocol)
+	protos := []protocol.ID{PullProtocol}
+	if _, ok := s.cfg.Store.(BlockStore); ok {
+		protos = []protocol.ID{PullBlocksProtocol, PullProtocol}
+	}
+	st, err := s.host.NewStream(ctx, p.Peer, protos...)
 	if err != nil {
 		return fmt.Errorf("pull: open stream: %w", err)
 	}
@@ -399,6 +413,9 @@ type lockedStore struct {
 	mu *sync.Mutex
 }
 
+// unwrap returns the store l locks.
+func (l *lockedStore) unwrap() Store { return l.Store }
+
 func (l *lockedStore) Ingest(ctx context.Context, events []event.Event, head SignedHead) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -409,7 +426,13 @@ func (s *Service) serve(ctx context.Context, st network.Stream) {
 	defer st.Close()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	req, err := Serve(ctx, s.cfg.Store, st, s.cfg.Limits)
+	var req PullRequest
+	var err error
+	if bs, ok := s.cfg.Store.(BlockStore); ok && st.Protocol() == PullBlocksProtocol {
+		req, err = ServeBlocks(ctx, bs, st, s.cfg.Limits)
+	} else {
+		req, err = Serve(ctx, s.cfg.Store, st, s.cfg.Limits)
+	}
 	if err != nil {
 		s.log.Debug("serve pull", slog.String("peer", st.Conn().RemotePeer().String()), slog.String("stream", string(req.Stream)), slog.Any("err", err))
 		st.Reset()

@@ -40,20 +40,32 @@ func (g *blockGater) InterceptSecured(_ network.Direction, p peer.ID, _ network.
 }
 
 type testNode struct {
-	o     origin
-	store *memStore
-	svc   *Service
-	gater *blockGater
+	o      origin
+	store  *memStore
+	blocks *blockMemStore // the store as a BlockStore, if it is one
+	svc    *Service
+	gater  *blockGater
 }
 
 func startNodes(t *testing.T, n int) []*testNode {
+	return startNodesBlocks(t, make([]bool, n))
+}
+
+// startNodesBlocks starts a node per element of blocks, whose store is a
+// BlockStore where the element is true.
+func startNodesBlocks(t *testing.T, blocks []bool) []*testNode {
 	t.Helper()
-	nodes := make([]*testNode, n)
+	nodes := make([]*testNode, len(blocks))
 	for i := range nodes {
 		o := newOrigin(t)
 		tn := &testNode{o: o, store: newMemStore(), gater: &blockGater{blocked: map[peer.ID]bool{}}}
+		var st Store = tn.store
+		if blocks[i] {
+			tn.blocks = &blockMemStore{memStore: tn.store}
+			st = tn.blocks
+		}
 		svc, err := Start(context.Background(), Config{
-			Key: o.key, Store: tn.store, Swarm: t.Name(), Heartbeat: 300 * time.Millisecond,
+			Key: o.key, Store: st, Swarm: t.Name(), Heartbeat: 300 * time.Millisecond,
 			ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Gater: tn.gater,
 			Planner: PlannerConfig{BaseBackoff: 200 * time.Millisecond, MaxBackoff: time.Second},
 			Logger:  slog.New(slog.DiscardHandler),
@@ -205,4 +217,25 @@ func TestServiceLyingRelay(t *testing.T) {
 	connect(t, a, d)
 	connect(t, d, c)
 	waitFor(t, 20*time.Second, "A's events at C through D", func() bool { return holdsAll([]*testNode{c}, a) })
+}
+
+// TestServiceMixedPullProtocols: nodes with and without the blocks protocol
+// pull from each other. A and B speak it, C does not; A-B-C is a chain.
+func TestServiceMixedPullProtocols(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	nodes := startNodesBlocks(t, []bool{true, true, false})
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	a.gater.blocked[c.svc.Host().ID()] = true
+	c.gater.blocked[a.svc.Host().ID()] = true
+	connect(t, a, b)
+	connect(t, b, c)
+	r := rand.New(rand.NewPCG(3, 3))
+	a.store.publish(t, r, a.o, 40)
+	c.store.publish(t, r, c.o, 40)
+	waitFor(t, 20*time.Second, "convergence", func() bool { return holdsAll(nodes, a, c) })
+	if b.blocks.decoded.Load() == 0 {
+		t.Fatal("B pulled from A without blocks")
+	}
 }

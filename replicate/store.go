@@ -45,10 +45,49 @@ type Store interface {
 	Changed() <-chan struct{}
 }
 
+// BlockStore is a Store that also serves and takes its events as record
+// blocks: consecutive events of one stream in the store's own compact
+// encoding, sent as they are stored. Two nodes whose stores are
+// BlockStores pull with PullBlocksProtocol, which spares the serving node
+// decoding events and encoding frames, and the pulling node decoding CBOR.
+// The encoding is the store's; a block received is decoded back into
+// events and verified like any other before it is stored.
+type BlockStore interface {
+	Store
+
+	// ReadBlocks is ReadRange with the events of each entry in Block
+	// rather than Event: an entry holds consecutive events, never past
+	// a signed head (Head, if set, is the head at the block's last event).
+	ReadBlocks(ctx context.Context, stream event.StreamID, from int64, to uint64) iter.Seq2[Entry, error]
+
+	// DecodeBlock appends to dst the events of a block received from a
+	// peer: events of stream, at offsets from b.First on, which may alias
+	// b.Data (the caller leaves it unchanged). It checks form only. Errors
+	// from malformed input wrap ErrMalformed; if the payloads would take
+	// more than budget bytes, the error wraps ErrTooMuchUnverified.
+	DecodeBlock(dst []event.Event, stream event.StreamID, b Block, budget int) ([]event.Event, error)
+}
+
+// Block is a record block: the events of one stream at offsets First,
+// First+1, ..., in the encoding of a BlockStore.
+type Block struct {
+	First uint64
+	// Count is how many events Data holds. ReadBlocks sets it; it is not
+	// sent (the receiver learns it from decoding).
+	Count int
+	Data  []byte
+}
+
+// Last returns the offset of b's last event.
+func (b *Block) Last() uint64 { return b.First + uint64(b.Count) - 1 }
+
 // Entry is one event read from a Store with the signed head the store keeps
 // at its offset, if any.
 type Entry struct {
 	Event event.Event
+	// Block, if set, replaces Event (BlockStore.ReadBlocks); Head is then
+	// the head at its last event.
+	Block *Block
 	Head  *SignedHead
 	// Floor, if set, makes this an entry without an event: ReadRange
 	// yields it first when from lies below the stream's floor (expired

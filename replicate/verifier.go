@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/edgelog/edgelog/event"
 )
@@ -51,6 +52,8 @@ func (v *Verifier) Add(events []event.Event) error {
 	if n := len(v.pending); n > 0 {
 		prev, last = v.hashes[n-1], v.pending[n-1].Lamport
 	}
+	v.pending = slices.Grow(v.pending, len(events))
+	v.hashes = slices.Grow(v.hashes, len(events))
 	for i := range events {
 		e := &events[i]
 		switch {

@@ -89,6 +89,9 @@ type PullRequest struct {
 // with Head covering the last event sent, or with Error.
 type Frame struct {
 	Events []event.Event
+	// Blocks, in answers of PullBlocksProtocol, hold the events instead
+	// of Events (see BlockStore); a frame has one or the other.
+	Blocks []Block
 	Head   *SignedHead
 	End    bool
 	Error  string
@@ -139,8 +142,15 @@ type wireRequest struct {
 	To     uint64 `cbor:"3,keyasint"`
 }
 
+type wireBlock struct {
+	_     struct{} `cbor:",toarray"`
+	First uint64
+	Data  []byte
+}
+
 type wireFrame struct {
 	Events []wireEvent `cbor:"1,keyasint,omitempty"`
+	Blocks []wireBlock `cbor:"6,keyasint,omitempty"`
 	Head   *wireHead   `cbor:"2,keyasint,omitempty"`
 	End    bool        `cbor:"3,keyasint,omitempty"`
 	Error  string      `cbor:"4,keyasint,omitempty"`
@@ -148,13 +158,13 @@ type wireFrame struct {
 }
 
 var (
-	wireEnc cbor.EncMode
+	wireEnc cbor.UserBufferEncMode
 	wireDec cbor.DecMode
 )
 
 func init() {
 	var err error
-	if wireEnc, err = cbor.CoreDetEncOptions().EncMode(); err != nil {
+	if wireEnc, err = cbor.CoreDetEncOptions().UserBufferEncMode(); err != nil {
 		panic(err)
 	}
 	wireDec, err = cbor.DecOptions{

@@ -138,15 +138,16 @@ func FuzzDecodeAnnounce(f *testing.F) {
 func TestFrameRoundTrip(t *testing.T) {
 	a := sampleAnnounce(t)
 	fr := Frame{Events: a.Fresh[0].Events, Head: &a.Heads[0]}
+	blocks := Frame{Blocks: []Block{{First: 3, Data: []byte{1, 2, 3}}, {First: 9, Data: []byte{4}}}, Head: &a.Heads[0]}
 	var buf bytes.Buffer
-	for _, f := range []Frame{fr, {End: true, Head: &a.Heads[0]}, {End: true, Error: "nope"}, {}} {
+	for _, f := range []Frame{fr, blocks, {End: true, Head: &a.Heads[0]}, {End: true, Error: "nope"}, {}} {
 		if err := WriteFrame(&buf, f); err != nil {
 			t.Fatal(err)
 		}
 	}
 	r := bufio.NewReader(&buf)
 	stream := a.Heads[0].Stream
-	for i, want := range []Frame{fr, {End: true, Head: &a.Heads[0]}, {End: true, Error: "nope"}, {}} {
+	for i, want := range []Frame{fr, blocks, {End: true, Head: &a.Heads[0]}, {End: true, Error: "nope"}, {}} {
 		got, err := ReadFrame(r, stream, 1<<20)
 		if err != nil {
 			t.Fatal(err)
@@ -167,6 +168,8 @@ func TestReadFrameErrors(t *testing.T) {
 	huge := binary.AppendUvarint(nil, 1<<62)
 	overflow := bytes.Repeat([]byte{0xff}, 11)
 	errFrame, _ := cbor.Marshal(map[int]any{4: "x"})
+	mixed, _ := cbor.Marshal(map[int]any{1: []any{[]any{0, 1, 0, []string{}, "a", []byte{1}}}, 6: []any{[]any{0, []byte{1}}}})
+	emptyBlock, _ := cbor.Marshal(map[int]any{6: []any{[]any{0, []byte{}}}})
 	tests := []struct {
 		name string
 		data []byte
@@ -180,6 +183,8 @@ func TestReadFrameErrors(t *testing.T) {
 		{"truncated length", []byte{0x80}, 1 << 20, io.ErrUnexpectedEOF},
 		{"garbage", append([]byte{3}, 0xff, 0xff, 0xff), 1 << 20, ErrMalformed},
 		{"error without end", append([]byte{byte(len(errFrame))}, errFrame...), 1 << 20, ErrMalformed},
+		{"events and blocks", append([]byte{byte(len(mixed))}, mixed...), 1 << 20, ErrMalformed},
+		{"empty block", append([]byte{byte(len(emptyBlock))}, emptyBlock...), 1 << 20, ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -231,6 +236,9 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add(buf.Bytes())
 	buf.Reset()
 	WriteFrame(&buf, Frame{End: true, Error: "boom"})
+	f.Add(buf.Bytes())
+	buf.Reset()
+	WriteFrame(&buf, Frame{Blocks: []Block{{First: 7, Data: []byte{1, 2}}}, Head: &a.Heads[0], End: true})
 	f.Add(buf.Bytes())
 	f.Add(binary.AppendUvarint(nil, 1<<62))
 	f.Add([]byte{0x05, 0xa1, 0x01, 0x80})

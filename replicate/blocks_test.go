@@ -1,0 +1,193 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"math/rand/v2"
+	"net"
+	"reflect"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edgelog/edgelog/event"
+)
+
+// blockMemStore is a memStore that is a BlockStore. Its blocks are CBOR
+// arrays of wire events, up to blockEvents of them, cut at heads like a
+// node's; decoded counts how many it decoded.
+type blockMemStore struct {
+	*memStore
+	decoded atomic.Int64
+}
+
+const blockEvents = 7
+
+var _ BlockStore = (*blockMemStore)(nil)
+
+func (m *blockMemStore) ReadBlocks(ctx context.Context, stream event.StreamID, from int64, to uint64) iter.Seq2[Entry, error] {
+	return func(yield func(Entry, error) bool) {
+		var evs []event.Event
+		flush := func(head *SignedHead) bool {
+			data, err := wireEnc.Marshal(toWireEvents(evs))
+			if err != nil {
+				yield(Entry{}, err)
+				return false
+			}
+			en := Entry{Block: &Block{First: evs[0].Offset, Count: len(evs), Data: data}, Head: head}
+			evs = evs[:0]
+			return yield(en, nil)
+		}
+		for en, err := range m.ReadRange(ctx, stream, from, to) {
+			if err != nil {
+				yield(en, err)
+				return
+			}
+			evs = append(evs, en.Event)
+			if (en.Head != nil || len(evs) == blockEvents) && !flush(en.Head) {
+				return
+			}
+		}
+		if len(evs) > 0 {
+			flush(nil)
+		}
+	}
+}
+
+func (m *blockMemStore) DecodeBlock(dst []event.Event, stream event.StreamID, b Block, budget int) ([]event.Event, error) {
+	var ws []wireEvent
+	if err := wireDec.Unmarshal(b.Data, &ws); err != nil || len(ws) == 0 {
+		return dst, fmt.Errorf("%w: test block: %v", ErrMalformed, err)
+	}
+	for i, e := range fromWireEvents(stream, ws) {
+		if e.Offset != b.First+uint64(i) {
+			return dst, fmt.Errorf("%w: test block: offset %d at %d", ErrMalformed, e.Offset, b.First+uint64(i))
+		}
+		if budget -= len(e.Payload); budget < 0 {
+			return dst, ErrTooMuchUnverified
+		}
+		dst = append(dst, e)
+	}
+	m.decoded.Add(1)
+	return dst, nil
+}
+
+// pullBlocks is pull with ServeBlocks.
+func pullBlocks(t *testing.T, src, dst *blockMemStore, req PullRequest, lim Limits) (int64, error, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a, b := net.Pipe()
+	served := make(chan error, 1)
+	go func() {
+		_, err := ServeBlocks(ctx, src, a, lim)
+		a.Close()
+		served <- err
+	}()
+	prev, _ := dst.head(req.Stream)
+	have, err := Fetch(ctx, dst, b, req, prev, lim, nil)
+	b.Close()
+	return have, err, <-served
+}
+
+func TestPullBlocksCopiesAStream(t *testing.T) {
+	o := newOrigin(t)
+	r := rand.New(rand.NewPCG(21, 1))
+	src, dst := &blockMemStore{memStore: newMemStore()}, &blockMemStore{memStore: newMemStore()}
+	for range 30 {
+		src.publish(t, r, o, 1+r.IntN(30))
+	}
+	_, top := src.head(o.stream)
+	lim := Limits{FrameFillBytes: 2048}
+	// In pieces whose ends fall inside blocks and runs, then the rest.
+	for _, to := range []int64{5, 6, 40, 41, 300, top} {
+		_, mine := dst.head(o.stream)
+		if mine >= to {
+			continue
+		}
+		have, err, serr := pullBlocks(t, src, dst, PullRequest{Stream: o.stream, From: mine, To: uint64(to)}, lim)
+		if err != nil || serr != nil || have < to {
+			t.Fatalf("to %d: have %d: %v / %v", to, have, err, serr)
+		}
+	}
+	if !reflect.DeepEqual(dst.events(o.stream), src.events(o.stream)) {
+		t.Fatal("copy differs")
+	}
+	if dst.decoded.Load() == 0 {
+		t.Fatal("no blocks were decoded: the answer was not in blocks")
+	}
+}
+
+func TestPullBlocksRejectsLies(t *testing.T) {
+	o := newOrigin(t)
+	r := rand.New(rand.NewPCG(22, 2))
+	honest := &blockMemStore{memStore: newMemStore()}
+	for range 5 {
+		honest.publish(t, r, o, 10)
+	}
+	all := honest.events(o.stream)
+	var blocks []Block
+	var heads []*SignedHead
+	for en, err := range honest.ReadBlocks(context.Background(), o.stream, -1, 49) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks, heads = append(blocks, *en.Block), append(heads, en.Head)
+	}
+	block := func(evs []event.Event) Block {
+		data, err := wireEnc.Marshal(toWireEvents(evs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Block{First: evs[0].Offset, Data: data}
+	}
+	last := heads[len(heads)-1]
+	tests := []struct {
+		name   string
+		frames []Frame
+		store  Store
+		want   error
+	}{
+		{"altered event", func() []Frame {
+			evs := slices.Clone(all[:blockEvents])
+			evs[3].Payload = []byte{1, 2, 3}
+			bs := slices.Clone(blocks)
+			bs[0] = block(evs)
+			return []Frame{{Blocks: bs, Head: last, End: true}}
+		}(), nil, ErrBrokenChain},
+		{"garbage block", []Frame{{Blocks: []Block{{First: 0, Data: []byte{0xff, 0x00}}}, Head: last, End: true}}, nil, ErrMalformed},
+		{"misplaced block", []Frame{{Blocks: append([]Block{blocks[1]}, blocks...), Head: last, End: true}}, nil, ErrGap},
+		{"blocks to a store without them", []Frame{{Blocks: blocks, Head: last, End: true}}, newMemStore(), ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, b := net.Pipe()
+			go lie(t, a, tt.frames)
+			dst := tt.store
+			if dst == nil {
+				dst = &blockMemStore{memStore: newMemStore()}
+			}
+			_, err := Fetch(context.Background(), dst, b, PullRequest{Stream: o.stream, From: -1, To: 49}, Head{}, Limits{}, nil)
+			if !errors.Is(err, tt.want) || Blame(err) != FaultMisbehaviour {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			if hs, _ := dst.Heads(context.Background()); len(hs) != 0 {
+				t.Fatalf("stored something: %v", hs)
+			}
+		})
+	}
+}
+
+func TestPullBlocksBudget(t *testing.T) {
+	o := newOrigin(t)
+	r := rand.New(rand.NewPCG(23, 3))
+	src, dst := &blockMemStore{memStore: newMemStore()}, &blockMemStore{memStore: newMemStore()}
+	src.publish(t, r, o, 200) // one run: nothing is verified before its end
+	_, err, _ := pullBlocks(t, src, dst, PullRequest{Stream: o.stream, From: -1, To: 199}, Limits{FrameFillBytes: 512, MaxUnverifiedBytes: 1000})
+	if !errors.Is(err, ErrTooMuchUnverified) {
+		t.Fatalf("err = %v, want ErrTooMuchUnverified", err)
+	}
+}
