@@ -87,7 +87,6 @@ func TestReplBenchPeer(t *testing.T) {
 			last, since = now, time.Now()
 		}
 	}
-	fmt.Fprintf(os.Stderr, "DEBUG settled after %v\n", time.Since(t0))
 	defer cpuProfile(t, "EDGELOG_BENCH_PEER_PROFILE")()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
