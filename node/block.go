@@ -136,6 +136,16 @@ func (b *blockBuilder) add(p pos, rec []byte, put func(sid uint32, first uint64,
 	return o.first
 }
 
+// putRaw hands put a block made elsewhere, of sid's events from first on,
+// after the open block of sid, which it closes.
+func (b *blockBuilder) putRaw(sid uint32, first uint64, data []byte, put func(sid uint32, first uint64, val []byte)) {
+	if o := b.open[sid]; o != nil {
+		put(sid, o.first, o.buf)
+		delete(b.open, sid)
+	}
+	put(sid, first, data)
+}
+
 // flush hands every open block to put and empties b.
 func (b *blockBuilder) flush(put func(sid uint32, first uint64, val []byte)) {
 	for sid, o := range b.open {

@@ -20,11 +20,26 @@ var _ replicate.PipelinedStore = (*replStore)(nil)
 // receives the next; a range that does not continue the stream (because
 // one before it failed) is refused with ErrStale.
 func (r *replStore) IngestAsync(ctx context.Context, events []event.Event, head replicate.SignedHead) (func() error, error) {
+	return r.ingestAsync(ctx, events, nil, head)
+}
+
+var _ replicate.BlockIngester = (*replStore)(nil)
+
+// IngestBlocksAsync is IngestAsync with the record blocks the events
+// arrived in (see replicate.BlockIngester). Blocks that a peer's store
+// made are valid here too, so the writer stores their bytes rather than
+// encode every record again, unless a block spans two aligned ranges of
+// offsets (drop.go needs each in one) or a record's tags need sorting.
+func (r *replStore) IngestBlocksAsync(ctx context.Context, events []event.Event, blocks []replicate.Block, head replicate.SignedHead) (func() error, error) {
+	return r.ingestAsync(ctx, events, blocks, head)
+}
+
+func (r *replStore) ingestAsync(ctx context.Context, events []event.Event, blocks []replicate.Block, head replicate.SignedHead) (func() error, error) {
 	n := r.node()
 	if len(events) == 0 {
 		return func() error { return nil }, nil
 	}
-	req, err := n.ingestRequest(events, head)
+	req, err := n.ingestRequest(events, blocks, head)
 	if err != nil {
 		return nil, err
 	}
@@ -38,8 +53,10 @@ func (r *replStore) IngestAsync(ctx context.Context, events []event.Event, head 
 }
 
 // ingestRequest checks a verified range for what the store needs beyond
-// the chain (its own stream, valid tags) and makes it a write request.
-func (n *Node) ingestRequest(events []event.Event, head replicate.SignedHead) (*writeReq, error) {
+// the chain (its own stream, valid tags) and makes it a write request,
+// which keeps blocks (those events arrived in, or nil) if they can be
+// stored as they are.
+func (n *Node) ingestRequest(events []event.Event, blocks []replicate.Block, head replicate.SignedHead) (*writeReq, error) {
 	if head.Stream.Node() == n.nodeID {
 		return nil, fmt.Errorf("ingest: %s is this node's own stream: %w", head.Stream, replicate.ErrStale)
 	}
@@ -68,6 +85,9 @@ func (n *Node) ingestRequest(events []event.Event, head replicate.SignedHead) (*
 		}
 	}
 	req := &writeReq{stream: head.Stream, ingest: events, head: &head}
+	if !cloned && storable(blocks, events) {
+		req.blocks = blocks
+	}
 	if err := n.w.estimate(req); err != nil {
 		return nil, err
 	}
@@ -83,4 +103,17 @@ func sortedSet(tags []string) bool {
 		}
 	}
 	return true
+}
+
+// storable reports whether blocks hold exactly events, in order, and can
+// be stored as they are: each within one aligned range of offsets.
+func storable(blocks []replicate.Block, events []event.Event) bool {
+	next := events[0].Offset
+	for _, b := range blocks {
+		if b.Count < 1 || b.First != next || b.First/dropAlign != b.Last()/dropAlign {
+			return false
+		}
+		next = b.Last() + 1
+	}
+	return len(blocks) > 0 && next == events[len(events)-1].Offset+1
 }

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/edgelog/edgelog/aql"
 	"github.com/edgelog/edgelog/event"
 	"github.com/edgelog/edgelog/replicate"
@@ -289,15 +291,17 @@ func waitHolds(b *testing.B, n *Node, stream event.StreamID, last uint64, d time
 
 // BenchmarkCatchUp: node B, empty, pulls every event of node A, which runs
 // in a second process, over loopback TCP; B stores durably (sync). It
-// reports events/s from B's start until it holds all, next to raw-events/s:
-// a plain loopback TCP copy, in the same run, of as many bytes as the pull
-// protocol sends for those events.
+// reports events/s from B's start until it holds all, next to two
+// baselines measured in the same run: raw-events/s, a plain loopback TCP
+// copy of as many bytes as the pull protocol sends for those events; and
+// badger-events/s, Badger alone (SyncWrites) storing the entries B ended up
+// with, in transactions of about B's size: the rate B's storage allows.
 func BenchmarkCatchUp(b *testing.B) {
 	events := envCount(b, "EDGELOG_BENCH_CATCHUP_EVENTS", 1_000_000)
 	dir := catchUpSource(b, events)
 	stream, size := wireBytes(b, dir, events)
 	peer := startPeerProcess(b, dir)
-	var pulled, raw, pullCPU, serveCPU time.Duration
+	var pulled, raw, stored, pullCPU, serveCPU time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		raw += rawCopy(b, peer.raw, size)
@@ -318,6 +322,8 @@ func BenchmarkCatchUp(b *testing.B) {
 		serveCPU += procCPU(strconv.Itoa(peer.pid)) - cpuA
 		b.StopTimer()
 		stopProfile()
+		kvs := dumpDB(b, n)
+		stored += storeRaw(b, kvs)
 		if err := n.Close(); err != nil {
 			b.Fatal(err)
 		}
@@ -329,6 +335,9 @@ func BenchmarkCatchUp(b *testing.B) {
 	b.ReportMetric(rawRate, "raw-events/s")
 	b.ReportMetric(float64(size)/float64(events), "wire-bytes/event")
 	b.ReportMetric(rate/rawRate, "x-raw")
+	badgerRate := float64(events*b.N) / stored.Seconds()
+	b.ReportMetric(badgerRate, "badger-events/s")
+	b.ReportMetric(rate/badgerRate, "x-badger")
 	// CPU time per million events, steadier than the rate on a shared
 	// machine: B's whole process, and A's.
 	if pullCPU > 0 && serveCPU > 0 {
@@ -336,6 +345,53 @@ func BenchmarkCatchUp(b *testing.B) {
 		b.ReportMetric(pullCPU.Seconds()/per, "pull-cpu-s/Mev")
 		b.ReportMetric(serveCPU.Seconds()/per, "serve-cpu-s/Mev")
 	}
+}
+
+// dumpDB returns every key and value of n's Badger database.
+func dumpDB(b *testing.B, n *Node) [][2][]byte {
+	var kvs [][2][]byte
+	err := n.st.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.DefaultIteratorOptions)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			kvs = append(kvs, [2][]byte{it.Item().KeyCopy(nil), v})
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return kvs
+}
+
+// storeRaw writes kvs into a new Badger database with SyncWrites, in
+// transactions of about 512 KiB (what the pulling node commits at a time),
+// and returns how long that took: the pull's baseline, storing the same
+// entries and bytes without replication.
+func storeRaw(b *testing.B, kvs [][2][]byte) time.Duration {
+	db := openRawBadger(b, true)
+	start := time.Now()
+	txn := db.NewTransaction(true)
+	size := 0
+	for _, kv := range kvs {
+		if err := txn.Set(kv[0], kv[1]); err != nil {
+			b.Fatal(err)
+		}
+		if size += len(kv[0]) + len(kv[1]); size >= 512<<10 {
+			if err := txn.Commit(); err != nil {
+				b.Fatal(err)
+			}
+			txn, size = db.NewTransaction(true), 0
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
 }
 
 // procCPU returns the user and system CPU time the process pid ("self" for

@@ -70,9 +70,11 @@ type writeReq struct {
 	res    chan writeRes
 
 	// For an ingest: the events, consecutive offsets of stream, and the
-	// origin's signed head at the last of them.
+	// origin's signed head at the last of them; blocks, if set, hold the
+	// events' records as a peer stored them (IngestBlocksAsync).
 	ingest []event.Event
 	head   *replicate.SignedHead
+	blocks []replicate.Block
 
 	// book is the request's bookkeeping (kv.go): key-value writes, an
 	// idempotency key, a guard. Nil for most requests.
@@ -345,6 +347,24 @@ func (w *writer) write(batch []*writeReq) ([]writeRes, error) {
 			postings.add(t, ref{p, block}, putPosting)
 		}
 	}
+	// putStored adds a block a peer stored, of events at p's stream from
+	// p's offset on, as it is, and the events to their tags' postings.
+	var recs []blockRec
+	putStored := func(p pos, data []byte, events []event.Event) error {
+		var err error
+		if recs, err = decodeBlock(data, recs[:0]); err != nil || len(recs) != len(events) {
+			return fmt.Errorf("ingest: a block of %d events at %d holds %d records: %w", len(events), p.offset, len(recs), err)
+		}
+		blocks.putRaw(p.sid, p.offset, data, putBlock)
+		for j := range recs {
+			q := pos{lamport: recs[j].lamport, sid: p.sid, offset: p.offset + uint64(j)}
+			x.grow(q.sid, eventBytes(len(recs[j].rec), events[j].Tags))
+			for _, t := range events[j].Tags {
+				postings.add(t, ref{q, p.offset}, putPosting)
+			}
+		}
+		return nil
+	}
 	// putRun writes a stream index run ending at its signed head.
 	putRun := func(sid uint32, firstOffset uint64, lamports []uint64, head *replicate.SignedHead) {
 		set(streamKey(sid, firstOffset), appendRunHead(appendRun(nil, lamports), head))
@@ -375,9 +395,16 @@ func (w *writer) write(batch []*writeReq) ([]writeRes, error) {
 			lamports := make([]uint64, len(req.ingest))
 			for j := range req.ingest {
 				e := &req.ingest[j]
-				putEvent(pos{lamport: e.Lamport, sid: sid, offset: e.Offset}, &record{timestamp: e.Timestamp, tags: e.Tags, appID: e.AppID, payload: e.Payload})
+				if req.blocks == nil {
+					putEvent(pos{lamport: e.Lamport, sid: sid, offset: e.Offset}, &record{timestamp: e.Timestamp, tags: e.Tags, appID: e.AppID, payload: e.Payload})
+				}
 				lamports[j] = e.Lamport
 				observed = max(observed, e.Lamport)
+			}
+			for _, b := range req.blocks {
+				if perr := putStored(pos{sid: sid, offset: b.First}, b.Data, req.ingest[b.First-req.ingest[0].Offset:][:b.Count]); perr != nil && err == nil {
+					err = perr
+				}
 			}
 			putRun(sid, next[sid], lamports, req.head)
 			next[sid] += uint64(len(req.ingest))

@@ -27,6 +27,16 @@ type PipelinedStore interface {
 	IngestAsync(ctx context.Context, events []event.Event, head SignedHead) (wait func() error, err error)
 }
 
+// BlockIngester is a PipelinedStore that can keep a verified range in the
+// blocks it arrived in (PullBlocksProtocol). IngestBlocksAsync is
+// IngestAsync, with blocks holding exactly events, in order: the blocks
+// events were decoded from by the store's DecodeBlock and then verified.
+// The store may keep the blocks' bytes rather than encode the events again.
+type BlockIngester interface {
+	PipelinedStore
+	IngestBlocksAsync(ctx context.Context, events []event.Event, blocks []Block, head SignedHead) (wait func() error, err error)
+}
+
 // Bounds of the ranges a Fetch has queued but not yet seen stored: enough
 // for the store to fill a large transaction while the previous one
 // commits, and little enough memory for a small device.
@@ -68,10 +78,11 @@ func newIngestPipe(st PipelinedStore, from int64, progress func(uint64), cancel 
 	return p
 }
 
-// put queues events, verified up to head, behind the ranges queued before.
+// put queues events, verified up to head, behind the ranges queued before;
+// blocks, if not nil, are the blocks they arrived in (see BlockIngester).
 // It blocks while the ranges in flight hold more than maxInflightBytes and
 // returns the first error of any range.
-func (p *ingestPipe) put(ctx context.Context, events []event.Event, head SignedHead) error {
+func (p *ingestPipe) put(ctx context.Context, events []event.Event, blocks []Block, head SignedHead) error {
 	size := 0
 	for i := range events {
 		size += eventSize(&events[i])
@@ -87,7 +98,13 @@ func (p *ingestPipe) put(ctx context.Context, events []event.Event, head SignedH
 	}
 	p.bytes += size
 	p.mu.Unlock()
-	wait, err := p.st.IngestAsync(ctx, events, head)
+	var wait func() error
+	var err error
+	if bi, ok := p.st.(BlockIngester); ok && blocks != nil {
+		wait, err = bi.IngestBlocksAsync(ctx, events, blocks, head)
+	} else {
+		wait, err = p.st.IngestAsync(ctx, events, head)
+	}
 	if err != nil {
 		p.fail(err)
 		return err
@@ -175,4 +192,17 @@ func (l *lockedPipeline) IngestAsync(ctx context.Context, events []event.Event, 
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.ps.IngestAsync(ctx, events, head)
+}
+
+var _ BlockIngester = (*lockedPipeline)(nil)
+
+// IngestBlocksAsync passes blocks on if the store takes them.
+func (l *lockedPipeline) IngestBlocksAsync(ctx context.Context, events []event.Event, blocks []Block, head SignedHead) (func() error, error) {
+	bi, ok := l.ps.(BlockIngester)
+	if !ok {
+		return l.IngestAsync(ctx, events, head)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bi.IngestBlocksAsync(ctx, events, blocks, head)
 }

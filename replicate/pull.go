@@ -180,6 +180,8 @@ func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, p
 	}
 	r := bufio.NewReaderSize(conn, 64<<10)
 	var decoded []event.Event
+	// waiting holds the blocks whose events wait for a signed head.
+	var waiting []Block
 	for {
 		f, err := ReadFrame(r, req.Stream, lim.MaxFrameBytes)
 		if err != nil {
@@ -228,6 +230,7 @@ func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, p
 				return fail(err)
 			}
 			events = decoded
+			waiting = append(waiting, f.Blocks...)
 		}
 		if err := v.Add(events); err != nil {
 			return fail(err)
@@ -240,10 +243,14 @@ func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, p
 			if err != nil {
 				return fail(err)
 			}
+			var blocks []Block
+			if len(evs) > 0 {
+				blocks, waiting = takeBlocks(waiting, evs)
+			}
 			switch {
 			case len(evs) == 0:
 			case pipe != nil:
-				if err := pipe.put(ctx, evs, *f.Head); err != nil {
+				if err := pipe.put(ctx, evs, blocks, *f.Head); err != nil {
 					return fail(fmt.Errorf("store: %w", err))
 				}
 			default:
@@ -278,6 +285,28 @@ func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, p
 	}
 }
 
+// takeBlocks removes from pending the blocks up to the last of events and
+// returns them if they hold exactly events, else nil.
+func takeBlocks(pending []Block, events []event.Event) (blocks, rest []Block) {
+	first, last := events[0].Offset, events[len(events)-1].Offset
+	n := 0
+	for n < len(pending) && pending[n].Last() <= last {
+		n++
+	}
+	blocks, rest = pending[:n:n], pending[n:]
+	next := first
+	for _, b := range blocks {
+		if b.First != next {
+			return nil, rest
+		}
+		next = b.Last() + 1
+	}
+	if next != last+1 {
+		return nil, rest
+	}
+	return blocks, rest
+}
+
 // decodeBlocks appends to dst the events of a frame's blocks, decoded by
 // st, which must be a BlockStore, into at most budget bytes of events.
 func decodeBlocks(dst []event.Event, st Store, stream event.StreamID, blocks []Block, budget int) ([]event.Event, error) {
@@ -288,12 +317,13 @@ func decodeBlocks(dst []event.Event, st Store, stream event.StreamID, blocks []B
 	if !ok {
 		return dst, fmt.Errorf("%w: frame with blocks, which this node does not take", ErrMalformed)
 	}
-	for _, b := range blocks {
+	for i, b := range blocks {
 		n := len(dst)
 		var err error
 		if dst, err = bs.DecodeBlock(dst, stream, b, budget); err != nil {
 			return dst, fmt.Errorf("block at %d: %w", b.First, err)
 		}
+		blocks[i].Count = len(dst) - n
 		for i := n; i < len(dst); i++ {
 			budget -= eventSize(&dst[i])
 		}
