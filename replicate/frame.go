@@ -53,6 +53,11 @@ func writeMsg(w io.Writer, v any) error {
 // malformed: an error of the reader (a stream reset by a peer that
 // stopped) is returned as it is, a failed transfer, not misbehaviour.
 func readMsg(r ByteReader, max int) ([]byte, error) {
+	return readMsgInto(r, max, nil)
+}
+
+// readMsgInto is readMsg reading into buf if it is large enough.
+func readMsgInto(r ByteReader, max int, buf []byte) ([]byte, error) {
 	n, err := readUvarint(r)
 	if err != nil {
 		if errors.Is(err, errVarintOverflow) {
@@ -63,7 +68,11 @@ func readMsg(r ByteReader, max int) ([]byte, error) {
 	if n > uint64(max) {
 		return nil, fmt.Errorf("%w: message of %d bytes, limit %d", ErrMalformed, n, max)
 	}
-	b := make([]byte, n)
+	b := buf[:0]
+	if uint64(cap(b)) < n {
+		b = make([]byte, n)
+	}
+	b = b[:n]
 	if _, err := io.ReadFull(r, b); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
@@ -127,7 +136,20 @@ func WriteFrame(w io.Writer, f Frame) error {
 // a stream that ends before a frame is complete gives io.ErrUnexpectedEOF,
 // one that ends between frames io.EOF.
 func ReadFrame(r ByteReader, stream event.StreamID, maxBytes int) (Frame, error) {
-	b, err := readMsg(r, maxBytes)
+	return readFrame(r, stream, maxBytes, nil)
+}
+
+// readFrame is ReadFrame reading the message into *buf, which it keeps
+// for the next call; the frame does not alias it (decoding copies).
+func readFrame(r ByteReader, stream event.StreamID, maxBytes int, buf *[]byte) (Frame, error) {
+	var into []byte
+	if buf != nil {
+		into = *buf
+	}
+	b, err := readMsgInto(r, maxBytes, into)
+	if buf != nil && cap(b) > cap(*buf) {
+		*buf = b
+	}
 	if err != nil {
 		return Frame{}, fmt.Errorf("read frame: %w", err)
 	}

@@ -180,10 +180,11 @@ func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, p
 	}
 	r := bufio.NewReaderSize(conn, 64<<10)
 	var decoded []event.Event
+	var msg []byte // each frame's bytes, one buffer for all
 	// waiting holds the blocks whose events wait for a signed head.
 	var waiting []Block
 	for {
-		f, err := ReadFrame(r, req.Stream, lim.MaxFrameBytes)
+		f, err := readFrame(r, req.Stream, lim.MaxFrameBytes, &msg)
 		if err != nil {
 			if pipe != nil && ctx.Err() != nil && outer.Err() == nil {
 				// A range failed to store and the pipe cancelled ctx,
