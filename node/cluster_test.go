@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -557,6 +558,50 @@ func (l *lyingStore) ReadRange(ctx context.Context, s event.StreamID, from int64
 	}
 }
 
+// lyingBlockStore is a lyingStore that also serves pull protocol 2,
+// lying in the blocks it sends; reads counts its ReadBlocks calls.
+type lyingBlockStore struct {
+	*lyingStore
+	reads atomic.Int64
+}
+
+func (l *lyingBlockStore) ReadBlocks(ctx context.Context, s event.StreamID, from int64, to uint64) iter.Seq2[replicate.Entry, error] {
+	l.reads.Add(1)
+	bs := l.Store.(replicate.BlockStore)
+	return func(yield func(replicate.Entry, error) bool) {
+		if s.Node() == l.self {
+			bs.ReadBlocks(ctx, s, from, to)(yield)
+			return
+		}
+		if l.mode == "withhold" {
+			return
+		}
+		for en, err := range bs.ReadBlocks(ctx, s, from, to) {
+			switch {
+			case err != nil:
+			case l.mode == "payload":
+				// The last byte of a block is its last event's payload's.
+				b := *en.Block
+				b.Data = slices.Clone(b.Data)
+				b.Data[len(b.Data)-1] ^= 0x01
+				en.Block = &b
+			case l.mode == "signature" && en.Head != nil:
+				h := *en.Head
+				h.Sig = slices.Clone(h.Sig)
+				h.Sig[len(h.Sig)/2] ^= 0x40
+				en.Head = &h
+			}
+			if !yield(en, err) {
+				return
+			}
+		}
+	}
+}
+
+func (l *lyingBlockStore) DecodeBlock(dst []event.Event, s event.StreamID, b replicate.Block, budget int) ([]event.Event, error) {
+	return l.Store.(replicate.BlockStore).DecodeBlock(dst, s, b, budget)
+}
+
 // copyStream copies stream s from src into dst through replication's
 // Store interface, checkpoint by checkpoint.
 func copyStream(t *testing.T, src, dst *Node, s event.StreamID) {
@@ -581,15 +626,17 @@ func copyStream(t *testing.T, src, dst *Node, s event.StreamID) {
 
 // TestClusterLyingRelay: C hears of A's stream only from a liar L that
 // holds A's events (with A's valid signed heads, so its announces verify)
-// but serves them altered, with a broken signature, or not at all. Nothing
+// but serves them altered, with a broken signature, or not at all; in
+// events (pull protocol 1) or in record blocks (pull protocol 2). Nothing
 // of A's stream lands at C, C logs the liar, and once an honest path
 // exists C catches up from it although the liar is still there.
 func TestClusterLyingRelay(t *testing.T) {
 	if testing.Short() {
 		t.Skip("network test")
 	}
-	for _, mode := range []string{"payload", "signature", "withhold"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, name := range []string{"payload", "signature", "withhold", "blocks/payload", "blocks/signature", "blocks/withhold"} {
+		mode, blocks := strings.CutPrefix(name, "blocks/")
+		t.Run(name, func(t *testing.T) {
 			c := newCluster(t, 2) // A = 0, C = 1
 			a, cn := c.nodes[0], c.nodes[1]
 			c.partition([]int{0}, []int{1})
@@ -607,8 +654,14 @@ func TestClusterLyingRelay(t *testing.T) {
 			c.parts.mu.Lock()
 			c.parts.side[liarID] = 2 // with C, cut from A
 			c.parts.mu.Unlock()
+			lying := &lyingStore{Store: (*replStore)(held), self: liarID.String(), mode: mode}
+			var store replicate.Store = lying
+			lyingBlocks := &lyingBlockStore{lyingStore: lying}
+			if blocks {
+				store = lyingBlocks
+			}
 			liar, err := replicate.Start(context.Background(), replicate.Config{
-				Key: key, Store: &lyingStore{Store: (*replStore)(held), self: liarID.String(), mode: mode},
+				Key: key, Store: store,
 				Swarm: c.swarm, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Heartbeat: 200 * time.Millisecond,
 				Bootstrap: []peer.AddrInfo{{ID: c.ids[1], Addrs: cn.repl.Host().Addrs()}},
 				Logger:    slog.New(slog.DiscardHandler),
@@ -647,6 +700,9 @@ func TestClusterLyingRelay(t *testing.T) {
 				}
 			}
 			t.Logf("C: %s", evidence[0])
+			if blocks && lyingBlocks.reads.Load() == 0 {
+				t.Fatal("C did not pull from the liar in blocks")
+			}
 			if n := countStream(t, cn, a); n != 0 {
 				t.Fatalf("C stored %d events of A from the liar", n)
 			}
