@@ -138,9 +138,12 @@ func endWithError(w io.Writer, msg string) error {
 // not nil) with the offset stored. So an interrupted transfer keeps what was
 // verified. If st is a PipelinedStore, pieces are queued with IngestAsync
 // and the next frames are read and verified while they are stored; Fetch
-// returns only after every queued piece is stored or failed. It returns the highest offset stored (req.From if none) and an
-// error: ErrIntegrity-wrapped for data that fails verification,
-// ErrShortAnswer if the answer ended below req.To.
+// returns only after every queued piece is stored or failed. Frames in
+// blocks (PullBlocksProtocol) are decoded by st, which must then be a
+// BlockStore, and a piece that arrived in whole blocks goes to a
+// BlockIngester with them. It returns the highest offset stored
+// (req.From if none) and an error: ErrIntegrity-wrapped for data that
+// fails verification, ErrShortAnswer if the answer ended below req.To.
 func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, prev Head, lim Limits, progress func(offset uint64)) (int64, error) {
 	lim = lim.WithDefaults()
 	outer := ctx
@@ -325,8 +328,8 @@ func decodeBlocks(dst []event.Event, st Store, stream event.StreamID, blocks []B
 			return dst, fmt.Errorf("block at %d: %w", b.First, err)
 		}
 		blocks[i].Count = len(dst) - n
-		for i := n; i < len(dst); i++ {
-			budget -= eventSize(&dst[i])
+		for j := n; j < len(dst); j++ {
+			budget -= eventSize(&dst[j])
 		}
 	}
 	return dst, nil
