@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
@@ -19,8 +21,14 @@ func TestRecordBlocks(t *testing.T) {
 	const streams = 3
 	type rec struct {
 		lamport uint64
-		v       []byte
+		r       record
 	}
+	// same reports whether br decodes to h.
+	same := func(br blockRec, h rec) bool {
+		got, err := decodeRecord(br)
+		return err == nil && br.lamport == h.lamport && reflect.DeepEqual(got, h.r)
+	}
+	tags := []string{"a", "b", "machine:1", "machine:2", "long tag " + strings.Repeat("x", 100)}
 	held := make([][]rec, streams+1)
 	var l uint64
 	for range 40 {
@@ -42,10 +50,16 @@ func TestRecordBlocks(t *testing.T) {
 			if r.IntN(50) == 0 {
 				size = blockBytes + r.IntN(1000)
 			}
-			v := bytes.Repeat([]byte{byte(r.IntN(200))}, size)
+			hr := record{timestamp: r.Int64N(1<<40) - 1<<39, appID: []string{"app", "com.example.other"}[r.IntN(2)], tags: []string{},
+				payload: bytes.Repeat([]byte{byte(r.IntN(200))}, size)}
+			for _, t := range tags {
+				if r.IntN(3) == 0 {
+					hr.tags = append(hr.tags, t)
+				}
+			}
 			off := uint64(len(held[sid]))
-			b.add(pos{lamport: l, sid: sid, offset: off}, v, put)
-			held[sid] = append(held[sid], rec{l, v})
+			b.add(pos{lamport: l, sid: sid, offset: off}, &hr, put)
+			held[sid] = append(held[sid], rec{l, hr})
 		}
 		b.flush(put)
 		if err := txn.Commit(); err != nil {
@@ -68,9 +82,9 @@ func TestRecordBlocks(t *testing.T) {
 					want = to - 1
 				}
 				got := 0
-				err := eachRecord(txn, sid, from, to, desc, func(p pos, v []byte) (bool, error) {
+				err := eachRecord(txn, sid, from, to, desc, func(p pos, v blockRec) (bool, error) {
 					h := held[sid][p.offset]
-					if p.offset != want || p.lamport != h.lamport || !bytes.Equal(v, h.v) {
+					if p.offset != want || p.lamport != h.lamport || !same(v, h) {
 						return false, fmt.Errorf("got %d/%d, want offset %d lamport %d", p.offset, p.lamport, want, h.lamport)
 					}
 					got++
@@ -86,7 +100,7 @@ func TestRecordBlocks(t *testing.T) {
 				}
 			}
 		}
-		if err := eachRecord(txn, sid, n, n+1, false, func(pos, []byte) (bool, error) { return true, nil }); err == nil {
+		if err := eachRecord(txn, sid, n, n+1, false, func(pos, blockRec) (bool, error) { return true, nil }); err == nil {
 			t.Errorf("stream %d: a record past the end read", sid)
 		}
 	}
@@ -97,7 +111,7 @@ func TestRecordBlocks(t *testing.T) {
 		off := r.Uint64N(uint64(len(held[sid])))
 		h := held[sid][off]
 		b, err := rd.find(sid, off, noBlock)
-		if err != nil || !bytes.Equal(b.recs[off-b.first].rec, h.v) || b.recs[off-b.first].lamport != h.lamport {
+		if err != nil || !same(b.recs[off-b.first], h) {
 			t.Fatalf("stream %d offset %d: %v", sid, off, err)
 		}
 		if i%2 == 0 {
@@ -127,7 +141,7 @@ func TestRecordBlocks(t *testing.T) {
 				t.Fatalf("stream %d: no block at %d: %v", sid, at[sid], err)
 			}
 			for i, br := range b.recs {
-				if h := held[sid][b.first+uint64(i)]; br.lamport != h.lamport || !bytes.Equal(br.rec, h.v) {
+				if h := held[sid][b.first+uint64(i)]; !same(br, h) {
 					t.Fatalf("stream %d offset %d differs", sid, b.first+uint64(i))
 				}
 			}
@@ -138,9 +152,19 @@ func TestRecordBlocks(t *testing.T) {
 		t.Error("next found a block past the end")
 	}
 	// Damaged blocks are errors.
-	for _, v := range [][]byte{nil, {1}, {1, 5, 0}, {1, 1, 0, 0, 1, 0}, {0x80}} {
+	for _, v := range [][]byte{nil, {1}, {1, 5, 0}, {1, 1, 0, 0, 1, 0}, {0x80}, {0}, {0, 1, 'a'}, {0, 0, 0, 2, 1, 'a'}, {0, 0, 0, 0}} {
 		if _, err := decodeBlock(v, nil); err == nil {
 			t.Errorf("block %x decoded", v)
+		}
+	}
+	// A record naming a tag the header lacks, or with unknown flags.
+	for _, v := range [][]byte{{0, 0, 0, 1, 1, 'a', 1, 4, 0, 0, 1, 1}, {0, 0, 0, 0, 1, 2, 0x80, 0}} {
+		recs, err := decodeBlock(v, nil)
+		if err != nil || len(recs) != 1 {
+			t.Fatalf("block %x: %d records, %v", v, len(recs), err)
+		}
+		if _, _, _, err := decodeHeader(recs[0]); err == nil {
+			t.Errorf("record of block %x decoded", v)
 		}
 	}
 }

@@ -155,7 +155,7 @@ func TestDropExpiredRecords(t *testing.T) {
 	})
 	time.Sleep(20 * 20 * time.Millisecond) // many pruner passes
 	sid := n.st.snapshot().sids[s]
-	if err := eachRecord(txn, sid, oldFloor, oldFloor+1, false, func(pos, []byte) (bool, error) { return true, nil }); err != nil {
+	if err := eachRecord(txn, sid, oldFloor, oldFloor+1, false, func(pos, blockRec) (bool, error) { return true, nil }); err != nil {
 		t.Errorf("the held read lost the record at %d: %v", oldFloor, err)
 	}
 	if _, first := storedRecords(t, n, s); first > oldFloor {
@@ -247,7 +247,11 @@ func TestMigrateV2Records(t *testing.T) {
 			}
 			for i, r := range recs {
 				p := pos{lamport: r.lamport, sid: sid, offset: first + uint64(i)}
-				if err := txn.Set(appendPos([]byte{pfxEventV2}, p), r.rec); err != nil {
+				rec, err := decodeRecord(r) // stored records of version 2 stand alone
+				if err != nil {
+					return err
+				}
+				if err := txn.Set(appendPos([]byte{pfxEventV2}, p), appendRecord(nil, &rec)); err != nil {
 					return err
 				}
 				moved++
@@ -321,7 +325,11 @@ func TestMissingRecordIsAnError(t *testing.T) {
 		put := func(sid uint32, first uint64, val []byte) { err = errors.Join(err, txn.Set(blockKey(sid, first), val)) }
 		for i, r := range recs {
 			if i != 5 {
-				b.add(pos{lamport: r.lamport, sid: sid, offset: uint64(i)}, r.rec, put)
+				rec, derr := decodeRecord(r)
+				if derr != nil {
+					return derr
+				}
+				b.add(pos{lamport: r.lamport, sid: sid, offset: uint64(i)}, &rec, put)
 			}
 		}
 		b.flush(put)

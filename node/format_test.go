@@ -3,7 +3,9 @@ package node
 import (
 	"context"
 	"encoding/binary"
+	"math"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/edgelog/edgelog/aql"
 	"github.com/edgelog/edgelog/event"
+	"github.com/edgelog/edgelog/replicate"
 )
 
 // setFormat writes a layout version into a closed node's database.
@@ -88,4 +91,127 @@ func TestLayoutVersion(t *testing.T) {
 	} else if !strings.Contains(err.Error(), "not supported") {
 		t.Errorf("error %q does not say the layout is not supported", err)
 	}
+}
+
+// toLayout6 rewrites every record block of the closed node in dir in the
+// encoding of layout 6 (records that stand alone) and sets version 6.
+// Block starts stay, so the tag index still points at them.
+func toLayout6(t *testing.T, dir string) {
+	t.Helper()
+	db, err := badger.Open(badger.DefaultOptions(filepath.Join(dir, "db")).WithLogger(nil).WithCompression(options.Snappy).WithValueLogFileSize(16 << 20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxEvent}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			recs, err := decodeBlock(v, nil)
+			if err != nil {
+				return err
+			}
+			var old []byte
+			var l uint64
+			for _, br := range recs {
+				r, err := decodeRecord(br)
+				if err != nil {
+					return err
+				}
+				old = appendBlockRec(old, br.lamport-l, appendRecord(nil, &r))
+				l = br.lamport
+			}
+			if err := txn.Set(it.Item().KeyCopy(nil), old); err != nil {
+				return err
+			}
+		}
+		return txn.Set(keyFormat, u64(formatV6))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLayout6BlocksStay: a database of layout 6 opens as layout 7 without
+// rewriting its blocks; its events read the same, by stream and through
+// the tag index, next to events written after in blocks of layout 7; and
+// a replica pulls both kinds in blocks and reads them the same.
+func TestLayout6BlocksStay(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	n := openTest(t, dir)
+	publishN(t, n, 300, 60, "old", "n:3")
+	s := n.DefaultStream()
+	queries := []string{"FROM allEvents", "FROM 'old'", "FROM 'new'", "FROM 'n:3'"}
+	before := map[string][]*event.Event{}
+	for _, q := range queries {
+		before[q] = query(t, n, event.QueryRequest{Query: aql.MustParse(q)})
+	}
+	n.Close()
+	toLayout6(t, dir)
+
+	n = openTest(t, dir)
+	if v := getFormat(t, n); v != formatCurrent {
+		t.Fatalf("layout %d after opening, want %d", v, formatCurrent)
+	}
+	for _, q := range queries {
+		if got := query(t, n, event.QueryRequest{Query: aql.MustParse(q)}); !equalEvents(got, before[q]) {
+			t.Fatalf("%s: %d events after the upgrade, %d before, or they differ", q, len(got), len(before[q]))
+		}
+	}
+	var layout6 int
+	for _, en := range readBlocks(t, n, s, -1, math.MaxUint64) {
+		if en.Block.Data[0] != blockV2 {
+			layout6++
+		}
+	}
+	if layout6 == 0 {
+		t.Fatal("no block of layout 6 left: the test misses them")
+	}
+	publishN(t, n, 150, 50, "new")
+
+	// A replica takes both kinds through pull protocol 2.
+	b := openTest(t, t.TempDir())
+	var evs []event.Event
+	var blocks []replicate.Block
+	for _, en := range readBlocks(t, n, s, -1, math.MaxUint64) {
+		var err error
+		if evs, err = decodeWireBlock(evs, s, *en.Block, math.MaxInt); err != nil {
+			t.Fatal(err)
+		}
+		if blocks = append(blocks, *en.Block); en.Head == nil {
+			continue
+		}
+		wait, err := (*replStore)(b).IngestBlocksAsync(ctx, evs, blocks, *en.Head)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := wait(); err != nil {
+			t.Fatal(err)
+		}
+		evs, blocks = nil, nil
+	}
+	for _, q := range queries {
+		req := event.QueryRequest{Query: aql.MustParse(q)}
+		if got, want := query(t, b, req), query(t, n, req); !equalEvents(got, want) || len(want) == 0 {
+			t.Fatalf("%s: replica %d events, origin %d, or they differ", q, len(got), len(want))
+		}
+	}
+}
+
+// equalEvents compares events by value.
+func equalEvents(a, b []*event.Event) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !reflect.DeepEqual(*a[i], *b[i]) {
+			return false
+		}
+	}
+	return true
 }

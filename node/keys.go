@@ -41,7 +41,9 @@ const (
 // newer database. Version 4 gives tag index entries values, each listing
 // a posting of events (posting.go). Version 5 stores records in blocks of
 // consecutive events (block.go, prefix b). Version 6 postings say where
-// each event's block starts. Upgrading rewrites the records of versions 1
+// each event's block starts. Version 7 writes blocks that state once what
+// their records share (block.go); blocks of versions 5 and 6 stay as they
+// are and are read as before. Upgrading rewrites the records of versions 1
 // to 4 (prefix o or e) into blocks and writes the tag index of versions 3
 // to 5 again (migrate.go).
 const (
@@ -51,7 +53,8 @@ const (
 	formatV4      = 4
 	formatV5      = 5
 	formatV6      = 6
-	formatCurrent = formatV6
+	formatV7      = 7
+	formatCurrent = formatV7
 )
 
 var (

@@ -37,9 +37,10 @@ func decodeOldRecordKey(k []byte) (pos, error) {
 }
 
 // upgrade brings a database of an older layout version to the current one:
-// the records of versions 1 to 4 move into blocks, and the tag index is
-// written again with where each event's block starts. Each step can stop
-// anywhere (a crash, a full disk) and runs again at the next start.
+// the records of versions 1 to 4 move into blocks, and the tag index of
+// versions up to 5 is written again with where each event's block starts.
+// Each step can stop anywhere (a crash, a full disk) and runs again at the
+// next start. Version 7 reads the blocks of versions 5 and 6 as they are.
 func (s *store) upgrade(version uint64) error {
 	if version < formatV5 {
 		old := byte(pfxEventV4)
@@ -50,7 +51,15 @@ func (s *store) upgrade(version uint64) error {
 			return err
 		}
 	}
-	return s.rebuildTagIndex()
+	if version < formatV6 {
+		if err := s.rebuildTagIndex(); err != nil {
+			return err
+		}
+	}
+	if err := s.setFormat(formatCurrent); err != nil {
+		return fmt.Errorf("upgrading the database to layout version %d: %w", formatCurrent, err)
+	}
+	return nil
 }
 
 // migrateRecords rewrites the event records under prefix old into blocks
@@ -71,7 +80,14 @@ func (s *store) migrateRecords(old byte) error {
 			if err != nil {
 				return fmt.Errorf("record key %x: %w", item.Key(), err)
 			}
-			if err := item.Value(func(v []byte) error { blocks.add(p, v, put); return nil }); err != nil {
+			if err := item.Value(func(v []byte) error {
+				r, err := decodeRecord(blockRec{rec: v})
+				if err != nil {
+					return fmt.Errorf("event %d/%d: %w", p.sid, p.offset, err)
+				}
+				blocks.add(p, &r, put)
+				return nil
+			}); err != nil {
 				return err
 			}
 			n++
@@ -138,7 +154,7 @@ func (s *store) rebuildTagIndex() error {
 						if p.offset < floor {
 							continue
 						}
-						r, _, _, err := decodeHeader(br.rec)
+						r, _, _, err := decodeHeader(br)
 						if err != nil {
 							return fmt.Errorf("event %d/%d: %w", sid, p.offset, err)
 						}

@@ -295,7 +295,7 @@ func putForeign(t testing.TB, n *Node, stream event.StreamID, evs []event.Event)
 		put := func(sid uint32, first uint64, val []byte) { err = errors.Join(err, txn.Set(blockKey(sid, first), val)) }
 		for _, e := range evs {
 			p := pos{e.Lamport, sid, e.Offset}
-			block := blocks.add(p, appendRecord(nil, &record{e.Timestamp, e.Tags, e.AppID, e.Payload}), put)
+			block, _ := blocks.add(p, &record{e.Timestamp, e.Tags, e.AppID, e.Payload}, put)
 			for _, tag := range e.Tags {
 				if err := txn.Set(tagKey(tag, p), startPosted(nil, ref{p, block})); err != nil {
 					return err

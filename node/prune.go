@@ -232,9 +232,9 @@ func (s *store) loadExpiry() error {
 func (s *store) countBytes(sid uint32, floor uint64) (int64, error) {
 	var n int64
 	err := s.db.View(func(txn *badger.Txn) error {
-		return eachRecord(txn, sid, floor, uint64(s.present[sid]+1), false, func(_ pos, v []byte) (bool, error) {
+		return eachRecord(txn, sid, floor, uint64(s.present[sid]+1), false, func(_ pos, v blockRec) (bool, error) {
 			rec, _, _, err := decodeHeader(v)
-			n += eventBytes(len(v), rec.tags)
+			n += eventBytes(len(v.rec), rec.tags)
 			return err == nil, err
 		})
 	})
@@ -683,7 +683,7 @@ func (n *Node) planPrune(sid uint32, stream event.StreamID, st expiry.State, flo
 	budget := n.w.maxCount / 4
 	var sums []expiry.Summary
 	var entries int64
-	err = eachRecord(txn, sid, st.Floor, st.Floor+min(st.Count, pruneBatchEvents), false, func(p pos, v []byte) (bool, error) {
+	err = eachRecord(txn, sid, st.Floor, st.Floor+min(st.Count, pruneBatchEvents), false, func(p pos, v blockRec) (bool, error) {
 		r, _, _, err := decodeHeader(v)
 		if err != nil {
 			return false, err
@@ -691,7 +691,7 @@ func (n *Node) planPrune(sid uint32, stream event.StreamID, st expiry.State, flo
 		if entries += int64(1 + len(r.tags)); entries > budget && len(sums) > 0 {
 			return false, nil
 		}
-		sums = append(sums, expiry.Summary{Offset: p.offset, Size: eventBytes(len(v), r.tags), Timestamp: r.timestamp})
+		sums = append(sums, expiry.Summary{Offset: p.offset, Size: eventBytes(len(v.rec), r.tags), Timestamp: r.timestamp})
 		// For age, stop reading at the first event that stays.
 		if rule.MaxAge > 0 && rule.MaxEvents == 0 && rule.MaxBytes == 0 && r.timestamp >= now.Add(-rule.MaxAge).UnixMicro() {
 			return false, nil
@@ -721,7 +721,7 @@ func (n *Node) buildPrune(txn *badger.Txn, sid uint32, stream event.StreamID, fr
 	// posted[t] is the last offset of tag t's postings handled so far: the
 	// first event after it with the tag starts one.
 	posted := map[string]uint64{}
-	err := eachRecord(txn, sid, from, to, false, func(p pos, v []byte) (bool, error) {
+	err := eachRecord(txn, sid, from, to, false, func(p pos, v blockRec) (bool, error) {
 		r, err := decodeRecord(v)
 		if err != nil {
 			return false, fmt.Errorf("event %d/%d: %w", sid, p.offset, err)
@@ -737,7 +737,7 @@ func (n *Node) buildPrune(txn *badger.Txn, sid uint32, stream event.StreamID, fr
 			}
 			posted[t] = last
 		}
-		op.bytes += eventBytes(len(v), r.tags)
+		op.bytes += eventBytes(len(v.rec), r.tags)
 		ev := event.Event{Stream: stream, Offset: p.offset, Lamport: p.lamport, Timestamp: r.timestamp, Tags: r.tags, AppID: r.appID, Payload: r.payload}
 		hash = replicate.ChainHash(hash, &ev)
 		lastLamport = p.lamport

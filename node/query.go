@@ -184,7 +184,7 @@ func (n *Node) scan(ctx context.Context, txn *badger.Txn, pl *readPlan, q *aql.Q
 }
 
 // decode turns a stored record into an Event if q selects it, else nil.
-func (pl *readPlan) decode(p pos, v []byte, q *aql.Query) (*event.Event, error) {
+func (pl *readPlan) decode(p pos, v blockRec, q *aql.Query) (*event.Event, error) {
 	r, flags, rest, err := decodeHeader(v)
 	if err != nil {
 		return nil, fmt.Errorf("event %d/%d: %w", p.sid, p.offset, err)
@@ -341,7 +341,7 @@ func (n *Node) readStream(ctx context.Context, txn *badger.Txn, pl *readPlan, si
 	return func(yield func(*event.Event, error) bool) {
 		b := pl.bounds[sid]
 		i := 0
-		err := eachRecord(txn, sid, uint64(b.lo+1), uint64(b.hi+1), desc, func(p pos, v []byte) (bool, error) {
+		err := eachRecord(txn, sid, uint64(b.lo+1), uint64(b.hi+1), desc, func(p pos, v blockRec) (bool, error) {
 			if i++; i%1024 == 0 {
 				if err := n.checkStop(ctx); err != nil {
 					return false, err

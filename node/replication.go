@@ -184,6 +184,7 @@ func (r *replStore) read(ctx context.Context, stream event.StreamID, from int64,
 		pl := &readPlan{v: v, local: make([]bool, len(v.names))}
 		rd := newBlockReader(txn, pl)
 		defer rd.close()
+		var part []byte // a block cut to the range
 		for run, err := range runsFrom(txn, sid, uint64(from+1)) {
 			if err != nil {
 				yield(replicate.Entry{}, err)
@@ -214,13 +215,12 @@ func (r *replStore) read(ctx context.Context, stream event.StreamID, from int64,
 				}
 				last := off + uint64(len(recs)) - 1
 				if blocks {
-					var data []byte
-					if len(recs) == len(b.recs) {
-						// The whole block, as stored: its buffer goes with
-						// the entry, and the reader fills a new one next.
-						data, b.val = b.val, nil
-					} else {
-						data = appendBlock(nil, recs)
+					// The whole block as stored, or the part asked for;
+					// the caller copies it (see replicate.BlockStore).
+					data := b.val
+					if len(recs) < len(b.recs) {
+						part = appendBlock(part[:0], recs)
+						data = part
 					}
 					e := replicate.Entry{Block: &replicate.Block{First: off, Count: len(recs), Data: data}}
 					if last == run.last() {
@@ -231,7 +231,7 @@ func (r *replStore) read(ctx context.Context, stream event.StreamID, from int64,
 					}
 				} else {
 					for i, rec := range recs {
-						ev, err := pl.decode(pos{lamport: rec.lamport, sid: sid, offset: off + uint64(i)}, rec.rec, allEvents)
+						ev, err := pl.decode(pos{lamport: rec.lamport, sid: sid, offset: off + uint64(i)}, rec, allEvents)
 						if err != nil {
 							yield(replicate.Entry{}, err)
 							return

@@ -37,7 +37,7 @@ func decodeWireBlock(dst []event.Event, stream event.StreamID, b replicate.Block
 		return dst, fmt.Errorf("%w: block at %d holds %d events, past the largest offset", replicate.ErrMalformed, b.First, len(recs))
 	}
 	for i, rc := range recs {
-		r, flags, rest, err := decodeHeader(rc.rec)
+		r, flags, rest, err := decodeHeader(rc)
 		if err != nil {
 			return dst, fmt.Errorf("%w: event %d: %v", replicate.ErrMalformed, b.First+uint64(i), err)
 		}

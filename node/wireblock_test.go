@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
@@ -16,7 +17,8 @@ import (
 	"github.com/edgelog/edgelog/replicate"
 )
 
-// readBlocks returns the entries ReadBlocks yields for (from, to].
+// readBlocks returns the entries ReadBlocks yields for (from, to], with
+// copies of their blocks' bytes, which ReadBlocks may reuse.
 func readBlocks(t *testing.T, n *Node, s event.StreamID, from int64, to uint64) []replicate.Entry {
 	t.Helper()
 	var out []replicate.Entry
@@ -24,6 +26,9 @@ func readBlocks(t *testing.T, n *Node, s event.StreamID, from int64, to uint64) 
 		if err != nil {
 			t.Fatal(err)
 		}
+		b := *en.Block
+		b.Data = slices.Clone(b.Data)
+		en.Block = &b
 		out = append(out, en)
 	}
 	return out
@@ -168,6 +173,14 @@ func FuzzDecodeWireBlock(f *testing.F) {
 	f.Add(uint64(0), wireBlock([]event.Event{{Lamport: 1, Tags: []string{"t"}, AppID: "a", Payload: []byte{1}}}, nil).Data)
 	f.Add(uint64(7), wireBlock([]event.Event{{Lamport: 3, Payload: bytes.Repeat([]byte{7}, 900)}, {Lamport: 9, Tags: []string{"a", "b"}}}, nil).Data)
 	f.Add(uint64(math.MaxUint64), []byte{0x01, 0x02, 0x01, 0x00})
+	// A block of layout 7, with a header its records refer to.
+	var bb blockBuilder
+	var v7 []byte
+	for i, r := range []record{{timestamp: 5, tags: []string{"a", "b"}, appID: "x", payload: []byte{1}}, {timestamp: 9, tags: []string{"b", "c"}, appID: "y", payload: []byte{2, 3}}} {
+		bb.add(pos{lamport: uint64(3 + i), sid: 1, offset: uint64(i)}, &r, nil)
+	}
+	bb.flush(func(_ uint32, _ uint64, val []byte) { v7 = val })
+	f.Add(uint64(0), v7)
 	f.Fuzz(func(t *testing.T, first uint64, data []byte) {
 		const budget = 1 << 16
 		evs, err := decodeWireBlock(nil, s, replicate.Block{First: first, Data: data}, budget)

@@ -338,11 +338,9 @@ func (w *writer) write(batch []*writeReq) ([]writeRes, error) {
 	putBlock := func(sid uint32, first uint64, val []byte) { set(blockKey(sid, first), val) }
 	// putEvent adds an event's record to its stream's block and the event
 	// to its tags' postings.
-	var rec []byte
 	putEvent := func(p pos, r *record) {
-		rec = appendRecord(rec[:0], r)
-		x.grow(p.sid, eventBytes(len(rec), r.tags))
-		block := blocks.add(p, rec, putBlock)
+		block, size := blocks.add(p, r, putBlock)
+		x.grow(p.sid, eventBytes(size, r.tags))
 		for _, t := range r.tags {
 			postings.add(t, ref{p, block}, putPosting)
 		}
@@ -352,7 +350,7 @@ func (w *writer) write(batch []*writeReq) ([]writeRes, error) {
 	var recs []blockRec
 	putStored := func(p pos, data []byte, events []event.Event) error {
 		var err error
-		if recs, err = decodeBlock(data, recs[:0]); err != nil || len(recs) != len(events) {
+		if recs, err = blockRecords(data, recs[:0]); err != nil || len(recs) != len(events) {
 			return fmt.Errorf("ingest: a block of %d events at %d holds %d records: %w", len(events), p.offset, len(recs), err)
 		}
 		blocks.putRaw(p.sid, p.offset, data, putBlock)

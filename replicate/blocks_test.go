@@ -18,7 +18,8 @@ import (
 
 // blockMemStore is a memStore that is a BlockStore. Its blocks are CBOR
 // arrays of wire events, up to blockEvents of them, cut at heads like a
-// node's; decoded counts how many it decoded.
+// node's, whose bytes it spoils once the reader moves on; decoded counts
+// the blocks it decoded.
 type blockMemStore struct {
 	*memStore
 	decoded atomic.Int64
@@ -39,7 +40,13 @@ func (m *blockMemStore) ReadBlocks(ctx context.Context, stream event.StreamID, f
 			}
 			en := Entry{Block: &Block{First: evs[0].Offset, Count: len(evs), Data: data}, Head: head}
 			evs = evs[:0]
-			return yield(en, nil)
+			goOn := yield(en, nil)
+			// Data is valid only until the iteration goes on: spoil it,
+			// as a store that reuses its buffer would.
+			for i := range data {
+				data[i] = 0xff
+			}
+			return goOn
 		}
 		for en, err := range m.ReadRange(ctx, stream, from, to) {
 			if err != nil {
@@ -135,7 +142,9 @@ func TestPullBlocksRejectsLies(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		blocks, heads = append(blocks, *en.Block), append(heads, en.Head)
+		b := *en.Block
+		b.Data = slices.Clone(b.Data)
+		blocks, heads = append(blocks, b), append(heads, en.Head)
 	}
 	block := func(evs []event.Event) Block {
 		data, err := wireEnc.Marshal(toWireEvents(evs))

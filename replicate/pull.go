@@ -60,12 +60,13 @@ func serve(ctx context.Context, read readFunc, conn io.ReadWriter, lim Limits) (
 		floor    *Head
 		last     = req.From
 	)
+	var data []byte // the frame's blocks' bytes
 	flush := func(end bool) error {
 		f.End = end
 		if err := WriteFrame(w, f); err != nil {
 			return err
 		}
-		f, size = Frame{}, 0
+		f, size, data = Frame{}, 0, data[:0]
 		return nil
 	}
 	// Read (From, To]; if that does not end at a checkpoint, read on to one.
@@ -83,7 +84,11 @@ func serve(ctx context.Context, read readFunc, conn io.ReadWriter, lim Limits) (
 				continue
 			}
 			if b := en.Block; b != nil {
-				f.Blocks = append(f.Blocks, *b)
+				// The store may reuse b.Data: keep a copy, in one buffer
+				// for the frame's blocks.
+				start := len(data)
+				data = append(data, b.Data...)
+				f.Blocks = append(f.Blocks, Block{First: b.First, Count: b.Count, Data: data[start:len(data):len(data)]})
 				size += len(b.Data) + 16
 				last = int64(b.Last())
 			} else {

@@ -58,6 +58,8 @@ type BlockStore interface {
 	// ReadBlocks is ReadRange with the events of each entry in Block
 	// rather than Event: an entry holds consecutive events, never past
 	// a signed head (Head, if set, is the head at the block's last event).
+	// Unlike the rest of an entry, Block.Data is valid only until the
+	// iteration goes on: the store may reuse it.
 	ReadBlocks(ctx context.Context, stream event.StreamID, from int64, to uint64) iter.Seq2[Entry, error]
 
 	// DecodeBlock appends to dst the events of a block received from a
