@@ -234,7 +234,8 @@ func (b *blockBuilder) add(p pos, r *record, put func(sid uint32, first uint64, 
 			put(p.sid, o.first, o.value())
 		}
 		// A new block's first Lamport time is relative to 0.
-		o = &openBlock{first: p.offset, next: p.offset, hdr: blockHeader{appID: r.appID, ts: r.timestamp}, tagIdx: map[string]int{}}
+		o = &openBlock{first: p.offset, next: p.offset, hdr: blockHeader{appID: r.appID, ts: r.timestamp}, tagIdx: map[string]int{},
+			buf: make([]byte, 0, min(blockBytes, 4*len(payload))+2*binary.MaxVarintLen64)}
 		o.hdrLen = 1 + binary.MaxVarintLen64 + len(r.appID) + binary.MaxVarintLen64 + 2
 		b.open[p.sid] = o
 	}
