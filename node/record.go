@@ -80,22 +80,6 @@ func packPayload(payload []byte) ([]byte, byte) {
 	return payload, 0
 }
 
-// appendRecord appends r as a record of layout 5 and 6 (recordV1), which
-// blocks of those layouts hold; new blocks hold recordV2 (block.go).
-func appendRecord(b []byte, r *record) []byte {
-	payload, flags := packPayload(r.payload)
-	b = append(b, recordV1, flags)
-	b = binary.AppendVarint(b, r.timestamp)
-	b = binary.AppendUvarint(b, uint64(len(r.tags)))
-	for _, t := range r.tags {
-		b = binary.AppendUvarint(b, uint64(len(t)))
-		b = append(b, t...)
-	}
-	b = binary.AppendUvarint(b, uint64(len(r.appID)))
-	b = append(b, r.appID...)
-	return append(b, payload...)
-}
-
 // decodeRecord parses the record rec. The result does not alias its bytes
 // (Badger reuses them).
 func decodeRecord(rec blockRec) (record, error) {
