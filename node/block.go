@@ -134,22 +134,8 @@ func decodeBlockHeader(v []byte, keep bool) (*blockHeader, []byte, error) {
 		return nil, nil, bad
 	}
 	h.ts, b = ts, b[n:]
-	nt, n := binary.Uvarint(b)
-	if n <= 0 || nt > maxRecordTags || nt > uint64(len(b)) {
+	if h.tags, b, ok = cutStrings(b, keep); !ok {
 		return nil, nil, bad
-	}
-	b = b[n:]
-	if keep {
-		h.tags = make([]string, nt)
-	}
-	for i := range nt {
-		var t string
-		if t, b, ok = cutString(b, keep); !ok {
-			return nil, nil, bad
-		}
-		if keep {
-			h.tags[i] = t
-		}
 	}
 	if !keep {
 		return nil, b, nil
@@ -171,6 +157,32 @@ func cutString(b []byte, keep bool) (string, []byte, bool) {
 		s = string(b[n : n+int(l)])
 	}
 	return s, b[n+int(l):], true
+}
+
+// cutStrings returns the list of at most maxRecordTags strings (nil unless
+// keep) at the start of b, a uvarint count and then each as cutString
+// reads it, and the bytes after it.
+func cutStrings(b []byte, keep bool) ([]string, []byte, bool) {
+	nt, n := binary.Uvarint(b)
+	if n <= 0 || nt > maxRecordTags || nt > uint64(len(b)) {
+		return nil, nil, false
+	}
+	b = b[n:]
+	var out []string
+	if keep {
+		out = make([]string, nt)
+	}
+	for i := range nt {
+		s, rest, ok := cutString(b, keep)
+		if !ok {
+			return nil, nil, false
+		}
+		if keep {
+			out[i] = s
+		}
+		b = rest
+	}
+	return out, b, true
 }
 
 // appendBlock appends to dst the block of recs, consecutive records of one

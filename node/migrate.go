@@ -114,10 +114,10 @@ const rebuildPostingEvents = 4096
 
 // rebuildTagIndex deletes the tag index and writes it again, as postings
 // that say where each event's block starts, from the records at or above
-// each stream's floor (those below expired), and then sets the current
-// version. Stopped, it starts over.
+// each stream's floor (those below expired), and then sets version 6.
+// Stopped, it starts over.
 func (s *store) rebuildTagIndex() error {
-	s.log.Info("upgrading the database layout: writing the tag index again", slog.Int("version", formatCurrent))
+	s.log.Info("upgrading the database layout: writing the tag index again", slog.Int("version", formatV6))
 	start := time.Now()
 	var n int
 	err := s.db.DropPrefix([]byte{pfxTag})
@@ -175,12 +175,12 @@ func (s *store) rebuildTagIndex() error {
 		})
 	}
 	if err == nil {
-		err = s.setFormat(formatCurrent)
+		err = s.setFormat(formatV6)
 	}
 	if err != nil {
-		return fmt.Errorf("upgrading the database to layout version %d (it starts over at the next start): %w", formatCurrent, err)
+		return fmt.Errorf("upgrading the database to layout version %d (it starts over at the next start): %w", formatV6, err)
 	}
-	s.log.Info("upgraded the database layout", slog.Int("version", formatCurrent), slog.Int("events", n), slog.Duration("took", time.Since(start)))
+	s.log.Info("upgraded the database layout", slog.Int("version", formatV6), slog.Int("events", n), slog.Duration("took", time.Since(start)))
 	return nil
 }
 

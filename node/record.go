@@ -110,26 +110,14 @@ func decodeHeader(rec blockRec) (r record, flags byte, rest []byte, err error) {
 		return r, 0, nil, errBadRecord
 	}
 	r.timestamp, b = ts, b[n:]
-	nt, n := binary.Uvarint(b)
-	if n <= 0 || nt > maxRecordTags || nt > uint64(len(b)) {
+	var ok bool
+	if r.tags, b, ok = cutStrings(b, true); !ok {
 		return r, 0, nil, errBadRecord
 	}
-	b = b[n:]
-	r.tags = make([]string, nt)
-	for i := range r.tags {
-		l, n := binary.Uvarint(b)
-		if n <= 0 || l > uint64(len(b)-n) {
-			return r, 0, nil, errBadRecord
-		}
-		r.tags[i] = string(b[n : n+int(l)])
-		b = b[n+int(l):]
-	}
-	l, n := binary.Uvarint(b)
-	if n <= 0 || l > uint64(len(b)-n) {
+	if r.appID, b, ok = cutString(b, true); !ok {
 		return r, 0, nil, errBadRecord
 	}
-	r.appID = string(b[n : n+int(l)])
-	return r, flags, b[n+int(l):], nil
+	return r, flags, b, nil
 }
 
 // decodeHeaderV2 is decodeHeader for a record of a block of layout 7, whose

@@ -65,7 +65,7 @@ func decodeWirePayload(flags byte, rest []byte, budget int) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("%w: record flags %#x", replicate.ErrMalformed, flags)
 	}
-	// A compressed payload says how large it is (appendRecord writes whole
+	// A compressed payload says how large it is (packPayload writes whole
 	// frames, which carry their size); it decodes into exactly that.
 	var h zstd.Header
 	if err := h.Decode(rest); err != nil || !h.HasFCS {
