@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 )
 
 // TestRecordBlocks: records written in batches of blocks (some larger than
@@ -178,4 +180,44 @@ func memDB(t *testing.T) *badger.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// openDataDB opens the Badger database of the closed node in dir, with
+// small value-log files as the node uses on 32-bit builds: Badger maps
+// twice their size, and its default of 1 GiB leaves no room in a 32-bit
+// address space for the node opened next.
+func openDataDB(t *testing.T, dir string) *badger.DB {
+	t.Helper()
+	db, err := badger.Open(badger.DefaultOptions(filepath.Join(dir, "db")).WithLogger(nil).WithCompression(options.Snappy).WithValueLogFileSize(16 << 20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// eachBlock calls f with the key, stream, first offset and records of each
+// record block under prefix (a stream's, or all with pfxEvent), in key
+// order; the key and records are f's to keep.
+func eachBlock(txn *badger.Txn, prefix []byte, f func(key []byte, sid uint32, first uint64, recs []blockRec) error) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		k := it.Item().KeyCopy(nil)
+		sid, first, err := decodeBlockKey(k)
+		if err != nil {
+			return err
+		}
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		recs, err := decodeBlock(v, nil)
+		if err != nil {
+			return fmt.Errorf("block %d/%d: %w", sid, first, err)
+		}
+		if err := f(k, sid, first, recs); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -541,21 +541,32 @@ func (l *lyingStore) ReadRange(ctx context.Context, s event.StreamID, from int64
 			return // announces offsets it then does not serve
 		}
 		for en, err := range l.Store.ReadRange(ctx, s, from, to) {
-			switch {
-			case err != nil:
-			case l.mode == "payload":
-				en.Event.Payload = append(slices.Clone(en.Event.Payload), 0xf6)
-			case l.mode == "signature" && en.Head != nil:
-				h := *en.Head
-				h.Sig = slices.Clone(h.Sig)
-				h.Sig[len(h.Sig)/2] ^= 0x40
-				en.Head = &h
-			}
-			if !yield(en, err) {
+			if !yield(l.lie(en, err)) {
 				return
 			}
 		}
 	}
+}
+
+// lie alters en as the liar's mode says: its payload (the last byte of a
+// block is its last event's payload's) or its head's signature.
+func (l *lyingStore) lie(en replicate.Entry, err error) (replicate.Entry, error) {
+	switch {
+	case err != nil:
+	case l.mode == "payload" && en.Block != nil:
+		b := *en.Block
+		b.Data = slices.Clone(b.Data)
+		b.Data[len(b.Data)-1] ^= 0x01
+		en.Block = &b
+	case l.mode == "payload":
+		en.Event.Payload = append(slices.Clone(en.Event.Payload), 0xf6)
+	case l.mode == "signature" && en.Head != nil:
+		h := *en.Head
+		h.Sig = slices.Clone(h.Sig)
+		h.Sig[len(h.Sig)/2] ^= 0x40
+		en.Head = &h
+	}
+	return en, err
 }
 
 // lyingBlockStore is a lyingStore that also serves pull protocol 2,
@@ -577,21 +588,7 @@ func (l *lyingBlockStore) ReadBlocks(ctx context.Context, s event.StreamID, from
 			return
 		}
 		for en, err := range bs.ReadBlocks(ctx, s, from, to) {
-			switch {
-			case err != nil:
-			case l.mode == "payload":
-				// The last byte of a block is its last event's payload's.
-				b := *en.Block
-				b.Data = slices.Clone(b.Data)
-				b.Data[len(b.Data)-1] ^= 0x01
-				en.Block = &b
-			case l.mode == "signature" && en.Head != nil:
-				h := *en.Head
-				h.Sig = slices.Clone(h.Sig)
-				h.Sig[len(h.Sig)/2] ^= 0x40
-				en.Head = &h
-			}
-			if !yield(en, err) {
+			if !yield(l.lie(en, err)) {
 				return
 			}
 		}

@@ -6,14 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/edgelog/edgelog/aql"
 	"github.com/edgelog/edgelog/event"
@@ -97,26 +95,13 @@ func storedRecords(t testing.TB, n *Node, s event.StreamID) (count, first uint64
 	t.Helper()
 	sid := n.st.snapshot().sids[s]
 	err := n.st.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: eventPrefix(sid)})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			_, off, err := decodeBlockKey(it.Item().Key())
-			if err != nil {
-				return err
-			}
+		return eachBlock(txn, eventPrefix(sid), func(_ []byte, _ uint32, off uint64, recs []blockRec) error {
 			if count == 0 {
 				first = off
 			}
-			err = it.Item().Value(func(v []byte) error {
-				recs, err := decodeBlock(v, nil)
-				count += uint64(len(recs))
-				return err
-			})
-			if err != nil {
-				return err
-			}
-		}
-		return nil
+			count += uint64(len(recs))
+			return nil
+		})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -223,28 +208,10 @@ func TestMigrateV2Records(t *testing.T) {
 	n.Close()
 
 	// Rewrite the records under version 2 keys.
-	db, err := badger.Open(badger.DefaultOptions(filepath.Join(dir, "db")).WithLogger(nil).WithCompression(options.Snappy).WithValueLogFileSize(16 << 20))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openDataDB(t, dir)
 	moved := 0
 	err = db.Update(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxEvent}})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			k := it.Item().KeyCopy(nil)
-			sid, first, err := decodeBlockKey(k)
-			if err != nil {
-				return err
-			}
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			recs, err := decodeBlock(v, nil)
-			if err != nil {
-				return err
-			}
+		err := eachBlock(txn, []byte{pfxEvent}, func(k []byte, sid uint32, first uint64, recs []blockRec) error {
 			for i, r := range recs {
 				p := pos{lamport: r.lamport, sid: sid, offset: first + uint64(i)}
 				rec, err := decodeRecord(r) // stored records of version 2 stand alone
@@ -256,9 +223,10 @@ func TestMigrateV2Records(t *testing.T) {
 				}
 				moved++
 			}
-			if err := txn.Delete(k); err != nil {
-				return err
-			}
+			return txn.Delete(k)
+		})
+		if err != nil {
+			return err
 		}
 		return txn.Set(keyFormat, u64(formatV2))
 	})

@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/binary"
 	"math"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/edgelog/edgelog/aql"
 	"github.com/edgelog/edgelog/event"
@@ -20,13 +18,7 @@ import (
 // setFormat writes a layout version into a closed node's database.
 func setFormat(t *testing.T, dir string, v uint64) {
 	t.Helper()
-	// Small value-log files, as the node uses on 32-bit builds: Badger
-	// maps twice their size, and its default of 1 GiB leaves no room in a
-	// 32-bit address space for the node opened next.
-	db, err := badger.Open(badger.DefaultOptions(filepath.Join(dir, "db")).WithLogger(nil).WithCompression(options.Snappy).WithValueLogFileSize(16 << 20))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openDataDB(t, dir)
 	defer db.Close()
 	if err := db.Update(func(txn *badger.Txn) error { return txn.Set(keyFormat, u64(v)) }); err != nil {
 		t.Fatal(err)
@@ -98,23 +90,10 @@ func TestLayoutVersion(t *testing.T) {
 // Block starts stay, so the tag index still points at them.
 func toLayout6(t *testing.T, dir string) {
 	t.Helper()
-	db, err := badger.Open(badger.DefaultOptions(filepath.Join(dir, "db")).WithLogger(nil).WithCompression(options.Snappy).WithValueLogFileSize(16 << 20))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openDataDB(t, dir)
 	defer db.Close()
-	err = db.Update(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxEvent}})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			recs, err := decodeBlock(v, nil)
-			if err != nil {
-				return err
-			}
+	err := db.Update(func(txn *badger.Txn) error {
+		err := eachBlock(txn, []byte{pfxEvent}, func(k []byte, _ uint32, _ uint64, recs []blockRec) error {
 			var old []byte
 			var l uint64
 			for _, br := range recs {
@@ -125,9 +104,10 @@ func toLayout6(t *testing.T, dir string) {
 				old = appendBlockRec(old, br.lamport-l, appendRecord(nil, &r))
 				l = br.lamport
 			}
-			if err := txn.Set(it.Item().KeyCopy(nil), old); err != nil {
-				return err
-			}
+			return txn.Set(k, old)
+		})
+		if err != nil {
+			return err
 		}
 		return txn.Set(keyFormat, u64(formatV6))
 	})

@@ -295,26 +295,12 @@ func TestIngestBlocksKeepsThem(t *testing.T) {
 	}
 	// No block of the replica spans two aligned ranges (drop.go).
 	if err := b.st.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: eventPrefix(sidB)})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			_, first, err := decodeBlockKey(it.Item().Key())
-			if err != nil {
-				return err
-			}
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			recs, err := decodeBlock(v, nil)
-			if err != nil {
-				return err
-			}
+		return eachBlock(txn, eventPrefix(sidB), func(_ []byte, _ uint32, first uint64, recs []blockRec) error {
 			if last := first + uint64(len(recs)) - 1; first/dropAlign != last/dropAlign {
 				t.Errorf("block %d-%d spans an aligned offset", first, last)
 			}
-		}
-		return nil
+			return nil
+		})
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/edgelog/edgelog/event"
 )
@@ -85,19 +84,11 @@ func (m *blockMemStore) DecodeBlock(dst []event.Event, stream event.StreamID, b 
 // pullBlocks is pull with ServeBlocks.
 func pullBlocks(t *testing.T, src, dst *blockMemStore, req PullRequest, lim Limits) (int64, error, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	a, b := net.Pipe()
-	served := make(chan error, 1)
-	go func() {
-		_, err := ServeBlocks(ctx, src, a, lim)
-		a.Close()
-		served <- err
-	}()
 	prev, _ := dst.head(req.Stream)
-	have, err := Fetch(ctx, dst, b, req, prev, lim, nil)
-	b.Close()
-	return have, err, <-served
+	return pipeFetch(t, func(ctx context.Context, c net.Conn) error {
+		_, err := ServeBlocks(ctx, src, c, lim)
+		return err
+	}, dst, req, prev, lim, nil)
 }
 
 func TestPullBlocksCopiesAStream(t *testing.T) {

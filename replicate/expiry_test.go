@@ -107,18 +107,10 @@ func (d *skipDst) SkipTo(_ context.Context, floor Head) error {
 
 func fetchFloor(t *testing.T, src Store, dst Store, req PullRequest) (int64, error, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	a, b := net.Pipe()
-	served := make(chan error, 1)
-	go func() {
-		_, err := Serve(ctx, src, a, Limits{FrameFillBytes: 1024})
-		a.Close()
-		served <- err
-	}()
-	have, err := Fetch(ctx, dst, b, req, Head{}, Limits{}, nil)
-	b.Close()
-	return have, err, <-served
+	return pipeFetch(t, func(ctx context.Context, c net.Conn) error {
+		_, err := Serve(ctx, src, c, Limits{FrameFillBytes: 1024})
+		return err
+	}, dst, req, Head{}, Limits{}, nil)
 }
 
 func TestPullBelowTheFloor(t *testing.T) {

@@ -18,6 +18,18 @@ import (
 // pull runs Serve on src and Fetch into dst over an in-memory connection.
 func pull(t *testing.T, src, dst *memStore, req PullRequest, lim Limits, wrap func(net.Conn) net.Conn) (int64, error, error) {
 	t.Helper()
+	prev, _ := dst.head(req.Stream)
+	return pipeFetch(t, func(ctx context.Context, c net.Conn) error {
+		_, err := Serve(ctx, src, c, lim)
+		return err
+	}, dst, req, prev, lim, wrap)
+}
+
+// pipeFetch runs serve on one end of an in-memory connection (wrapped by
+// wrap, if not nil) and Fetch into dst, chaining from prev, on the other.
+// It returns Fetch's results and serve's error.
+func pipeFetch(t *testing.T, serve func(context.Context, net.Conn) error, dst Store, req PullRequest, prev Head, lim Limits, wrap func(net.Conn) net.Conn) (int64, error, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	a, b := net.Pipe()
@@ -26,11 +38,10 @@ func pull(t *testing.T, src, dst *memStore, req PullRequest, lim Limits, wrap fu
 	}
 	served := make(chan error, 1)
 	go func() {
-		_, err := Serve(ctx, src, a, lim)
+		err := serve(ctx, a)
 		a.Close()
 		served <- err
 	}()
-	prev, _ := dst.head(req.Stream)
 	have, err := Fetch(ctx, dst, b, req, prev, lim, nil)
 	b.Close()
 	return have, err, <-served

@@ -112,6 +112,18 @@ func holdsAll(nodes []*testNode, sources ...*testNode) bool {
 	return true
 }
 
+// chain connects three nodes A-B-C, A and C never: their gaters refuse
+// each other.
+func chain(t *testing.T, nodes []*testNode) (a, b, c *testNode) {
+	t.Helper()
+	a, b, c = nodes[0], nodes[1], nodes[2]
+	a.gater.blocked[c.svc.Host().ID()] = true
+	c.gater.blocked[a.svc.Host().ID()] = true
+	connect(t, a, b)
+	connect(t, b, c)
+	return a, b, c
+}
+
 func TestServiceConverges(t *testing.T) {
 	if testing.Short() {
 		t.Skip("network test")
@@ -137,11 +149,7 @@ func TestServiceRelays(t *testing.T) {
 		t.Skip("network test")
 	}
 	nodes := startNodes(t, 3)
-	a, b, c := nodes[0], nodes[1], nodes[2]
-	a.gater.blocked[c.svc.Host().ID()] = true
-	c.gater.blocked[a.svc.Host().ID()] = true
-	connect(t, a, b)
-	connect(t, b, c)
+	a, _, c := chain(t, nodes)
 	r := rand.New(rand.NewPCG(2, 2))
 	a.store.publish(t, r, a.o, 50)
 	waitFor(t, 20*time.Second, "A's events at C through B", func() bool { return holdsAll([]*testNode{c}, a) })
@@ -226,11 +234,7 @@ func TestServiceMixedPullProtocols(t *testing.T) {
 		t.Skip("network test")
 	}
 	nodes := startNodesBlocks(t, []bool{true, true, false})
-	a, b, c := nodes[0], nodes[1], nodes[2]
-	a.gater.blocked[c.svc.Host().ID()] = true
-	c.gater.blocked[a.svc.Host().ID()] = true
-	connect(t, a, b)
-	connect(t, b, c)
+	a, b, c := chain(t, nodes)
 	r := rand.New(rand.NewPCG(3, 3))
 	a.store.publish(t, r, a.o, 40)
 	c.store.publish(t, r, c.o, 40)
