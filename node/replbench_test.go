@@ -33,6 +33,7 @@ import (
 //	EDGELOG_BENCH_CATCHUP_EVENTS   events B pulls from A (default 1000000)
 //	EDGELOG_BENCH_LATENCY_EVENTS   events published at 1000/s (default 2000)
 //	EDGELOG_BENCH_CONVERGE_EVENTS  events per node of the 10-node cluster (default 1000)
+//	EDGELOG_BENCH_PULL_MEMTABLE_MB BenchmarkCatchUp's pulling node's memtable size (default: its profile's)
 //
 // EDGELOG_BENCH_DEBUG=1 makes BenchmarkLiveLatency log when events arrived
 // (in bursts) and, every 5 ms, what the receiver held and how far it knew
@@ -298,6 +299,10 @@ func waitHolds(b *testing.B, n *Node, stream event.StreamID, last uint64, d time
 // with, in transactions of about B's size: the rate B's storage allows.
 func BenchmarkCatchUp(b *testing.B) {
 	events := envCount(b, "EDGELOG_BENCH_CATCHUP_EVENTS", 1_000_000)
+	var storage Storage
+	if mb := envCount(b, "EDGELOG_BENCH_PULL_MEMTABLE_MB", 0); mb > 0 {
+		storage.MemTableSize = int64(mb) << 20
+	}
 	dir := catchUpSource(b, events)
 	stream, size := wireBytes(b, dir, events)
 	peer := startPeerProcess(b, dir)
@@ -311,7 +316,7 @@ func BenchmarkCatchUp(b *testing.B) {
 		b.StartTimer()
 		start := time.Now()
 		cpuB, cpuA := procCPU("self"), procCPU(strconv.Itoa(peer.pid))
-		n, err := Open(context.Background(), Config{DataDir: bdir, Durability: DurabilitySync, Logger: slog.New(slog.DiscardHandler),
+		n, err := Open(context.Background(), Config{DataDir: bdir, Durability: DurabilitySync, Storage: storage, Logger: slog.New(slog.DiscardHandler),
 			Replication: &Replication{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Swarm: "replbench", Bootstrap: []string{peer.addr}}})
 		if err != nil {
 			b.Fatal(err)
