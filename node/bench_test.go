@@ -51,9 +51,17 @@ func benchPayloadN(b *testing.B, i int) []byte {
 	return p
 }
 
-func openRawBadger(b *testing.B, sync bool) *badger.DB {
+// openRawBadger opens a Badger database for a baseline with the memtable
+// and block cache sizes of st, unresolved fields taking those the node's
+// profile chooses on this machine, so that the baseline stores with what
+// the node it is compared to stores with.
+func openRawBadger(b *testing.B, sync bool, st Storage) *badger.DB {
+	st, err := st.resolve(DetectHost())
+	if err != nil {
+		b.Fatal(err)
+	}
 	db, err := badger.Open(badger.DefaultOptions(b.TempDir()).WithLogger(nil).WithSyncWrites(sync).
-		WithDetectConflicts(false).WithMemTableSize(32 << 20).WithBlockCacheSize(64 << 20).WithMetricsEnabled(false))
+		WithDetectConflicts(false).WithMemTableSize(st.MemTableSize).WithBlockCacheSize(st.BlockCacheSize).WithMetricsEnabled(false))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -68,7 +76,7 @@ func reportRate(b *testing.B, events int) {
 // BenchmarkRawBadgerBatch1000Sync: transactions of 1000 100-byte values
 // with SyncWrites, the baseline for BenchmarkPublishBatch1000Sync.
 func BenchmarkRawBadgerBatch1000Sync(b *testing.B) {
-	db := openRawBadger(b, true)
+	db := openRawBadger(b, true, Storage{})
 	val := benchPayload(b)
 	var seq uint64
 	events := 0
@@ -107,7 +115,7 @@ func BenchmarkPublishBatch1000Sync(b *testing.B) {
 // BenchmarkRawBadgerOneFsyncPerEvent: one transaction and fsync per event,
 // the baseline group commit must beat by 20x.
 func BenchmarkRawBadgerOneFsyncPerEvent(b *testing.B) {
-	db := openRawBadger(b, true)
+	db := openRawBadger(b, true, Storage{})
 	val := benchPayload(b)
 	var seq uint64
 	events := 0
@@ -245,7 +253,7 @@ func BenchmarkQuerySelectiveTag1M(b *testing.B) {
 // BenchmarkRawBadgerScan1M iterates 1M raw 100-byte values, copying each: the
 // baseline for the query benchmarks.
 func BenchmarkRawBadgerScan1M(b *testing.B) {
-	db := openRawBadger(b, false)
+	db := openRawBadger(b, false, Storage{})
 	val := benchPayload(b)
 	for i := 0; i < benchStoreEvents; i += 1000 {
 		txn := db.NewTransaction(true)

@@ -26,11 +26,20 @@ type Profile string
 const (
 	// ProfileAuto (also the empty string) picks ProfileLowMemory on 32-bit
 	// builds and on machines with at most LowMemoryThreshold of RAM (or a
-	// cgroup memory limit that low), else ProfileDefault.
+	// cgroup memory limit that low), ProfileLarge on 64-bit builds with at
+	// least LargeMemoryThreshold, else ProfileDefault.
 	ProfileAuto Profile = "auto"
-	// ProfileDefault suits gateways and servers: 32 MiB memtables, a 64 MiB
-	// block cache.
+	// ProfileDefault suits gateways and small servers: 32 MiB memtables, a
+	// 64 MiB block cache.
 	ProfileDefault Profile = "default"
+	// ProfileLarge suits servers with memory to spare: ProfileDefault with
+	// 128 MiB memtables. Badger keeps three, so they take up to 384 MiB of
+	// memory, their logs up to 768 MiB of disk, and the disk reserve
+	// (Storage.MinFreeBytes) grows to 800 MiB. In return a node that stores
+	// a stream of incoming events flushes and compacts a quarter as often:
+	// a catch-up pull costs the pulling node about 40% less CPU
+	// (BenchmarkCatchUp, README).
+	ProfileLarge Profile = "large"
 	// ProfileLowMemory suits devices with 1 GiB of RAM or less: 8 MiB
 	// memtables, an 8 MiB block cache, Badger's minimum of 2 compactors,
 	// fewer level-0 tables, small value-log files, and a Go memory limit
@@ -41,6 +50,10 @@ const (
 // LowMemoryThreshold is the amount of memory at or below which ProfileAuto
 // picks ProfileLowMemory.
 const LowMemoryThreshold = 1 << 30
+
+// LargeMemoryThreshold is the amount of memory from which ProfileAuto picks
+// ProfileLarge on 64-bit builds: its memtables then take under 5% of it.
+const LargeMemoryThreshold = 8 << 30
 
 // DefaultMaxDBBytes32 is Storage.MaxDBBytes on 32-bit builds when it is not
 // set: Badger maps its files into memory, and a 32-bit process has only 2-3
@@ -62,7 +75,7 @@ type Host struct {
 
 // ProfileChoice is a resolved profile and why it was chosen.
 type ProfileChoice struct {
-	Profile Profile // ProfileDefault or ProfileLowMemory, never ProfileAuto
+	Profile Profile // ProfileDefault, ProfileLarge or ProfileLowMemory, never ProfileAuto
 	Reason  string  // e.g. "1 GiB RAM", "32-bit build (arm)", "set in the settings"
 }
 
@@ -71,10 +84,10 @@ func ParseProfile(s string) (Profile, error) {
 	switch p := Profile(strings.TrimSpace(s)); p {
 	case "", ProfileAuto:
 		return ProfileAuto, nil
-	case ProfileDefault, ProfileLowMemory:
+	case ProfileDefault, ProfileLarge, ProfileLowMemory:
 		return p, nil
 	}
-	return "", fmt.Errorf("storage profile %q: want %q, %q or %q", s, ProfileAuto, ProfileDefault, ProfileLowMemory)
+	return "", fmt.Errorf("storage profile %q: want %q, %q, %q or %q", s, ProfileAuto, ProfileDefault, ProfileLarge, ProfileLowMemory)
 }
 
 // ChooseProfile resolves want for host h. It does no I/O.
@@ -96,19 +109,26 @@ func ChooseProfile(want Profile, h Host) (ProfileChoice, error) {
 	if h.MemoryBytes == 0 {
 		return ProfileChoice{Profile: ProfileDefault, Reason: "memory size unknown"}, nil
 	}
-	if h.MemoryBytes <= LowMemoryThreshold {
-		return ProfileChoice{Profile: ProfileLowMemory, Reason: humanBytes(h.MemoryBytes) + " " + src}, nil
+	reason := humanBytes(h.MemoryBytes) + " " + src
+	switch {
+	case h.MemoryBytes <= LowMemoryThreshold:
+		return ProfileChoice{Profile: ProfileLowMemory, Reason: reason}, nil
+	case h.MemoryBytes >= LargeMemoryThreshold:
+		return ProfileChoice{Profile: ProfileLarge, Reason: reason}, nil
 	}
-	return ProfileChoice{Profile: ProfileDefault, Reason: humanBytes(h.MemoryBytes) + " " + src}, nil
+	return ProfileChoice{Profile: ProfileDefault, Reason: reason}, nil
 }
 
 // preset returns the settings of a resolved profile for a build of wordBits.
 func preset(p Profile, wordBits int) Storage {
 	s := Storage{Profile: p, MemTableSize: 32 << 20, BlockCacheSize: 64 << 20, NumCompactors: 2}
-	if p == ProfileLowMemory {
+	switch p {
+	case ProfileLowMemory:
 		// Badger refuses a single compactor; 2 is its minimum.
 		s.MemTableSize, s.BlockCacheSize, s.NumCompactors = 8<<20, 8<<20, 2
 		s.TrimInterval = 500 * time.Millisecond
+	case ProfileLarge:
+		s.MemTableSize = 128 << 20
 	}
 	if wordBits == 32 {
 		s.MaxDBBytes = DefaultMaxDBBytes32

@@ -26,7 +26,12 @@ func TestChooseProfile(t *testing.T) {
 		got    Profile
 		reason string
 	}{
-		{"", Host{MemoryBytes: 16 * gib, MemorySource: "RAM", WordBits: 64, Arch: "amd64"}, ProfileDefault, "16 GiB RAM"},
+		{"", Host{MemoryBytes: 16 * gib, MemorySource: "RAM", WordBits: 64, Arch: "amd64"}, ProfileLarge, "16 GiB RAM"},
+		{ProfileAuto, Host{MemoryBytes: 8 * gib, MemorySource: "RAM", WordBits: 64, Arch: "arm64"}, ProfileLarge, "8 GiB RAM"},
+		{ProfileAuto, Host{MemoryBytes: 8*gib - 1<<20, MemorySource: "RAM", WordBits: 64, Arch: "arm64"}, ProfileDefault, "8 GiB RAM"},
+		{ProfileAuto, Host{MemoryBytes: 4 * gib, MemorySource: "cgroup limit", WordBits: 64, Arch: "amd64"}, ProfileDefault, "4 GiB cgroup limit"},
+		{ProfileAuto, Host{MemoryBytes: 64 * gib, MemorySource: "RAM", WordBits: 32, Arch: "arm"}, ProfileLowMemory, "32-bit build (arm)"},
+		{ProfileLarge, Host{MemoryBytes: 2 * gib, WordBits: 64}, ProfileLarge, "set in the settings"},
 		{ProfileAuto, Host{MemoryBytes: gib, MemorySource: "RAM", WordBits: 64, Arch: "arm64"}, ProfileLowMemory, "1 GiB RAM"},
 		{ProfileAuto, Host{MemoryBytes: 948 << 20, MemorySource: "RAM", WordBits: 64, Arch: "arm64"}, ProfileLowMemory, "948 MiB RAM"},
 		{ProfileAuto, Host{MemoryBytes: gib + 1<<20, MemorySource: "RAM", WordBits: 64, Arch: "arm64"}, ProfileDefault, "1 GiB RAM"},
@@ -41,19 +46,31 @@ func TestChooseProfile(t *testing.T) {
 			t.Errorf("ChooseProfile(%q, %+v) = %+v, %v; want %s (%s)", tc.want, tc.host, c, err, tc.got, tc.reason)
 		}
 	}
-	if _, err := ChooseProfile("tiny", Host{WordBits: 64}); err == nil || !strings.Contains(err.Error(), "low-memory") {
+	if _, err := ChooseProfile("tiny", Host{WordBits: 64}); err == nil || !strings.Contains(err.Error(), `"large" or "low-memory"`) {
 		t.Errorf("unknown profile: err = %v", err)
 	}
 }
 
 func TestResolveStorage(t *testing.T) {
 	small := Host{MemoryBytes: 512 << 20, MemorySource: "RAM", WordBits: 64, Arch: "arm64"}
-	big := Host{MemoryBytes: 8 * gib, MemorySource: "RAM", WordBits: 64, Arch: "amd64"}
+	big := Host{MemoryBytes: 4 * gib, MemorySource: "RAM", WordBits: 64, Arch: "amd64"}
+	large := Host{MemoryBytes: 32 * gib, MemorySource: "RAM", WordBits: 64, Arch: "amd64"}
 	arm := Host{MemoryBytes: 2 * gib, MemorySource: "RAM", WordBits: 32, Arch: "arm"}
 
 	s, err := Storage{}.resolve(big)
 	if err != nil || s.Profile != ProfileDefault || s.MemTableSize != 32<<20 || s.BlockCacheSize != 64<<20 || s.MaxDBBytes != 0 || s.TrimInterval != 0 {
 		t.Errorf("default: %+v, %v", s, err)
+	}
+	s, err = Storage{}.resolve(large)
+	if err != nil || s.Profile != ProfileLarge || s.MemTableSize != 128<<20 || s.BlockCacheSize != 64<<20 || s.NumCompactors != 2 || s.MaxDBBytes != 0 || s.TrimInterval != 0 {
+		t.Errorf("large: %+v, %v", s, err)
+	}
+	if want := int64(2*numMemtables*(128<<20) + 32<<20); s.MinFreeBytes != want {
+		t.Errorf("large reserve %d, want %d", s.MinFreeBytes, want)
+	}
+	s, _ = Storage{MemTableSize: 32 << 20, MinFreeBytes: 1 << 30}.resolve(large)
+	if s.Profile != ProfileLarge || s.MemTableSize != 32<<20 || s.MinFreeBytes != 1<<30 {
+		t.Errorf("large with explicit sizes: %+v", s)
 	}
 	s, _ = Storage{}.resolve(small)
 	if s.Profile != ProfileLowMemory || s.MemTableSize != 8<<20 || s.BlockCacheSize != 8<<20 || s.NumCompactors != 2 || s.MaxDBBytes != 0 || s.TrimInterval != 500*time.Millisecond {
@@ -217,6 +234,7 @@ func TestTuneBadger(t *testing.T) {
 		levelZeroTables int
 	}{
 		{"default, 64-bit", Storage{Profile: ProfileDefault, wordBits: 64}, base.BaseTableSize, 256 << 20, base.IndexCacheSize, base.NumLevelZeroTables},
+		{"large, 64-bit", Storage{Profile: ProfileLarge, wordBits: 64}, base.BaseTableSize, 256 << 20, base.IndexCacheSize, base.NumLevelZeroTables},
 		{"low-memory, 64-bit", Storage{Profile: ProfileLowMemory, wordBits: 64}, 512 << 10, 64 << 20, base.IndexCacheSize, 3},
 		{"low-memory, 32-bit", Storage{Profile: ProfileLowMemory, wordBits: 32}, 512 << 10, 16 << 20, 4 << 20, 3},
 		{"default, 32-bit", Storage{Profile: ProfileDefault, wordBits: 32}, 1 << 20, 16 << 20, 4 << 20, base.NumLevelZeroTables},
@@ -230,8 +248,8 @@ func TestTuneBadger(t *testing.T) {
 }
 
 // TestPrepareProcess: the low-memory profile sets the Go memory limit
-// unless GOMEMLIMIT is set, which always wins; the default profile leaves
-// it alone; the choice is logged.
+// unless GOMEMLIMIT is set, which always wins; the others leave it alone;
+// the choice is logged.
 func TestPrepareProcess(t *testing.T) {
 	orig := debug.SetMemoryLimit(-1)
 	t.Cleanup(func() { debug.SetMemoryLimit(orig) })
@@ -246,6 +264,7 @@ func TestPrepareProcess(t *testing.T) {
 		{"low-memory", ProfileLowMemory, "", memoryLimitFor(DetectHost())},
 		{"low-memory with GOMEMLIMIT", ProfileLowMemory, "300MiB", untouched},
 		{"default", ProfileDefault, "", untouched},
+		{"large", ProfileLarge, "", untouched},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("GOMEMLIMIT", tc.env)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -307,12 +308,14 @@ func BenchmarkCatchUp(b *testing.B) {
 	stream, size := wireBytes(b, dir, events)
 	peer := startPeerProcess(b, dir)
 	var pulled, raw, stored, pullCPU, serveCPU time.Duration
+	var peakRSS int64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		raw += rawCopy(b, peer.raw, size)
 		b.StopTimer()
 		bdir := b.TempDir()
 		stopProfile := cpuProfile(b, "EDGELOG_BENCH_PULL_PROFILE")
+		resetPeakRSS()
 		b.StartTimer()
 		start := time.Now()
 		cpuB, cpuA := procCPU("self"), procCPU(strconv.Itoa(peer.pid))
@@ -326,9 +329,10 @@ func BenchmarkCatchUp(b *testing.B) {
 		pullCPU += procCPU("self") - cpuB
 		serveCPU += procCPU(strconv.Itoa(peer.pid)) - cpuA
 		b.StopTimer()
+		peakRSS = max(peakRSS, procStatusKB("VmHWM"))
 		stopProfile()
 		kvs := dumpDB(b, n)
-		stored += storeRaw(b, kvs)
+		stored += storeRaw(b, kvs, n.cfg.Storage)
 		if err := n.Close(); err != nil {
 			b.Fatal(err)
 		}
@@ -350,6 +354,38 @@ func BenchmarkCatchUp(b *testing.B) {
 		b.ReportMetric(pullCPU.Seconds()/per, "pull-cpu-s/Mev")
 		b.ReportMetric(serveCPU.Seconds()/per, "serve-cpu-s/Mev")
 	}
+	// What the profile's memtables cost: the pulling process's peak
+	// resident size during the pull (its heap, memtables, caches and the
+	// pages of Badger's mapped files).
+	if peakRSS > 0 {
+		b.ReportMetric(float64(peakRSS)/1024, "pull-peak-rss-MiB")
+	}
+}
+
+// resetPeakRSS returns this process's unused heap to the system and resets
+// its peak resident size (VmHWM) to what is resident now, so that the peak
+// measured next is the timed part's.
+func resetPeakRSS() {
+	debug.FreeOSMemory()
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+}
+
+// procStatusKB returns a field of /proc/self/status in KiB, 0 if missing.
+func procStatusKB(field string) int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				v, _ := strconv.ParseInt(f[0], 10, 64)
+				return v
+			}
+		}
+	}
+	return 0
 }
 
 // dumpDB returns every key and value of n's Badger database.
@@ -373,12 +409,12 @@ func dumpDB(b *testing.B, n *Node) [][2][]byte {
 	return kvs
 }
 
-// storeRaw writes kvs into a new Badger database with SyncWrites, in
-// transactions of about 512 KiB (what the pulling node commits at a time),
-// and returns how long that took: the pull's baseline, storing the same
-// entries and bytes without replication.
-func storeRaw(b *testing.B, kvs [][2][]byte) time.Duration {
-	db := openRawBadger(b, true)
+// storeRaw writes kvs into a new Badger database with SyncWrites and the
+// sizes of st (the pulling node's), in transactions of about 512 KiB (what
+// the pulling node commits at a time), and returns how long that took: the
+// pull's baseline, storing the same entries and bytes without replication.
+func storeRaw(b *testing.B, kvs [][2][]byte, st Storage) time.Duration {
+	db := openRawBadger(b, true, st)
 	start := time.Now()
 	txn := db.NewTransaction(true)
 	size := 0

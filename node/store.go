@@ -19,8 +19,10 @@ import (
 
 // Storage tunes the Badger database. Zero fields take the defaults.
 type Storage struct {
-	// MemTableSize is the size of one memtable (default 32 MiB). Smaller
-	// values lower memory use and the disk reserve (MinFreeBytes).
+	// MemTableSize is the size of one memtable (default: the profile's, 8,
+	// 32 or 128 MiB). Smaller values lower memory use and the disk reserve
+	// (MinFreeBytes); larger ones lower the CPU cost of storing, as Badger
+	// flushes and compacts less often.
 	MemTableSize int64 `yaml:"memTableSize"`
 	// BlockCacheSize is the read cache (default 64 MiB).
 	BlockCacheSize int64 `yaml:"blockCacheSize"`
@@ -36,7 +38,7 @@ type Storage struct {
 	MinFreeBytes int64 `yaml:"minFreeBytes"`
 	// Profile picks the presets for the zero fields above (profile.go):
 	// ProfileAuto (the default) chooses ProfileLowMemory on 32-bit builds
-	// and small machines, else ProfileDefault.
+	// and small machines, ProfileLarge on large ones, else ProfileDefault.
 	Profile Profile `yaml:"profile"`
 	// MaxDBBytes caps the database's size on disk; past it writes are
 	// refused with ErrStorageFull. Default: DefaultMaxDBBytes32 on 32-bit
@@ -47,7 +49,7 @@ type Storage struct {
 	// the database files it has mapped and of its executable's code
 	// (internal/memtrim): pages the kernel reclaims when memory runs short
 	// anyway, but which count in the process's RSS until it does.
-	// Default: every 500ms in ProfileLowMemory, never in ProfileDefault;
+	// Default: every 500ms in ProfileLowMemory, never in the others;
 	// negative: never.
 	TrimInterval time.Duration `yaml:"trimInterval"`
 

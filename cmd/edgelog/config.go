@@ -666,7 +666,7 @@ func resolveSettings(flags *pflag.FlagSet, env func(string) (string, bool)) (set
 	}
 	profile, o := r.str("profile", envProfile, "storage.profile", st.Profile, string(node.ProfileAuto))
 	if p, err := node.ParseProfile(profile); err != nil {
-		r.errs.add(o, "%q is not a profile (want auto, default or low-memory)", profile)
+		r.errs.add(o, "%q is not a profile (want auto, default, large or low-memory)", profile)
 	} else {
 		s.Storage.Profile = p
 	}

@@ -97,7 +97,7 @@ DATA/api.url, which is removed on shutdown.`,
 	f.Bool("mdns", true, "find the swarm's nodes on the LAN by mDNS (--mdns=false to turn off)")
 	f.String("log-level", defaultLogLevel, "log level: debug, info, warn or error")
 	f.String("log-format", defaultLogFormat, "log format: text or json")
-	f.String("profile", string(node.ProfileAuto), "storage and memory profile: auto, default or low-memory")
+	f.String("profile", string(node.ProfileAuto), "storage and memory profile: auto, default, large or low-memory")
 	return cmd
 }
 
