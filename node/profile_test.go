@@ -248,27 +248,32 @@ func TestTuneBadger(t *testing.T) {
 }
 
 // TestPrepareProcess: the low-memory profile sets the Go memory limit
-// unless GOMEMLIMIT is set, which always wins; the others leave it alone;
-// the choice is logged.
+// unless GOMEMLIMIT is set, the large profile GOGC unless GOGC is set (the
+// environment always wins); the others leave both alone; the choice is
+// logged.
 func TestPrepareProcess(t *testing.T) {
-	orig := debug.SetMemoryLimit(-1)
-	t.Cleanup(func() { debug.SetMemoryLimit(orig) })
-	const untouched = 7 << 30
+	origLimit, origGC := debug.SetMemoryLimit(-1), debug.SetGCPercent(-1)
+	debug.SetGCPercent(origGC)
+	t.Cleanup(func() { debug.SetMemoryLimit(origLimit); debug.SetGCPercent(origGC) })
+	const untouched, untouchedGC = 7 << 30, 77
 
 	for _, tc := range []struct {
-		name      string
-		profile   Profile
-		env       string
-		wantLimit int64
+		name              string
+		profile           Profile
+		memLimit, gogc    string // environment
+		wantLimit, wantGC int64
 	}{
-		{"low-memory", ProfileLowMemory, "", memoryLimitFor(DetectHost())},
-		{"low-memory with GOMEMLIMIT", ProfileLowMemory, "300MiB", untouched},
-		{"default", ProfileDefault, "", untouched},
-		{"large", ProfileLarge, "", untouched},
+		{"low-memory", ProfileLowMemory, "", "", memoryLimitFor(DetectHost()), untouchedGC},
+		{"low-memory with GOMEMLIMIT", ProfileLowMemory, "300MiB", "", untouched, untouchedGC},
+		{"default", ProfileDefault, "", "", untouched, untouchedGC},
+		{"large", ProfileLarge, "", "", untouched, largeGCPercent},
+		{"large with GOGC", ProfileLarge, "", "200", untouched, untouchedGC},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv("GOMEMLIMIT", tc.env)
+			t.Setenv("GOMEMLIMIT", tc.memLimit)
+			t.Setenv("GOGC", tc.gogc)
 			debug.SetMemoryLimit(untouched)
+			debug.SetGCPercent(untouchedGC)
 			var logs strings.Builder
 			c, err := PrepareProcess(Storage{Profile: tc.profile}, slog.New(slog.NewTextHandler(&logs, nil)))
 			if err != nil {
@@ -279,6 +284,9 @@ func TestPrepareProcess(t *testing.T) {
 			}
 			if got := debug.SetMemoryLimit(-1); got != tc.wantLimit {
 				t.Errorf("Go memory limit %d, want %d", got, tc.wantLimit)
+			}
+			if got := debug.SetGCPercent(untouchedGC); int64(got) != tc.wantGC {
+				t.Errorf("GOGC %d, want %d", got, tc.wantGC)
 			}
 			if !strings.Contains(logs.String(), "profile="+string(tc.profile)) {
 				t.Errorf("the choice is not logged: %s", logs.String())

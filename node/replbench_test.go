@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,6 +36,7 @@ import (
 //	EDGELOG_BENCH_LATENCY_EVENTS   events published at 1000/s (default 2000)
 //	EDGELOG_BENCH_CONVERGE_EVENTS  events per node of the 10-node cluster (default 1000)
 //	EDGELOG_BENCH_PULL_MEMTABLE_MB BenchmarkCatchUp's pulling node's memtable size (default: its profile's)
+//	EDGELOG_BENCH_WARM_HEAP        BenchmarkCatchUp's pulling node reuses the heap the source fill left (see coldHeap)
 //
 // EDGELOG_BENCH_DEBUG=1 makes BenchmarkLiveLatency log when events arrived
 // (in bursts) and, every 5 ms, what the receiver held and how far it knew
@@ -68,6 +70,10 @@ func TestReplBenchPeer(t *testing.T) {
 	dir := os.Getenv(replBenchPeerEnv)
 	if dir == "" {
 		t.Skip("the serving process of BenchmarkCatchUp")
+	}
+	// Set up as `edgelog run` sets itself up.
+	if _, err := PrepareProcess(Storage{}, nil); err != nil {
+		t.Fatal(err)
 	}
 	n, err := Open(context.Background(), Config{DataDir: dir, Durability: DurabilityAsync, Logger: slog.New(slog.DiscardHandler),
 		Replication: &Replication{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Swarm: "replbench"}})
@@ -307,18 +313,26 @@ func BenchmarkCatchUp(b *testing.B) {
 	dir := catchUpSource(b, events)
 	stream, size := wireBytes(b, dir, events)
 	peer := startPeerProcess(b, dir)
+	// B runs as `edgelog run` would set it up (the profile's collector
+	// settings), and so does the Badger baseline, in the same process.
+	gcPercent, memLimit := debug.SetGCPercent(-1), debug.SetMemoryLimit(-1)
+	debug.SetGCPercent(gcPercent)
+	defer func() { debug.SetGCPercent(gcPercent); debug.SetMemoryLimit(memLimit) }()
+	if _, err := PrepareProcess(storage, nil); err != nil {
+		b.Fatal(err)
+	}
 	var pulled, raw, stored, pullCPU, serveCPU time.Duration
-	var peakRSS int64
+	var peakRSS, pullFaults int64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		raw += rawCopy(b, peer.raw, size)
 		b.StopTimer()
 		bdir := b.TempDir()
 		stopProfile := cpuProfile(b, "EDGELOG_BENCH_PULL_PROFILE")
-		resetPeakRSS()
+		coldHeap()
 		b.StartTimer()
 		start := time.Now()
-		cpuB, cpuA := procCPU("self"), procCPU(strconv.Itoa(peer.pid))
+		useB, useA := procUsage("self"), procUsage(strconv.Itoa(peer.pid))
 		n, err := Open(context.Background(), Config{DataDir: bdir, Durability: DurabilitySync, Storage: storage, Logger: slog.New(slog.DiscardHandler),
 			Replication: &Replication{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Swarm: "replbench", Bootstrap: []string{peer.addr}}})
 		if err != nil {
@@ -326,16 +340,19 @@ func BenchmarkCatchUp(b *testing.B) {
 		}
 		waitHolds(b, n, stream, uint64(events-1), 20*time.Minute)
 		pulled += time.Since(start)
-		pullCPU += procCPU("self") - cpuB
-		serveCPU += procCPU(strconv.Itoa(peer.pid)) - cpuA
+		nowB := procUsage("self")
+		pullCPU += nowB.cpu - useB.cpu
+		pullFaults += nowB.faults - useB.faults
+		serveCPU += procUsage(strconv.Itoa(peer.pid)).cpu - useA.cpu
 		b.StopTimer()
 		peakRSS = max(peakRSS, procStatusKB("VmHWM"))
 		stopProfile()
 		kvs := dumpDB(b, n)
-		stored += storeRaw(b, kvs, n.cfg.Storage)
 		if err := n.Close(); err != nil {
 			b.Fatal(err)
 		}
+		coldHeap()
+		stored += storeRaw(b, kvs, n.cfg.Storage)
 		b.StartTimer()
 	}
 	rate := float64(events*b.N) / pulled.Seconds()
@@ -353,6 +370,8 @@ func BenchmarkCatchUp(b *testing.B) {
 		per := float64(events*b.N) / 1e6
 		b.ReportMetric(pullCPU.Seconds()/per, "pull-cpu-s/Mev")
 		b.ReportMetric(serveCPU.Seconds()/per, "serve-cpu-s/Mev")
+		b.ReportMetric(float64(pullFaults)/per/1000, "pull-kfaults/Mev")
+		b.ReportMetric(float64(faultCost(b).Nanoseconds())/1000, "fault-us")
 	}
 	// What the profile's memtables cost: the pulling process's peak
 	// resident size during the pull (its heap, memtables, caches and the
@@ -362,12 +381,37 @@ func BenchmarkCatchUp(b *testing.B) {
 	}
 }
 
-// resetPeakRSS returns this process's unused heap to the system and resets
-// its peak resident size (VmHWM) to what is resident now, so that the peak
-// measured next is the timed part's.
-func resetPeakRSS() {
-	debug.FreeOSMemory()
+// coldHeap returns this process's unused heap to the system, as a node
+// process that has just started holds none; else the measured part would
+// reuse the pages the source fill left, while the first touch of a page is
+// a large part of storing on some machines (pull-kfaults/Mev, fault-us).
+// With EDGELOG_BENCH_WARM_HEAP set it keeps them: a node that has run for
+// a while and catches up after a partition. Either way it resets the peak
+// resident size (VmHWM) to what is resident now, so that the peak read
+// next is the measured part's.
+func coldHeap() {
+	if os.Getenv("EDGELOG_BENCH_WARM_HEAP") == "" {
+		debug.FreeOSMemory()
+	}
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+}
+
+// faultCost returns the time one first touch of a page of fresh memory
+// takes on this machine: about a microsecond on bare metal, far more in
+// some virtual machines.
+func faultCost(b *testing.B) time.Duration {
+	const size = 64 << 20
+	page := os.Getpagesize()
+	mem, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer syscall.Munmap(mem)
+	start := time.Now()
+	for i := 0; i < size; i += page {
+		mem[i] = 1
+	}
+	return time.Since(start) / time.Duration(size/page)
 }
 
 // procStatusKB returns a field of /proc/self/status in KiB, 0 if missing.
@@ -435,30 +479,37 @@ func storeRaw(b *testing.B, kvs [][2][]byte, st Storage) time.Duration {
 	return time.Since(start)
 }
 
-// procCPU returns the user and system CPU time the process pid ("self" for
-// this one) has used, from /proc; zero where there is no /proc.
-func procCPU(pid string) time.Duration {
+// usage is what a process has used so far, from /proc/PID/stat.
+type usage struct {
+	cpu    time.Duration // user and system CPU time
+	faults int64         // minor page faults: first touches of memory
+}
+
+// procUsage returns the usage of process pid ("self" for this one); zero
+// where there is no /proc.
+func procUsage(pid string) usage {
 	b, err := os.ReadFile("/proc/" + pid + "/stat")
 	if err != nil {
-		return 0
+		return usage{}
 	}
-	// The fields after the command name, which is in parentheses:
-	// state is field 3, utime 14 and stime 15, in clock ticks (100/s on
-	// Linux).
+	// The fields after the command name, which is in parentheses: state
+	// is field 3, minflt 10, utime 14 and stime 15 (in clock ticks, 100/s
+	// on Linux).
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0
+		return usage{}
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 13 {
-		return 0
+		return usage{}
 	}
+	minflt, err0 := strconv.ParseInt(f[7], 10, 64)
 	ut, err1 := strconv.ParseInt(f[11], 10, 64)
 	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0
+	if err0 != nil || err1 != nil || err2 != nil {
+		return usage{}
 	}
-	return time.Duration(ut+st) * 10 * time.Millisecond
+	return usage{cpu: time.Duration(ut+st) * 10 * time.Millisecond, faults: minflt}
 }
 
 // cpuProfile starts a CPU profile into the file the environment variable
