@@ -397,8 +397,8 @@ func coldHeap() {
 }
 
 // faultCost returns the time one first touch of a page of fresh memory
-// takes on this machine: about a microsecond on bare metal, far more in
-// some virtual machines.
+// takes on this machine: commonly about a microsecond, far more in some
+// virtual machines (12-17 us where the README's figures come from).
 func faultCost(b *testing.B) time.Duration {
 	const size = 64 << 20
 	page := os.Getpagesize()
