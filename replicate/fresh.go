@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"time"
 
 	"github.com/edgelog/edgelog/event"
@@ -27,7 +28,8 @@ const DefaultFreshRepeat = 10 * time.Millisecond
 // freshCursor remembers, per own stream, the offsets announced lately and
 // when. It belongs to the announce loop.
 type freshCursor struct {
-	repeat time.Duration
+	repeat time.Duration // window of an announce that shows a stream grown
+	keep   time.Duration // window of one that shows it unchanged
 	hist   map[event.StreamID][]sent
 }
 
@@ -36,29 +38,39 @@ type sent struct {
 	off uint64
 }
 
-func newFreshCursor(repeat time.Duration) *freshCursor {
-	return &freshCursor{repeat: repeat, hist: map[event.StreamID][]sent{}}
+// newFreshCursor returns a cursor whose announces repeat a grown stream's
+// events of the last repeat, and an unchanged stream's of the last keep
+// (at least repeat).
+func newFreshCursor(repeat, keep time.Duration) *freshCursor {
+	return &freshCursor{repeat: repeat, keep: max(keep, repeat), hist: map[event.StreamID][]sent{}}
 }
 
-// bases returns the offsets above which an announce at now should carry a
-// stream's events: base, the head announced at least repeat ago (so an
+// bases returns the offsets above which an announce at now of a stream at
+// head should carry its events: base, the head announced at least a window
+// ago, and last, the head announced last. known is false for a stream not
+// announced before.
+//
+// The window is repeat where the stream grew since the last announce: an
 // event rides along in every announce for repeat, and a receiver whose
-// validator delivered a later announce first still gets it), and last,
-// the head announced last. known is false for a stream not announced
-// before.
-func (c *freshCursor) bases(s event.StreamID, now time.Time) (base, last uint64, known bool) {
+// validator delivered a later announce first still gets it. Where it did
+// not grow (a heartbeat, or the announce to a peer that joined), the
+// window is keep: receivers get announces in the order their validation
+// ends, and one that carries no events is quicker to validate than the one
+// before it that did, so without them it would overtake it and make the
+// receiver pull what is on its way.
+func (c *freshCursor) bases(s event.StreamID, now time.Time, head uint64) (base, last uint64, known bool) {
 	h := c.hist[s]
 	if len(h) == 0 {
 		return 0, 0, false
 	}
-	base = h[0].off
-	for _, e := range h {
-		if now.Sub(e.at) < c.repeat {
-			break
-		}
-		base = e.off
+	last = h[len(h)-1].off
+	window := c.repeat
+	if head == last {
+		window = c.keep
 	}
-	return base, h[len(h)-1].off, true
+	// h is in time order: the entries at least window old come first.
+	old := sort.Search(len(h), func(i int) bool { return now.Sub(h[i].at) < window })
+	return h[max(old-1, 0)].off, last, true
 }
 
 // announced records that the head of s at now is off, forgetting what no
@@ -69,14 +81,15 @@ func (c *freshCursor) announced(s event.StreamID, off uint64, now time.Time) {
 		return
 	}
 	h = append(h, sent{at: now, off: off})
-	// Keep the newest entry at least repeat old, and all newer ones.
-	keep := 0
-	for i := range h {
-		if now.Sub(h[i].at) >= c.repeat {
-			keep = i
-		}
+	// Keep the newest entry at least keep old, and all newer ones; bases
+	// never looks past it. Under a steady stream of announces h holds a
+	// heartbeat's worth of them, so drop the older ones only once they are
+	// half of h: copying h on every announce would cost more than bases.
+	from := sort.Search(len(h), func(i int) bool { return now.Sub(h[i].at) < c.keep }) - 1
+	if from > 0 && from >= len(h)/2 {
+		h = append(h[:0], h[from:]...)
 	}
-	c.hist[s] = append(h[:0], h[keep:]...)
+	c.hist[s] = h
 }
 
 // collectFresh returns the fresh batches for an announce of heads at now:
@@ -92,7 +105,7 @@ func collectFresh(ctx context.Context, st Store, self string, heads []SignedHead
 		if h.Stream.Node() != self {
 			continue
 		}
-		base, last, known := cur.bases(h.Stream, now)
+		base, last, known := cur.bases(h.Stream, now, h.Offset)
 		cur.announced(h.Stream, h.Offset, now)
 		if !known || h.Offset <= base {
 			continue

@@ -14,7 +14,7 @@ func TestCollectFresh(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 11))
 	st.publish(t, r, o, 4)
 	st.publish(t, r, other, 2) // relayed: never fresh
-	cur := newFreshCursor(50 * time.Millisecond)
+	cur := newFreshCursor(50*time.Millisecond, 50*time.Millisecond)
 	t0 := time.Unix(1000, 0)
 	collect := func(at time.Duration, maxEvents, maxBytes int) []FreshEvents {
 		t.Helper()
@@ -84,5 +84,64 @@ func TestCollectFresh(t *testing.T) {
 	// The cursor keeps only what a base can still need.
 	if n := len(cur.hist[o.stream]); n > 6 {
 		t.Fatalf("cursor holds %d entries", n)
+	}
+}
+
+// TestCollectFreshHeartbeat: an announce that shows a stream unchanged
+// (a heartbeat) repeats the events of a longer window than one that shows
+// it grown, and forgets them after it.
+func TestCollectFreshHeartbeat(t *testing.T) {
+	ctx := context.Background()
+	o := newOrigin(t)
+	st := newMemStore()
+	r := rand.New(rand.NewPCG(12, 12))
+	st.publish(t, r, o, 4)
+	const announce, heartbeat = 10 * time.Millisecond, 300 * time.Millisecond
+	cur := newFreshCursor(announce, heartbeat)
+	t0 := time.Unix(1000, 0)
+	collect := func(at time.Duration) (first, last uint64, n int) {
+		t.Helper()
+		hs, _ := st.Heads(ctx)
+		f, err := collectFresh(ctx, st, o.id.String(), []SignedHead{hs[o.stream]}, cur, t0.Add(at), 1024, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(f) == 0 {
+			return 0, 0, 0
+		}
+		evs := f[0].Events
+		return evs[0].Offset, evs[len(evs)-1].Offset, len(evs)
+	}
+	collect(0)             // offsets 0..3 were there before: not fresh
+	st.publish(t, r, o, 3) // 4..6
+	if a, b, _ := collect(time.Millisecond); a != 4 || b != 6 {
+		t.Fatalf("announce: fresh %d..%d, want 4..6", a, b)
+	}
+	st.publish(t, r, o, 1) // 7: grown, so the short window
+	if a, b, _ := collect(200 * time.Millisecond); a != 7 || b != 7 {
+		t.Fatalf("announce past the short window: fresh %d..%d, want 7..7", a, b)
+	}
+	if a, b, _ := collect(250 * time.Millisecond); a != 4 || b != 7 {
+		t.Fatalf("heartbeat: fresh %d..%d, want 4..7 again", a, b)
+	}
+	if _, _, n := collect(700 * time.Millisecond); n != 0 {
+		t.Fatalf("a heartbeat past its window repeats %d events", n)
+	}
+	// A steady stream of announces, one per millisecond: the cursor keeps
+	// what a heartbeat needs, and not much more.
+	for i := range 1000 {
+		st.publish(t, r, o, 1)
+		at := time.Second + time.Duration(i)*time.Millisecond
+		// The events of the last 10 ms (the short window) ride along.
+		if a, b, _ := collect(at); b != uint64(8+i) || a != uint64(max(8, i-1)) {
+			t.Fatalf("announce %d: fresh %d..%d, want %d..%d", i, a, b, max(8, i-1), 8+i)
+		}
+	}
+	if n := len(cur.hist[o.stream]); n < 300 || n > 2*300+2 {
+		t.Fatalf("the cursor holds %d announces, want 300-602 (a heartbeat's worth, dropped in halves)", n)
+	}
+	// A heartbeat at 2 s repeats the events announced after 1.7 s.
+	if a, b, _ := collect(2 * time.Second); a != 709 || b != 1007 {
+		t.Fatalf("heartbeat after the steady stream: fresh %d..%d, want 709..1007", a, b)
 	}
 }

@@ -78,6 +78,9 @@ func (s *Service) validate(ctx context.Context, _ peer.ID, msg *pubsub.Message) 
 		s.send(ctx, func(pl *Planner) { pl.Penalise(author, err) })
 		return pubsub.ValidationReject
 	}
+	if s.cfg.validated != nil {
+		s.cfg.validated(v)
+	}
 	msg.ValidatorData = v
 	return pubsub.ValidationAccept
 }

@@ -77,6 +77,8 @@ type Config struct {
 	// FreshRepeat is how long an event keeps riding along in announces
 	// after it was first sent (default DefaultFreshRepeat), so that a peer
 	// that receives a later announce first still gets it without a pull.
+	// An announce that shows a stream unchanged (a heartbeat) repeats its
+	// events of the last Heartbeat interval (within the bounds above).
 	FreshRepeat time.Duration
 	// MinAnnounceGap is the least time between two announces: changes
 	// within it are coalesced (default 1ms). The gap also grows with the
@@ -86,6 +88,10 @@ type Config struct {
 	Planner        PlannerConfig
 	Limits         Limits
 	Logger         *slog.Logger
+
+	// validated, if set, runs after the gossip validator accepted an
+	// announce of another node (tests slow validation down with it).
+	validated func(*validAnnounce)
 }
 
 // announceBytesPerSec is the rate of announce overhead (heads, not the
@@ -446,7 +452,7 @@ func (s *Service) announceLoop(ctx context.Context) {
 	defer s.wg.Done()
 	hb := time.NewTicker(s.cfg.Heartbeat)
 	defer hb.Stop()
-	cursor := newFreshCursor(s.cfg.FreshRepeat)
+	cursor := newFreshCursor(s.cfg.FreshRepeat, s.cfg.Heartbeat)
 	for {
 		changed := s.cfg.Store.Changed()
 		n, err := s.announce(ctx, cursor)

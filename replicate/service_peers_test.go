@@ -3,6 +3,7 @@ package replicate
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
 	"os"
@@ -48,34 +49,53 @@ func isConnected(a *Service, b peer.ID) bool {
 }
 
 // TestFreshEventsWithoutPull: once peers are in sync, new events reach a
-// direct peer inside the announce, with no pull.
+// direct peer inside the announce, with no pull. Also when the receiver
+// validates announces that carry events slowly (as on a busy machine):
+// the heartbeats that come after them, quick to validate, reach it first,
+// and they carry the events too.
 func TestFreshEventsWithoutPull(t *testing.T) {
 	if testing.Short() {
 		t.Skip("network test")
 	}
-	nodes := startNodes(t, 2)
-	a, b := nodes[0], nodes[1]
-	connect(t, a, b)
-	r := mrand.New(mrand.NewPCG(5, 5))
-	a.store.publish(t, r, a.o, 20)
-	waitFor(t, 10*time.Second, "initial sync", func() bool { return holdsAll([]*testNode{b}, a) })
-	pulls := b.svc.Stats().Pulls
-	for range 10 {
-		a.store.publish(t, r, a.o, 3)
-		waitFor(t, 5*time.Second, "fresh events at B", func() bool { return holdsAll([]*testNode{b}, a) })
-	}
-	st := b.svc.Stats()
-	if st.Pulls != pulls {
-		t.Fatalf("B pulled %d times for events that rode along in gossip", st.Pulls-pulls)
-	}
-	if st.FreshEvents < 30 {
-		t.Fatalf("B stored %d fresh events, want 30", st.FreshEvents)
-	}
-	// Too many to ride along: B falls back to a pull.
-	a.store.publish(t, r, a.o, DefaultLimits.MaxFreshEvents+1)
-	waitFor(t, 10*time.Second, "a large batch at B", func() bool { return holdsAll([]*testNode{b}, a) })
-	if b.svc.Stats().Pulls == pulls {
-		t.Fatal("a batch too large for gossip arrived without a pull")
+	for _, slow := range []time.Duration{0, 30 * time.Millisecond} {
+		t.Run(fmt.Sprintf("validation+%v", slow), func(t *testing.T) {
+			start := func(opt func(*Config)) *testNode {
+				tn := &testNode{o: newOrigin(t), store: newMemStore()}
+				tn.svc = startWith(t, tn.o, tn.store, opt)
+				return tn
+			}
+			a := start(nil)
+			b := start(func(c *Config) {
+				c.validated = func(v *validAnnounce) {
+					if len(v.a.Fresh) > 0 {
+						time.Sleep(slow)
+					}
+				}
+			})
+			connect(t, a, b)
+			r := mrand.New(mrand.NewPCG(5, 5))
+			a.store.publish(t, r, a.o, 20)
+			waitFor(t, 10*time.Second, "initial sync", func() bool { return holdsAll([]*testNode{b}, a) })
+			pulls := b.svc.Stats().Pulls
+			for range 10 {
+				a.store.publish(t, r, a.o, 3)
+				waitFor(t, 5*time.Second, "fresh events at B", func() bool { return holdsAll([]*testNode{b}, a) })
+				time.Sleep(slow) // let heartbeats fall in
+			}
+			st := b.svc.Stats()
+			if st.Pulls != pulls {
+				t.Fatalf("B pulled %d times for events that rode along in gossip", st.Pulls-pulls)
+			}
+			if st.FreshEvents < 30 {
+				t.Fatalf("B stored %d fresh events, want 30", st.FreshEvents)
+			}
+			// Too many to ride along: B falls back to a pull.
+			a.store.publish(t, r, a.o, DefaultLimits.MaxFreshEvents+1)
+			waitFor(t, 10*time.Second, "a large batch at B", func() bool { return holdsAll([]*testNode{b}, a) })
+			if b.svc.Stats().Pulls == pulls {
+				t.Fatal("a batch too large for gossip arrived without a pull")
+			}
+		})
 	}
 }
 
