@@ -39,8 +39,8 @@ const (
 	// events/s). Their logs take up to 768 MiB of disk, and the disk
 	// reserve (Storage.MinFreeBytes) grows to 800 MiB. In return a node
 	// that stores a stream of incoming events flushes and compacts a
-	// quarter as often: a catch-up pull costs the pulling node about 40%
-	// less CPU (BenchmarkCatchUp, README).
+	// quarter as often: a catch-up pull costs the pulling node a third to
+	// 40% less CPU (BenchmarkCatchUp, README).
 	ProfileLarge Profile = "large"
 	// ProfileLowMemory suits devices with 1 GiB of RAM or less: 8 MiB
 	// memtables, an 8 MiB block cache, Badger's minimum of 2 compactors,
@@ -54,7 +54,8 @@ const (
 const LowMemoryThreshold = 1 << 30
 
 // LargeMemoryThreshold is the amount of memory from which ProfileAuto picks
-// ProfileLarge on 64-bit builds: its memtables then take under 5% of it.
+// ProfileLarge on 64-bit builds: its memtables then take under 5% of it,
+// and its heap while a memtable is flushed (about 1 GB) an eighth.
 const LargeMemoryThreshold = 8 << 30
 
 // DefaultMaxDBBytes32 is Storage.MaxDBBytes on 32-bit builds when it is not
