@@ -159,6 +159,21 @@ func cutString(b []byte, keep bool) (string, []byte, bool) {
 	return s, b[n+int(l):], true
 }
 
+// appendString appends s as cutString reads it.
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// appendStrings appends ss as cutStrings reads them.
+func appendStrings(dst []byte, ss []string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(ss)))
+	for _, s := range ss {
+		dst = appendString(dst, s)
+	}
+	return dst
+}
+
 // cutStrings returns the list of at most maxRecordTags strings (nil unless
 // keep) at the start of b, a uvarint count and then each as cutString
 // reads it, and the bytes after it.
@@ -277,8 +292,7 @@ func (o *openBlock) appendRecord(dst []byte, r *record, payload []byte, flags by
 		dst = binary.AppendUvarint(dst, uint64(i))
 	}
 	if flags&flagOwnApp != 0 {
-		dst = binary.AppendUvarint(dst, uint64(len(r.appID)))
-		dst = append(dst, r.appID...)
+		dst = appendString(dst, r.appID)
 	}
 	return append(dst, payload...)
 }
@@ -287,14 +301,9 @@ func (o *openBlock) appendRecord(dst []byte, r *record, payload []byte, flags by
 func (o *openBlock) value() []byte {
 	v := make([]byte, 0, o.hdrLen+len(o.buf))
 	v = append(v, blockV2)
-	v = binary.AppendUvarint(v, uint64(len(o.hdr.appID)))
-	v = append(v, o.hdr.appID...)
+	v = appendString(v, o.hdr.appID)
 	v = binary.AppendVarint(v, o.hdr.ts)
-	v = binary.AppendUvarint(v, uint64(len(o.hdr.tags)))
-	for _, t := range o.hdr.tags {
-		v = binary.AppendUvarint(v, uint64(len(t)))
-		v = append(v, t...)
-	}
+	v = appendStrings(v, o.hdr.tags)
 	return append(v, o.buf...)
 }
 

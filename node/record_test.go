@@ -9,12 +9,7 @@ func appendRecord(b []byte, r *record) []byte {
 	payload, flags := packPayload(r.payload)
 	b = append(b, recordV1, flags)
 	b = binary.AppendVarint(b, r.timestamp)
-	b = binary.AppendUvarint(b, uint64(len(r.tags)))
-	for _, t := range r.tags {
-		b = binary.AppendUvarint(b, uint64(len(t)))
-		b = append(b, t...)
-	}
-	b = binary.AppendUvarint(b, uint64(len(r.appID)))
-	b = append(b, r.appID...)
+	b = appendStrings(b, r.tags)
+	b = appendString(b, r.appID)
 	return append(b, payload...)
 }
