@@ -249,25 +249,38 @@ func (s *Service) redial(ctx context.Context, id peer.ID) {
 	if ctx.Err() != nil {
 		return
 	}
-	s.peerOp(ctx, func(m *peerMgr) {
-		now := time.Now()
-		ok := err == nil || s.host.Network().Connectedness(id) == network.Connected
-		m.redials.DialDone(id, ok, now, m.rnd.Float64())
-		if ok {
-			s.peerConnected(m, id)
-			return
-		}
-		_, inBook := m.book.Get(id)
-		n := m.redials.Attempts(id)
-		if !inBook && !m.bootstrap[id] && n >= forgetAfter {
-			m.redials.Forget(id)
-		}
-		lvl := slog.LevelDebug
-		if m.bootstrap[id] && n == 1 {
-			lvl = slog.LevelWarn
-		}
-		s.log.Log(ctx, lvl, "peer unreachable", slog.String("peer", id.String()), slog.Int("attempts", n), slog.Any("err", err))
-	})
+	s.peerOp(ctx, func(m *peerMgr) { s.dialDone(ctx, m, id, err, time.Now()) })
+}
+
+// errDroppedAfterDial stands for a dial that connected, but whose
+// connection closed before its result reached the peers loop.
+var errDroppedAfterDial = errors.New("connection closed right after the dial")
+
+// dialDone records the end of a redial of id that ended with err. Only a
+// peer connected now counts as a success: a dial that succeeded but whose
+// connection dropped since (the drop was recorded first, as the ops run in
+// order) is a failure. Counting it as a success marked the peer connected
+// for good, and it was never redialled.
+func (s *Service) dialDone(ctx context.Context, m *peerMgr, id peer.ID, err error, now time.Time) {
+	ok := s.host.Network().Connectedness(id) == network.Connected
+	m.redials.DialDone(id, ok, now, m.rnd.Float64())
+	if ok {
+		s.peerConnected(m, id)
+		return
+	}
+	if err == nil {
+		err = errDroppedAfterDial
+	}
+	_, inBook := m.book.Get(id)
+	n := m.redials.Attempts(id)
+	if !inBook && !m.bootstrap[id] && n >= forgetAfter {
+		m.redials.Forget(id)
+	}
+	lvl := slog.LevelDebug
+	if m.bootstrap[id] && n == 1 {
+		lvl = slog.LevelWarn
+	}
+	s.log.Log(ctx, lvl, "peer unreachable", slog.String("peer", id.String()), slog.Int("attempts", n), slog.Any("err", err))
 }
 
 // Peers returns what the node knows about its peers: those connected,
