@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/multiformats/go-multiaddr"
 )
 
@@ -242,7 +243,16 @@ func (s *Service) peersLoop(ctx context.Context, m *peerMgr) {
 }
 
 // redial dials id once and reports the result to the peers loop.
+//
+// It first clears the swarm's dial backoff of id. The swarm holds back
+// an address for 5 s after its first failed dial, growing quadratically to
+// 5 min, and answers dials in that time with an error. The redial schedule
+// already spaces the dials; on top of it, a peer that came back after an
+// outage of a few minutes waited up to 5 min to be redialled.
 func (s *Service) redial(ctx context.Context, id peer.ID) {
+	if sw, ok := s.host.Network().(interface{ Backoff() *swarm.DialBackoff }); ok {
+		sw.Backoff().Clear(id)
+	}
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
 	err := s.host.Connect(dctx, peer.AddrInfo{ID: id})
 	cancel()

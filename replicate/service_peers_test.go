@@ -158,6 +158,38 @@ func TestRedialAfterDrop(t *testing.T) {
 	_ = b2
 }
 
+// TestRedialAfterLongOutage: a bootstrap peer that failed several redials
+// is connected within the node's own backoff once it is back. The swarm's
+// own dial backoff (5 s after an address's first failure, growing to 5 min)
+// held back the redials the node's schedule allowed.
+func TestRedialAfterLongOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	ob := newOrigin(t)
+	bStore := newMemStore()
+	b := startWith(t, ob, bStore, nil)
+	bAddrs := b.Host().Addrs()
+	a := startWith(t, newOrigin(t), newMemStore(), func(c *Config) {
+		c.Bootstrap = []peer.AddrInfo{{ID: ob.id, Addrs: bAddrs}}
+		c.Redial = Backoff{Base: 100 * time.Millisecond, Max: 300 * time.Millisecond, Jitter: 0.2}
+	})
+	b.Close()
+	waitFor(t, 5*time.Second, "three failed redials", func() bool {
+		n := make(chan int, 1)
+		a.peerOp(context.Background(), func(m *peerMgr) { n <- m.redials.Attempts(ob.id) })
+		return <-n >= 3
+	})
+	var listen []string
+	for _, ad := range bAddrs {
+		listen = append(listen, ad.String())
+	}
+	startWith(t, ob, bStore, func(c *Config) { c.ListenAddrs = listen })
+	// The next redial is due within 300 ms; the swarm's backoff of the
+	// first failure alone lasts 5 s.
+	waitFor(t, 3*time.Second, "redial of the peer that is back", func() bool { return isConnected(a, ob.id) })
+}
+
 // TestRedialAfterDropDuringDial: a redial whose connection drops before
 // its result reaches the peers loop is a failed dial, and the peer is
 // redialled. It was counted as a success, which marked the peer connected
