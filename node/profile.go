@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/edgelog/edgelog/internal/hugeheap"
 )
 
 // Profile names a preset of storage and memory settings. Settings given
@@ -292,13 +294,37 @@ func memoryLimitFor(h Host) int64 {
 // memory (page faults) are costly where the node runs in a virtual machine.
 const largeGCPercent = 50
 
+// hugePagesFor says whether a process of profile p advises its heap for
+// transparent huge pages (package hugeheap), given the system's mode and
+// the GODEBUG environment variable, and why, for the log. Only
+// ProfileLarge does: it is for machines with memory to spare, and a heap
+// of huge pages may hold more memory than it uses. GODEBUG=disablethp=1,
+// the Go runtime's own switch against huge pages, turns it off.
+func hugePagesFor(p Profile, mode hugeheap.Mode, godebug string) (advise bool, why string) {
+	for kv := range strings.SplitSeq(godebug, ",") {
+		if strings.TrimSpace(kv) == "disablethp=1" {
+			return false, "off (GODEBUG=disablethp=1)"
+		}
+	}
+	switch {
+	case p != ProfileLarge:
+		return false, "off"
+	case mode == hugeheap.Madvise:
+		return true, "heap"
+	case mode == hugeheap.Always:
+		return false, "always (system)"
+	}
+	return false, "off (system: " + string(mode) + ")"
+}
+
 // PrepareProcess is for programs that run a node (the edgelog CLI): it
 // resolves s.Profile for this machine, logs the choice and why, and sets
-// the Go collector up for the profile: for ProfileLowMemory a memory limit
-// (debug.SetMemoryLimit) unless GOMEMLIMIT is set, for ProfileLarge a GOGC
-// of largeGCPercent unless GOGC is set; the environment always wins. It
-// returns the choice; pass s unchanged to Open, which resolves the profile
-// the same way.
+// the Go runtime up for the profile: for ProfileLowMemory a memory limit
+// (debug.SetMemoryLimit) unless GOMEMLIMIT is set; for ProfileLarge a GOGC
+// of largeGCPercent unless GOGC is set, and transparent huge pages for the
+// heap (see hugePagesFor) unless GODEBUG=disablethp=1. The environment
+// always wins. It returns the choice; pass s unchanged to Open, which
+// resolves the profile the same way.
 func PrepareProcess(s Storage, log *slog.Logger) (ProfileChoice, error) {
 	h := DetectHost()
 	r, err := s.resolve(h)
@@ -323,10 +349,19 @@ func PrepareProcess(s Storage, log *slog.Logger) (ProfileChoice, error) {
 		debug.SetGCPercent(largeGCPercent)
 		gc = strconv.Itoa(largeGCPercent)
 	}
+	advise, hugePages := hugePagesFor(c.Profile, hugeheap.SystemMode(), os.Getenv("GODEBUG"))
+	if advise {
+		// The advisor runs for the life of the process, like the settings
+		// above.
+		if _, err := hugeheap.Start(log); err != nil {
+			hugePages = "off (" + err.Error() + ")"
+		}
+	}
 	if log != nil {
 		log.Info("profile chosen", slog.String("profile", string(c.Profile)), slog.String("reason", c.Reason),
 			slog.String("memTable", humanBytes(uint64(r.MemTableSize))), slog.String("blockCache", humanBytes(uint64(r.BlockCacheSize))),
-			slog.String("maxDB", dbLimitText(r.MaxDBBytes)), slog.String("goMemLimit", limit), slog.String("goGC", gc), slog.String("trim", trimText(r.TrimInterval)))
+			slog.String("maxDB", dbLimitText(r.MaxDBBytes)), slog.String("goMemLimit", limit), slog.String("goGC", gc),
+			slog.String("hugePages", hugePages), slog.String("trim", trimText(r.TrimInterval)))
 	}
 	return c, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/edgelog/edgelog/aql"
 	"github.com/edgelog/edgelog/event"
+	"github.com/edgelog/edgelog/internal/hugeheap"
 )
 
 const gib = 1 << 30
@@ -247,6 +248,30 @@ func TestTuneBadger(t *testing.T) {
 	}
 }
 
+func TestHugePagesFor(t *testing.T) {
+	for _, tc := range []struct {
+		profile Profile
+		mode    hugeheap.Mode
+		godebug string
+		advise  bool
+		why     string
+	}{
+		{ProfileLarge, hugeheap.Madvise, "", true, "heap"},
+		{ProfileLarge, hugeheap.Madvise, "gctrace=1,disablethp=1", false, "off (GODEBUG=disablethp=1)"},
+		{ProfileLarge, hugeheap.Madvise, "disablethp=0", true, "heap"},
+		{ProfileLarge, hugeheap.Always, "", false, "always (system)"},
+		{ProfileLarge, hugeheap.Never, "", false, "off (system: never)"},
+		{ProfileLarge, hugeheap.Unsupported, "", false, "off (system: unsupported)"},
+		{ProfileDefault, hugeheap.Madvise, "", false, "off"},
+		{ProfileLowMemory, hugeheap.Madvise, "", false, "off"},
+	} {
+		advise, why := hugePagesFor(tc.profile, tc.mode, tc.godebug)
+		if advise != tc.advise || why != tc.why {
+			t.Errorf("hugePagesFor(%s, %s, %q) = %v, %q; want %v, %q", tc.profile, tc.mode, tc.godebug, advise, why, tc.advise, tc.why)
+		}
+	}
+}
+
 // TestPrepareProcess: the low-memory profile sets the Go memory limit
 // unless GOMEMLIMIT is set, the large profile GOGC unless GOGC is set (the
 // environment always wins); the others leave both alone; the choice is
@@ -257,21 +282,30 @@ func TestPrepareProcess(t *testing.T) {
 	t.Cleanup(func() { debug.SetMemoryLimit(origLimit); debug.SetGCPercent(origGC) })
 	const untouched, untouchedGC = 7 << 30, 77
 
+	// The large profile advises the heap for huge pages where the system
+	// leaves that to programs.
+	largeHuge := "hugePages=heap"
+	if hugeheap.SystemMode() != hugeheap.Madvise {
+		largeHuge = "hugePages="
+	}
 	for _, tc := range []struct {
-		name              string
-		profile           Profile
-		memLimit, gogc    string // environment
-		wantLimit, wantGC int64
+		name                    string
+		profile                 Profile
+		memLimit, gogc, godebug string // environment
+		wantLimit, wantGC       int64
+		wantLog                 string
 	}{
-		{"low-memory", ProfileLowMemory, "", "", memoryLimitFor(DetectHost()), untouchedGC},
-		{"low-memory with GOMEMLIMIT", ProfileLowMemory, "300MiB", "", untouched, untouchedGC},
-		{"default", ProfileDefault, "", "", untouched, untouchedGC},
-		{"large", ProfileLarge, "", "", untouched, largeGCPercent},
-		{"large with GOGC", ProfileLarge, "", "200", untouched, untouchedGC},
+		{"low-memory", ProfileLowMemory, "", "", "", memoryLimitFor(DetectHost()), untouchedGC, "hugePages=off"},
+		{"low-memory with GOMEMLIMIT", ProfileLowMemory, "300MiB", "", "", untouched, untouchedGC, `goMemLimit="GOMEMLIMIT=300MiB"`},
+		{"default", ProfileDefault, "", "", "", untouched, untouchedGC, "hugePages=off"},
+		{"large", ProfileLarge, "", "", "", untouched, largeGCPercent, largeHuge},
+		{"large with GOGC", ProfileLarge, "", "200", "", untouched, untouchedGC, `goGC="GOGC=200"`},
+		{"large with disablethp", ProfileLarge, "", "", "disablethp=1", untouched, largeGCPercent, `hugePages="off (GODEBUG=disablethp=1)"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("GOMEMLIMIT", tc.memLimit)
 			t.Setenv("GOGC", tc.gogc)
+			t.Setenv("GODEBUG", tc.godebug)
 			debug.SetMemoryLimit(untouched)
 			debug.SetGCPercent(untouchedGC)
 			var logs strings.Builder
@@ -288,8 +322,8 @@ func TestPrepareProcess(t *testing.T) {
 			if got := debug.SetGCPercent(untouchedGC); int64(got) != tc.wantGC {
 				t.Errorf("GOGC %d, want %d", got, tc.wantGC)
 			}
-			if !strings.Contains(logs.String(), "profile="+string(tc.profile)) {
-				t.Errorf("the choice is not logged: %s", logs.String())
+			if !strings.Contains(logs.String(), "profile="+string(tc.profile)) || !strings.Contains(logs.String(), tc.wantLog) {
+				t.Errorf("the choice is not logged (want %s): %s", tc.wantLog, logs.String())
 			}
 		})
 	}
