@@ -44,6 +44,7 @@ func main() {
 type sample struct {
 	at                 time.Duration
 	dir, rss           int64
+	anon               int64 // RssAnon: the heap and other private memory, not mapped files
 	floor, count, size int64
 }
 
@@ -138,10 +139,11 @@ func run() error {
 	// troughs. Once the stream is full (its floor moves) and the caches
 	// warmed up (the first third of that), compare the lowest RSS of the
 	// second third of those samples with the last third's.
-	var steady []int64
+	var steady, steadyAnon []int64
 	for _, s := range samples {
 		if s.floor > 0 {
 			steady = append(steady, s.rss)
+			steadyAnon = append(steadyAnon, s.anon)
 		}
 	}
 	if len(steady) < 12 {
@@ -154,6 +156,9 @@ func run() error {
 	fmt.Printf("data dir max %.1f MB = %.2fx the limit of %.1f MB at %.0f s, sampled every 0.25 s (pass < 1.5x); max of the 5 s samples %.1f MB = %.2fx\n",
 		mb(float64(maxDir)), float64(maxDir)/float64(*limit), mb(float64(*limit)), fast.at.Seconds(), mb(float64(at5s)), float64(at5s)/float64(*limit))
 	fmt.Printf("RSS max %.1f MB; with the stream full, lowest in the middle third %.1f MB, in the last %.1f MB = %.2fx (pass <= 1.25x)\n", mb(float64(maxRSS)), mb(q2), mb(q4), q4/q2)
+	slices.Sort(steadyAnon)
+	fmt.Printf("anonymous memory (RssAnon, without mapped files) with the stream full: lowest %.1f MB, median %.1f MB, highest %.1f MB\n",
+		mb(float64(steadyAnon[0])), mb(float64(steadyAnon[len(steadyAnon)/2])), mb(float64(steadyAnon[len(steadyAnon)-1])))
 	ok := true
 	if float64(maxDir) >= 1.5*float64(*limit) {
 		fmt.Println("FAIL: data directory above 1.5x the limit")
@@ -175,8 +180,8 @@ func run() error {
 }
 
 func (s sample) print() {
-	fmt.Printf("%5.0fs  dir %6.1f MB  rss %6.1f MB  floor %8d  count %7d  stream %6.1f MB\n",
-		s.at.Seconds(), float64(s.dir)/1e6, float64(s.rss)/1e6, s.floor, s.count, float64(s.size)/1e6)
+	fmt.Printf("%5.0fs  dir %6.1f MB  rss %6.1f MB  anon %6.1f MB  floor %8d  count %7d  stream %6.1f MB\n",
+		s.at.Seconds(), float64(s.dir)/1e6, float64(s.rss)/1e6, float64(s.anon)/1e6, s.floor, s.count, float64(s.size)/1e6)
 }
 
 func auth(ctx context.Context, hc *http.Client, url string) (string, error) {
@@ -263,9 +268,19 @@ func take(ctx context.Context, hc *http.Client, url, token string, pid int, data
 	}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
+		name, rest, _ := strings.Cut(sc.Text(), ":")
+		if name != "VmRSS" && name != "RssAnon" {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[0], 10, 64)
+		if name == "VmRSS" {
 			s.rss = kb << 10
+		} else {
+			s.anon = kb << 10
 		}
 	}
 	f.Close()
