@@ -12,8 +12,9 @@
 // a quarter less CPU (BenchmarkCatchUp, README).
 //
 // The Go runtime gives no advice of its own (since Go 1.21.1), and it
-// maps its heap piece by piece as the heap grows, so an Advisor watches
-// the runtime's mapped memory and advises each new piece of the heap.
+// maps its heap piece by piece as the heap grows, so Start advises the
+// heap once and then watches the runtime's mapped memory, advising each
+// new piece of the heap.
 // MADV_HUGEPAGE changes no data; at worst it costs memory: the kernel may
 // fill a whole 2 MiB page where the heap touched less of it.
 package hugeheap
