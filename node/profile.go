@@ -301,14 +301,18 @@ const largeGCPercent = 50
 // the GODEBUG environment variable, and why, for the log. Only
 // ProfileLarge does: it is for machines with memory to spare, and a heap
 // of huge pages may hold more memory than it uses. GODEBUG=disablethp=1,
-// the Go runtime's own switch against huge pages, turns it off.
+// the Go runtime's own switch against huge pages, turns it off; as for the
+// runtime, the last disablethp setting in GODEBUG counts.
 func hugePagesFor(p Profile, mode hugeheap.Mode, godebug string) (advise bool, why string) {
+	disable := ""
 	for kv := range strings.SplitSeq(godebug, ",") {
-		if strings.TrimSpace(kv) == "disablethp=1" {
-			return false, "off (GODEBUG=disablethp=1)"
+		if v, ok := strings.CutPrefix(strings.TrimSpace(kv), "disablethp="); ok {
+			disable = v
 		}
 	}
 	switch {
+	case disable == "1":
+		return false, "off (GODEBUG=disablethp=1)"
 	case p != ProfileLarge:
 		return false, "off"
 	case mode == hugeheap.Madvise:

@@ -259,6 +259,8 @@ func TestHugePagesFor(t *testing.T) {
 		{ProfileLarge, hugeheap.Madvise, "", true, "heap"},
 		{ProfileLarge, hugeheap.Madvise, "gctrace=1,disablethp=1", false, "off (GODEBUG=disablethp=1)"},
 		{ProfileLarge, hugeheap.Madvise, "disablethp=0", true, "heap"},
+		{ProfileLarge, hugeheap.Madvise, "disablethp=1,disablethp=0", true, "heap"},
+		{ProfileLarge, hugeheap.Madvise, "disablethp=0, disablethp=1", false, "off (GODEBUG=disablethp=1)"},
 		{ProfileLarge, hugeheap.Always, "", false, "always (system)"},
 		{ProfileLarge, hugeheap.Never, "", false, "off (system: never)"},
 		{ProfileLarge, hugeheap.Unsupported, "", false, "off (system: unsupported)"},
