@@ -322,7 +322,7 @@ func BenchmarkCatchUp(b *testing.B) {
 		b.Fatal(err)
 	}
 	var pulled, raw, stored, pullCPU, serveCPU time.Duration
-	var peakRSS, pullFaults int64
+	var peakRSS, pullFaults, anonKB, hugeKB, fileKB int64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		raw += rawCopy(b, peer.raw, size)
@@ -345,7 +345,11 @@ func BenchmarkCatchUp(b *testing.B) {
 		pullFaults += nowB.faults - useB.faults
 		serveCPU += procUsage(strconv.Itoa(peer.pid)).cpu - useA.cpu
 		b.StopTimer()
-		peakRSS = max(peakRSS, procStatusKB("VmHWM"))
+		peakRSS = max(peakRSS, procKB("status", "VmHWM"))
+		// Where B's memory is at the end of the pull: anonymous (the heap,
+		// most of it), of that on huge pages, and pages of mapped files
+		// (Badger's tables and memtable logs).
+		anonKB, hugeKB, fileKB = procKB("status", "RssAnon"), procKB("smaps_rollup", "AnonHugePages"), procKB("status", "RssFile")
 		stopProfile()
 		kvs := dumpDB(b, n)
 		if err := n.Close(); err != nil {
@@ -378,6 +382,9 @@ func BenchmarkCatchUp(b *testing.B) {
 	// pages of Badger's mapped files).
 	if peakRSS > 0 {
 		b.ReportMetric(float64(peakRSS)/1024, "pull-peak-rss-MiB")
+		b.ReportMetric(float64(anonKB)/1024, "pull-anon-MiB")
+		b.ReportMetric(float64(hugeKB)/1024, "pull-anon-huge-MiB")
+		b.ReportMetric(float64(fileKB)/1024, "pull-file-MiB")
 	}
 }
 
@@ -414,9 +421,10 @@ func faultCost(b *testing.B) time.Duration {
 	return time.Since(start) / time.Duration(size/page)
 }
 
-// procStatusKB returns a field of /proc/self/status in KiB, 0 if missing.
-func procStatusKB(field string) int64 {
-	b, err := os.ReadFile("/proc/self/status")
+// procKB returns a field ("VmHWM") of a /proc file of this process in the
+// form "VmHWM:  1234 kB" (status, smaps_rollup), in KiB; 0 if missing.
+func procKB(file, field string) int64 {
+	b, err := os.ReadFile("/proc/self/" + file)
 	if err != nil {
 		return 0
 	}
