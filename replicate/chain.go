@@ -108,7 +108,13 @@ func VerifyHead(sh SignedHead) error {
 // ErrIntegrity and one of ErrGap, ErrWrongStream, ErrLamportOrder,
 // ErrBrokenChain or ErrBadSignature.
 func VerifyRange(prev Hash, have int64, events []event.Event, head SignedHead) error {
+	return verifyRange(prev, have, events, head, VerifyHead)
+}
+
+// verifyRange is VerifyRange with checkSig checking head's signature.
+func verifyRange(prev Hash, have int64, events []event.Event, head SignedHead, checkSig func(SignedHead) error) error {
 	v := NewVerifier(head.Stream, have, 0, prev)
+	v.checkSig = checkSig
 	if err := v.Add(events); err != nil {
 		return err
 	}

@@ -180,7 +180,7 @@ func (s *Service) ingestFresh(ctx context.Context, fresh []FreshEvents, checked 
 		var evs []event.Event
 		if i < len(checked) && checked[i].ok && checked[i].have == have {
 			evs = checked[i].events
-		} else if evs, err = FreshRange(prev, have, f); err != nil {
+		} else if evs, err = FreshRange(prev, have, f, s.heads.verify); err != nil {
 			return stored, err
 		}
 		if len(evs) == 0 {
@@ -211,14 +211,14 @@ type checkedFresh struct {
 // as a pull's answer would be: an error (wrapping ErrIntegrity) means a
 // batch is forged. Batches that do not connect to what is held are checked
 // for form and signature only (ok false).
-func checkFresh(heads map[event.StreamID]SignedHead, fresh []FreshEvents) ([]checkedFresh, error) {
+func checkFresh(heads map[event.StreamID]SignedHead, fresh []FreshEvents, checkSig func(SignedHead) error) ([]checkedFresh, error) {
 	out := make([]checkedFresh, len(fresh))
 	for i, f := range fresh {
 		prev, have := Head{}, int64(-1)
 		if h, ok := heads[f.Head.Stream]; ok {
 			prev, have = h.Head, int64(h.Offset)
 		}
-		evs, err := FreshRange(prev, have, f)
+		evs, err := FreshRange(prev, have, f, checkSig)
 		if err != nil {
 			return nil, err
 		}
@@ -228,6 +228,9 @@ func checkFresh(heads map[event.StreamID]SignedHead, fresh []FreshEvents) ([]che
 		}
 		// Not verifiable against what is held: check that the batch at
 		// least hangs together and ends at its signed head.
+		if err := checkSig(f.Head); err != nil {
+			return nil, err
+		}
 		v := NewVerifier(f.Head.Stream, int64(f.Events[0].Offset)-1, 0, Genesis)
 		if err := v.Add(f.Events); err != nil {
 			return nil, err

@@ -110,7 +110,7 @@ func (s *Service) checkAnnounce(ctx context.Context, author peer.ID, data []byte
 		if err != nil {
 			return nil, fmt.Errorf("announce: store heads: %w", err)
 		}
-		if v.fresh, err = checkFresh(held, a.Fresh); err != nil {
+		if v.fresh, err = checkFresh(held, a.Fresh, s.heads.verify); err != nil {
 			return nil, err
 		}
 	}

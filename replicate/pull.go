@@ -343,8 +343,10 @@ func decodeBlocks(dst []event.Event, st Store, stream event.StreamID, blocks []B
 // FreshRange verifies events that rode along in gossip against the head
 // held here (prev at offset have) and returns them ready for Store.Ingest,
 // or nil if they start above have+1 (a pull must fill the gap first) or
-// hold nothing new.
-func FreshRange(prev Head, have int64, f FreshEvents) ([]event.Event, error) {
+// hold nothing new. checkSig checks f.Head's signature: VerifyHead, or a
+// cache in front of it, as the gossip validator has just verified the
+// same head.
+func FreshRange(prev Head, have int64, f FreshEvents, checkSig func(SignedHead) error) ([]event.Event, error) {
 	evs := f.Events
 	if len(evs) == 0 || int64(f.Head.Offset) <= have {
 		return nil, nil
@@ -362,7 +364,7 @@ func FreshRange(prev Head, have int64, f FreshEvents) ([]event.Event, error) {
 	if have < 0 {
 		prev = Head{}
 	}
-	if err := VerifyRange(prev.Hash, have, evs, f.Head); err != nil {
+	if err := verifyRange(prev.Hash, have, evs, f.Head, checkSig); err != nil {
 		return nil, err
 	}
 	return evs, nil

@@ -246,24 +246,37 @@ func TestFreshRange(t *testing.T) {
 	hs, _ := src.Heads(context.Background())
 	f := FreshEvents{Head: hs[o.stream], Events: evs}
 	prev := Head{Hash: src.streams[o.stream].hashes[4]}
-	got, err := FreshRange(prev, 4, f)
+	got, err := FreshRange(prev, 4, f, VerifyHead)
 	if err != nil || len(got) != 3 {
 		t.Fatalf("%d, %v", len(got), err)
 	}
 	prev6 := Head{Hash: src.streams[o.stream].hashes[6]}
-	if got, err := FreshRange(prev6, 6, f); err != nil || len(got) != 1 || got[0].Offset != 7 {
+	if got, err := FreshRange(prev6, 6, f, VerifyHead); err != nil || len(got) != 1 || got[0].Offset != 7 {
 		t.Fatalf("overlap: %v, %v", got, err)
 	}
-	if got, err := FreshRange(Head{}, 2, f); err != nil || got != nil {
+	if got, err := FreshRange(Head{}, 2, f, VerifyHead); err != nil || got != nil {
 		t.Fatalf("gap: %v, %v", got, err)
 	}
-	if got, err := FreshRange(prev6, 7, f); err != nil || got != nil {
+	if got, err := FreshRange(prev6, 7, f, VerifyHead); err != nil || got != nil {
 		t.Fatalf("nothing new: %v, %v", got, err)
 	}
 	bad := f
 	bad.Events = slices.Clone(evs)
 	bad.Events[1].AppID = "evil"
-	if _, err := FreshRange(prev, 4, bad); !errors.Is(err, ErrBrokenChain) {
+	if _, err := FreshRange(prev, 4, bad, VerifyHead); !errors.Is(err, ErrBrokenChain) {
 		t.Fatalf("tampered fresh: %v", err)
+	}
+	forged := f
+	forged.Head.Sig = slices.Clone(f.Head.Sig)
+	forged.Head.Sig[0] ^= 1
+	if _, err := FreshRange(prev, 4, forged, VerifyHead); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("forged head: %v", err)
+	}
+	// The head's signature is checked by the function given (the gossip
+	// validator passes its cache of verified heads), once.
+	var checked []SignedHead
+	check := func(h SignedHead) error { checked = append(checked, h); return VerifyHead(h) }
+	if got, err := FreshRange(prev, 4, f, check); err != nil || len(got) != 3 || len(checked) != 1 || checked[0].Offset != f.Head.Offset {
+		t.Fatalf("with a cache: %d events, %v, checked %v", len(got), err, checked)
 	}
 }
