@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edgelog/edgelog/event"
+	"github.com/edgelog/edgelog/replicate"
 )
 
 // waitPeer polls n's node info until its peer list holds one peer that
@@ -79,6 +80,47 @@ func TestPeerInfoAndPeerBook(t *testing.T) {
 	waitPeer(t, b, "lag cleared", func(p event.PeerInfo) bool {
 		return p.NodeID == a.NodeID() && p.Announced && p.Lag == 0 && p.Behind == 0
 	})
+}
+
+// TestRelayAnnouncesPaced: a node that stores another node's events
+// announces that at most once per RelayAnnounceGap, not once per event
+// (the origin's announce already reaches every node), while the origin
+// goes on announcing its own events at once.
+func TestRelayAnnouncesPaced(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	a := openReplicating(t, t.TempDir())
+	b := openReplicating(t, t.TempDir(), a.ListenAddrs()[0])
+	publish(t, a, "a")
+	waitConverged(t, 1, a, b)
+	beforeA, beforeB := a.repl.Stats(), b.repl.Stats()
+	start := time.Now()
+	const n = 300
+	var last event.Meta
+	for range n {
+		last = publish(t, a, "a")
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Microsecond) {
+		if o, _ := b.Offsets(context.Background()); o.Present[last.Stream] >= last.Offset {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("B lacks A's events after 30s")
+		}
+	}
+	elapsed := time.Since(start)
+	announcesA := a.repl.Stats().Announces - beforeA.Announces
+	announcesB := b.repl.Stats().Announces - beforeB.Announces
+	t.Logf("%d events in %v: A announced %d times, B %d", n, elapsed, announcesA, announcesB)
+	// One per relay gap, one more for the change that started the run, and
+	// a heartbeat's.
+	if limit := uint64(elapsed/replicate.DefaultRelayAnnounceGap) + 3; announcesB > limit {
+		t.Fatalf("B announced %d times in %v, want at most %d", announcesB, elapsed, limit)
+	}
+	if announcesA < 2*announcesB {
+		t.Fatalf("A announced its own events %d times, B %d: want A far more often", announcesA, announcesB)
+	}
 }
 
 // TestFreshEventsReachDirectPeer: on real stores, once two nodes are in

@@ -79,15 +79,17 @@ type Stats struct {
 	// RejectedAnnounces is the number of announces the gossip validator
 	// rejected.
 	RejectedAnnounces uint64
+	// Announces is the number of announces published.
+	Announces uint64
 }
 
 type stats struct {
-	pulls, fresh, rejected atomic.Uint64
+	pulls, fresh, rejected, announces atomic.Uint64
 }
 
 // Stats returns the service's counters.
 func (s *Service) Stats() Stats {
-	return Stats{Pulls: s.stats.pulls.Load(), FreshEvents: s.stats.fresh.Load(), RejectedAnnounces: s.stats.rejected.Load()}
+	return Stats{Pulls: s.stats.pulls.Load(), FreshEvents: s.stats.fresh.Load(), RejectedAnnounces: s.stats.rejected.Load(), Announces: s.stats.announces.Load()}
 }
 
 // peerMgr is the state of the peers loop.

@@ -85,9 +85,14 @@ type Config struct {
 	// size of the heads announced, to keep that overhead under about
 	// 1 MB/s per node.
 	MinAnnounceGap time.Duration
-	Planner        PlannerConfig
-	Limits         Limits
-	Logger         *slog.Logger
+	// RelayAnnounceGap is the least time between two announces when only
+	// relayed streams changed (default DefaultRelayAnnounceGap): the
+	// origin's announce carries the news of its streams to every node,
+	// so the relays' follow at this pace, not at every event.
+	RelayAnnounceGap time.Duration
+	Planner          PlannerConfig
+	Limits           Limits
+	Logger           *slog.Logger
 
 	// validated, if set, runs after the gossip validator accepted an
 	// announce of another node (tests slow validation down with it).
@@ -156,6 +161,9 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	if cfg.MinAnnounceGap <= 0 {
 		cfg.MinAnnounceGap = time.Millisecond
+	}
+	if cfg.RelayAnnounceGap <= 0 {
+		cfg.RelayAnnounceGap = DefaultRelayAnnounceGap
 	}
 	cfg.Redial = cfg.Redial.WithDefaults()
 	cfg.Limits = cfg.Limits.WithDefaults()
@@ -446,33 +454,63 @@ func (s *Service) serve(ctx context.Context, st network.Stream) {
 }
 
 // announceLoop publishes the store's heads, with fresh events, when they
-// change and on the heartbeat. Announces are at least MinAnnounceGap apart
-// (more for large ones), which coalesces bursts of changes.
+// change and on the heartbeat, as the pacer allows: changes within a gap
+// are coalesced into one announce.
 func (s *Service) announceLoop(ctx context.Context) {
 	defer s.wg.Done()
 	hb := time.NewTicker(s.cfg.Heartbeat)
 	defer hb.Stop()
 	cursor := newFreshCursor(s.cfg.FreshRepeat, s.cfg.Heartbeat)
+	pace := newPacer(s.self.String(), s.cfg.MinAnnounceGap, s.cfg.RelayAnnounceGap)
+	urgent := true // the first announce, a heartbeat, a peer that joined
 	for {
 		changed := s.cfg.Store.Changed()
-		n, err := s.announce(ctx, cursor)
+		heads, err := s.cfg.Store.Heads(ctx)
+		if err == nil {
+			if wait := time.Until(pace.due(heads, urgent)); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				case <-changed: // decide again on the new heads
+					t.Stop()
+					continue
+				case <-s.joined:
+					t.Stop()
+					urgent = true
+					continue
+				case <-hb.C:
+					t.Stop()
+					urgent = true
+					continue
+				}
+				changed = s.cfg.Store.Changed()
+				heads, err = s.cfg.Store.Heads(ctx)
+			}
+		}
+		if err == nil {
+			// The gap counts from the announce's start: from its end,
+			// announces of events published every MinAnnounceGap would
+			// fall behind them, and each event would wait.
+			start := time.Now()
+			var n int
+			n, err = s.announce(ctx, cursor, heads)
+			pace.sent(start, heads, n)
+			urgent = false
+		}
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("announce", slog.Any("err", err))
 		}
-		gap := time.NewTimer(max(s.cfg.MinAnnounceGap, time.Duration(n)*time.Second/announceBytesPerSec))
 		select {
 		case <-ctx.Done():
-			gap.Stop()
 			return
 		case <-changed:
 		case <-s.joined:
+			urgent = true
 		case <-hb.C:
-		}
-		select {
-		case <-ctx.Done():
-			gap.Stop()
-			return
-		case <-gap.C:
+			urgent = true
 		}
 	}
 }
@@ -506,14 +544,10 @@ func (s *Service) watchJoins(ctx context.Context, h *pubsub.TopicEventHandler) {
 	}
 }
 
-// announce publishes the heads held, with the fresh events of own streams
-// since the cursor, and returns the message's size without the fresh
-// events.
-func (s *Service) announce(ctx context.Context, cursor *freshCursor) (int, error) {
-	heads, err := s.cfg.Store.Heads(ctx)
-	if err != nil {
-		return 0, err
-	}
+// announce publishes heads, with the fresh events of own streams since the
+// cursor, and returns the message's size without the fresh events.
+func (s *Service) announce(ctx context.Context, cursor *freshCursor, heads map[event.StreamID]SignedHead) (int, error) {
+	var err error
 	a := Announce{Node: s.self.String()}
 	for _, h := range heads {
 		if len(a.Heads) == s.cfg.Limits.MaxHeads {
@@ -547,7 +581,11 @@ func (s *Service) announce(ctx context.Context, cursor *freshCursor) (int, error
 			overhead -= eventSize(&f.Events[i])
 		}
 	}
-	return max(overhead, 0), s.topic.Publish(ctx, b)
+	if err := s.topic.Publish(ctx, b); err != nil {
+		return 0, err
+	}
+	s.stats.announces.Add(1)
+	return max(overhead, 0), nil
 }
 
 // readGossip takes the announces the validator accepted, stores their
