@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/edgelog/edgelog/event"
@@ -150,60 +151,92 @@ func readFresh(ctx context.Context, st Store, h SignedHead, from uint64, maxByte
 	return evs, size, nil
 }
 
-// ingestFresh stores the fresh batches of a verified announce that extend
-// what the store holds, and returns the offsets stored per stream. Batches
+// ingestFresh stores the fresh batches of verified announces, taken in
+// order, that extend what the store holds, and returns the offsets stored
+// per stream. The batches of one stream that follow each other are stored
+// in one Ingest, under the last one's head; the streams are stored
+// concurrently, so a sync node waits for one fsync for them all. Batches
 // that do not connect to what is held are skipped (the planner pulls).
-// An error wrapping ErrIntegrity means the batch is forged.
 //
-// checked holds, per batch, what the gossip validator verified: the events
-// that chain from the head held then (at offset have); when the store
-// still holds that head they are stored without verifying again.
-func (s *Service) ingestFresh(ctx context.Context, fresh []FreshEvents, checked []checkedFresh) (map[event.StreamID]uint64, error) {
-	if len(fresh) == 0 {
-		return nil, nil
-	}
+// forged[i] is set, wrapping ErrIntegrity, if announce i carried a forged
+// batch (its other batches count); err is the store's trouble.
+//
+// An announce's checked fresh holds what the gossip validator verified:
+// the events that chain from the head held then; when the batch still
+// extends that head (same offset and hash) they are taken without
+// verifying again.
+func (s *Service) ingestFresh(ctx context.Context, as []*validAnnounce) (stored map[event.StreamID]uint64, forged []error, err error) {
+	forged = make([]error, len(as))
 	s.ingest.Lock()
 	defer s.ingest.Unlock()
 	heads, err := s.cfg.Store.Heads(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("fresh events: %w", err)
+		return nil, forged, fmt.Errorf("fresh events: %w", err)
 	}
-	stored := map[event.StreamID]uint64{}
-	for i, f := range fresh {
-		if f.Head.Stream.Node() == s.self.String() {
-			continue
-		}
-		prev, have := Head{}, int64(-1)
-		if h, ok := heads[f.Head.Stream]; ok {
-			prev, have = h.Head, int64(h.Offset)
-		}
-		var evs []event.Event
-		if i < len(checked) && checked[i].ok && checked[i].have == have {
-			evs = checked[i].events
-		} else if evs, err = FreshRange(prev, have, f, s.heads.verify); err != nil {
-			return stored, err
-		}
-		if len(evs) == 0 {
-			continue
-		}
-		if err := s.cfg.Store.Ingest(ctx, evs, f.Head); err != nil {
-			if errors.Is(err, ErrStale) {
+	type run struct {
+		events []event.Event
+		head   SignedHead
+	}
+	runs := map[event.StreamID]*run{}
+	for i, v := range as {
+		for j, f := range v.a.Fresh {
+			if f.Head.Stream.Node() == s.self.String() {
 				continue
 			}
-			return stored, fmt.Errorf("fresh events of %s: store: %w", f.Head.Stream, err)
+			prev, have := Head{}, int64(-1)
+			if r := runs[f.Head.Stream]; r != nil {
+				prev, have = r.head.Head, int64(r.head.Offset)
+			} else if h, ok := heads[f.Head.Stream]; ok {
+				prev, have = h.Head, int64(h.Offset)
+			}
+			var evs []event.Event
+			if j < len(v.fresh) && v.fresh[j].ok && v.fresh[j].have == have && v.fresh[j].prev == prev.Hash {
+				evs = v.fresh[j].events
+			} else if evs, err = FreshRange(prev, have, f, s.heads.verify); err != nil {
+				forged[i] = err
+				continue
+			}
+			if len(evs) == 0 {
+				continue
+			}
+			r := runs[f.Head.Stream]
+			if r == nil {
+				r = &run{}
+				runs[f.Head.Stream] = r
+			}
+			r.events = append(r.events, evs...)
+			r.head = f.Head
 		}
-		heads[f.Head.Stream] = f.Head
-		stored[f.Head.Stream] = f.Head.Offset
-		s.stats.fresh.Add(uint64(len(evs)))
-		s.log.Debug("stored fresh events", slog.String("stream", string(f.Head.Stream)), slog.Uint64("offset", f.Head.Offset), slog.Int("events", len(evs)))
 	}
-	return stored, nil
+	stored = make(map[event.StreamID]uint64, len(runs))
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for st, r := range runs {
+		wg.Go(func() {
+			err := s.cfg.Store.Ingest(ctx, r.events, r.head)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, ErrStale): // a pull stored them first
+			case err != nil:
+				errs = append(errs, fmt.Errorf("fresh events of %s: store: %w", st, err))
+			default:
+				stored[st] = r.head.Offset
+				s.stats.fresh.Add(uint64(len(r.events)))
+				s.log.Debug("stored fresh events", slog.String("stream", string(st)), slog.Uint64("offset", r.head.Offset), slog.Int("events", len(r.events)))
+			}
+		})
+	}
+	wg.Wait()
+	return stored, forged, errors.Join(errs...)
 }
 
 // checkedFresh is the gossip validator's verdict on one fresh batch.
 type checkedFresh struct {
 	ok     bool          // verified against the head at have
 	have   int64         // the offset held when verified
+	prev   Hash          // the chain hash there
 	events []event.Event // the events above have, verified
 }
 
@@ -223,7 +256,7 @@ func checkFresh(heads map[event.StreamID]SignedHead, fresh []FreshEvents, checkS
 			return nil, err
 		}
 		if evs != nil {
-			out[i] = checkedFresh{ok: true, have: have, events: evs}
+			out[i] = checkedFresh{ok: true, have: have, prev: prev.Hash, events: evs}
 			continue
 		}
 		// Not verifiable against what is held: check that the batch at

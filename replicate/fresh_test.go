@@ -2,9 +2,15 @@ package replicate
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"math/rand/v2"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/edgelog/edgelog/event"
 )
 
 func TestCollectFresh(t *testing.T) {
@@ -144,4 +150,68 @@ func TestCollectFreshHeartbeat(t *testing.T) {
 	if a, b, _ := collect(2 * time.Second); a != 709 || b != 1007 {
 		t.Fatalf("heartbeat after the steady stream: fresh %d..%d, want 709..1007", a, b)
 	}
+}
+
+// TestIngestFreshBatch: the fresh batches of several announces taken
+// together are verified one after the other and stored in one Ingest; a
+// forged one is blamed on its announce and stores nothing of its own.
+func TestIngestFreshBatch(t *testing.T) {
+	ctx := context.Background()
+	o := newOrigin(t)
+	r := rand.New(rand.NewPCG(9, 9))
+	src := newMemStore()
+	src.publish(t, r, o, 5) // offsets 0-4
+	src.publish(t, r, o, 3) // 5-7
+	src.publish(t, r, o, 2) // 8-9
+	all := src.events(o.stream)
+	h := src.streams[o.stream].heads
+	ann := func(head uint64, evs []event.Event) *validAnnounce {
+		return &validAnnounce{a: Announce{Node: o.id.String(), Fresh: []FreshEvents{{Head: h[head], Events: evs}}}}
+	}
+	service := func() (*Service, *memStore) {
+		dst := newMemStore()
+		return &Service{cfg: Config{Store: dst}, self: newOrigin(t).id, heads: newHeadCache(16), log: slog.New(slog.DiscardHandler)}, dst
+	}
+	check := func(name string, dst *memStore, stored map[event.StreamID]uint64, want int) {
+		t.Helper()
+		if got := dst.events(o.stream); !reflect.DeepEqual(got, all[:want]) {
+			t.Fatalf("%s: stored %d events, want the first %d", name, len(got), want)
+		}
+		if stored[o.stream] != uint64(want-1) {
+			t.Fatalf("%s: reported %v stored, want offset %d", name, stored, want-1)
+		}
+	}
+
+	// Announces repeat events (FreshRepeat): the second overlaps the first.
+	s, dst := service()
+	stored, forged, err := s.ingestFresh(ctx, []*validAnnounce{ann(4, all[0:5]), ann(7, all[3:8]), ann(9, all[8:10])})
+	if err != nil || slices.ContainsFunc(forged, func(e error) bool { return e != nil }) {
+		t.Fatalf("honest batch: %v, forged %v", err, forged)
+	}
+	check("honest batch", dst, stored, 10)
+	if dst.ingests != 1 {
+		t.Fatalf("honest batch: %d ingests, want 1", dst.ingests)
+	}
+
+	// A forged announce in the middle: the one before it is stored, the
+	// one after it no longer connects and waits for a pull.
+	bad := slices.Clone(all[3:8])
+	bad[2].AppID = "evil"
+	s, dst = service()
+	stored, forged, err = s.ingestFresh(ctx, []*validAnnounce{ann(4, all[0:5]), ann(7, bad), ann(9, all[8:10])})
+	if err != nil || forged[0] != nil || !errors.Is(forged[1], ErrIntegrity) || forged[2] != nil {
+		t.Fatalf("forged batch: %v, forged %v", err, forged)
+	}
+	check("forged batch", dst, stored, 5)
+
+	// What the validator verified against another chain than the one the
+	// batch now extends is verified again, not taken on trust.
+	s, dst = service()
+	a := ann(4, all[0:5])
+	a.fresh = []checkedFresh{{ok: true, have: -1, prev: Hash{1}, events: randomEvents(r, o.stream, 0, 0, 5)}}
+	stored, forged, err = s.ingestFresh(ctx, []*validAnnounce{a})
+	if err != nil || forged[0] != nil {
+		t.Fatalf("stale verdict: %v, forged %v", err, forged)
+	}
+	check("stale verdict", dst, stored, 5)
 }

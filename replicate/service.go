@@ -588,48 +588,108 @@ func (s *Service) announce(ctx context.Context, cursor *freshCursor, heads map[e
 	return max(overhead, 0), nil
 }
 
+// Gossip that the validator accepted waits in a queue of gossipQueue
+// announces for readGossip, which takes up to maxGossipBatch of them at a
+// time and stores their fresh events together: with sync durability one
+// fsync then covers a batch of announces, not each one, and storing keeps
+// up with 1k announces a second instead of falling behind until pubsub
+// drops them (and the events they carry must be pulled).
+const (
+	gossipQueue    = 1024
+	maxGossipBatch = 256
+)
+
 // readGossip takes the announces the validator accepted, stores their
 // fresh events and feeds their heads to the planner.
 func (s *Service) readGossip(ctx context.Context, sub *pubsub.Subscription) {
 	defer s.wg.Done()
-	defer sub.Cancel()
-	for {
-		msg, err := sub.Next(ctx)
-		if err != nil {
-			return
-		}
-		from := msg.GetFrom()
-		v, ok := msg.ValidatorData.(*validAnnounce)
-		if from == s.self || !ok {
-			continue
-		}
-		stored, err := s.ingestFresh(ctx, v.a.Fresh, v.fresh)
-		if err != nil {
-			if Blame(err) == FaultMisbehaviour {
-				s.offences.add(msg.ReceivedFrom)
-				s.log.Warn("rejected fresh events", slog.String("peer", from.String()), slog.Any("err", err))
-				s.send(ctx, func(pl *Planner) { pl.Penalise(from, err) })
-			} else if ctx.Err() == nil {
-				s.log.Warn("storing fresh events", slog.String("peer", from.String()), slog.Any("err", err))
+	q := make(chan *pubsub.Message, gossipQueue)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(q)
+		defer sub.Cancel()
+		for {
+			msg, err := sub.Next(ctx)
+			if err != nil {
+				return
+			}
+			if _, ok := msg.ValidatorData.(*validAnnounce); !ok || msg.GetFrom() == s.self {
+				continue
+			}
+			select {
+			case q <- msg:
+			case <-ctx.Done():
+				return
 			}
 		}
-		heads := make([]Head, len(v.a.Heads))
-		for i, h := range v.a.Heads {
-			heads[i] = h.Head
+	}()
+	var batch []*pubsub.Message
+	for msg := range q {
+		batch = append(batch[:0], msg)
+	more:
+		for len(batch) < maxGossipBatch {
+			select {
+			case m, ok := <-q:
+				if !ok {
+					break more
+				}
+				batch = append(batch, m)
+			default:
+				break more
+			}
 		}
-		// Pull only from the authors we are connected to: pulls to an author
-		// whose announce gossip relayed from afar fail and put it in
-		// backoff. The relays between us announce what they hold themselves.
-		direct := s.host.Network().Connectedness(from) == network.Connected
-		s.send(ctx, func(pl *Planner) {
-			for st, off := range stored {
-				pl.Stored(st, off)
-			}
-			if direct {
-				pl.PeerAnnounced(from, heads)
-			}
-			pl.PeerFloors(from, v.a.Expiry)
-		})
-		s.learnRetention(from, v.a.Expiry)
+		s.takeGossip(ctx, batch)
+		clear(batch)
 	}
+}
+
+// takeGossip stores the fresh events of a batch of accepted announces and
+// feeds their heads to the planner.
+func (s *Service) takeGossip(ctx context.Context, batch []*pubsub.Message) {
+	as := make([]*validAnnounce, len(batch))
+	for i, msg := range batch {
+		as[i] = msg.ValidatorData.(*validAnnounce)
+	}
+	stored, forged, err := s.ingestFresh(ctx, as)
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("storing fresh events", slog.Any("err", err))
+	}
+	type news struct {
+		from   peer.ID
+		direct bool
+		heads  []Head
+		floors []StreamExpiry
+	}
+	all := make([]news, len(batch))
+	for i, msg := range batch {
+		from, a := msg.GetFrom(), &as[i].a
+		if err := forged[i]; err != nil {
+			s.offences.add(msg.ReceivedFrom)
+			s.log.Warn("rejected fresh events", slog.String("peer", from.String()), slog.Any("err", err))
+			s.send(ctx, func(pl *Planner) { pl.Penalise(from, err) })
+		}
+		heads := make([]Head, len(a.Heads))
+		for j, h := range a.Heads {
+			heads[j] = h.Head
+		}
+		// Pull only from the authors we are connected to: pulls to an
+		// author whose announce gossip relayed from afar fail and put it
+		// in backoff. The relays between us announce what they hold
+		// themselves.
+		direct := s.host.Network().Connectedness(from) == network.Connected
+		all[i] = news{from: from, direct: direct, heads: heads, floors: a.Expiry}
+		s.learnRetention(from, a.Expiry)
+	}
+	s.send(ctx, func(pl *Planner) {
+		for st, off := range stored {
+			pl.Stored(st, off)
+		}
+		for _, n := range all {
+			if n.direct {
+				pl.PeerAnnounced(n.from, n.heads)
+			}
+			pl.PeerFloors(n.from, n.floors)
+		}
+	})
 }
