@@ -431,6 +431,32 @@ func TestIndexAndScanAgree(t *testing.T) {
 	if _, ok := n.indexPlan(txn, pl, aql.Tag{Name: "a"}); ok {
 		t.Error("common tag planned on the index")
 	}
+	// What is rare counts against the events in the offset range, not in
+	// the store: in the last 40 events "rare" is rarer than one in eight;
+	// the last 4 (a subscription's round) are scanned.
+	top := n.st.snapshot().offsets()[s]
+	for _, c := range []struct {
+		back  uint64
+		index bool
+	}{{40, true}, {4, false}} {
+		pl, err := n.resolve(txn, n.st.snapshot(), event.OffsetMap{s: top - c.back}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := pl.events(); got != c.back {
+			t.Errorf("plan of the last %d offsets holds %d events", c.back, got)
+		}
+		if _, ok := n.indexPlan(txn, pl, aql.Tag{Name: "rare"}); ok != c.index {
+			t.Errorf("last %d events: rare tag planned on the index: %v, want %v", c.back, ok, c.index)
+		}
+	}
+	// A tag common in the range is scanned there, though an index read
+	// of it would be cheap measured against the whole store.
+	if pl, _ := n.resolve(txn, n.st.snapshot(), event.OffsetMap{s: top - 40}, nil); pl != nil {
+		if _, ok := n.indexPlan(txn, pl, aql.Tag{Name: "a"}); ok {
+			t.Error("common tag in the last 40 events planned on the index")
+		}
+	}
 }
 
 func drain(seq iter.Seq2[*event.Event, error]) ([]lamport.EventKey, error) {

@@ -89,6 +89,17 @@ func (n *Node) resolve(txn *badger.Txn, v view, lower, upper event.OffsetMap) (*
 	return pl, nil
 }
 
+// events returns how many events the plan's offset ranges hold.
+func (pl *readPlan) events() uint64 {
+	var n uint64
+	for _, b := range pl.bounds {
+		if b.on {
+			n += uint64(b.hi - b.lo)
+		}
+	}
+	return n
+}
+
 func (pl *readPlan) admits(p pos) bool {
 	if int(p.sid) >= len(pl.bounds) {
 		return false
@@ -210,12 +221,17 @@ func (pl *readPlan) decode(p pos, v blockRec, q *aql.Query) (*event.Event, error
 // indexPlan decides whether the tag index should answer where: it returns
 // the tags whose index entries, merged, cover every event where selects, if
 // they are few enough (an eighth of the events in range) to beat a scan.
+// A range of fewer than eight events (a live subscription's round) is
+// scanned without counting: the count alone would read as much.
 func (n *Node) indexPlan(txn *badger.Txn, pl *readPlan, where aql.Expr) ([]string, bool) {
 	tags, ok := candidateTags(where, func(tag string) uint64 { return 0 })
 	if !ok {
 		return nil, false
 	}
-	budget := pl.v.total/8 + 1
+	budget := pl.events()/8 + 1
+	if budget == 1 {
+		return nil, false
+	}
 	var est uint64
 	// Count each tag's entries in range, cheaply (keys only), up to budget.
 	counts := map[string]uint64{}
