@@ -10,6 +10,7 @@ import (
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/edgelog/edgelog/event"
 )
@@ -217,3 +218,66 @@ func (o *offences) score(p peer.ID) float64 {
 	}
 	return float64(offenceScoreUnit * n * n)
 }
+
+// announceQueue holds the announces the validator accepted until
+// readGossip takes them, bounded in number and in bytes. One goroutine
+// puts and closes, one takes.
+type announceQueue struct {
+	ch   chan queuedAnnounce
+	room *semaphore.Weighted
+	max  int64
+}
+
+type queuedAnnounce struct {
+	msg  *pubsub.Message
+	size int64
+}
+
+func newAnnounceQueue(n int, bytes int64) *announceQueue {
+	return &announceQueue{ch: make(chan queuedAnnounce, n), room: semaphore.NewWeighted(bytes), max: bytes}
+}
+
+// put queues msg, waiting while the queue is full; it fails only when ctx
+// ends.
+func (q *announceQueue) put(ctx context.Context, msg *pubsub.Message) error {
+	size := min(int64(len(msg.Data)), q.max)
+	if err := q.room.Acquire(ctx, size); err != nil {
+		return err
+	}
+	select {
+	case q.ch <- queuedAnnounce{msg, size}:
+		return nil
+	case <-ctx.Done():
+		q.room.Release(size)
+		return ctx.Err()
+	}
+}
+
+// close ends the queue: take returns false once it is empty.
+func (q *announceQueue) close() { close(q.ch) }
+
+// take waits for an announce and appends it to dst with those queued
+// after it, up to max in all. It returns their size, to pass to done once
+// they are handled, or false when the queue is closed and empty.
+func (q *announceQueue) take(dst []*pubsub.Message, max int) ([]*pubsub.Message, int64, bool) {
+	a, ok := <-q.ch
+	if !ok {
+		return dst, 0, false
+	}
+	dst, size := append(dst, a.msg), a.size
+	for len(dst) < max {
+		select {
+		case a, ok := <-q.ch:
+			if !ok {
+				return dst, size, true
+			}
+			dst, size = append(dst, a.msg), size+a.size
+		default:
+			return dst, size, true
+		}
+	}
+	return dst, size, true
+}
+
+// done gives back the room of announces taken.
+func (q *announceQueue) done(size int64) { q.room.Release(size) }

@@ -589,25 +589,28 @@ func (s *Service) announce(ctx context.Context, cursor *freshCursor, heads map[e
 }
 
 // Gossip that the validator accepted waits in a queue of gossipQueue
-// announces for readGossip, which takes up to maxGossipBatch of them at a
-// time and stores their fresh events together: with sync durability one
-// fsync then covers a batch of announces, not each one, and storing keeps
-// up with 1k announces a second instead of falling behind until pubsub
-// drops them (and the events they carry must be pulled).
+// announces (at most gossipQueueBytes of them) for readGossip, which takes
+// up to maxGossipBatch of them at a time and stores their fresh events
+// together: with sync durability one fsync then covers a batch of
+// announces, not each one, and storing keeps up with 1k announces a
+// second instead of falling behind until pubsub drops them (and the
+// events they carry must be pulled). When the queue is full, pubsub's own
+// buffer fills and it drops announces for this node.
 const (
-	gossipQueue    = 1024
-	maxGossipBatch = 256
+	gossipQueue      = 1024
+	gossipQueueBytes = 16 << 20
+	maxGossipBatch   = 256
 )
 
 // readGossip takes the announces the validator accepted, stores their
 // fresh events and feeds their heads to the planner.
 func (s *Service) readGossip(ctx context.Context, sub *pubsub.Subscription) {
 	defer s.wg.Done()
-	q := make(chan *pubsub.Message, gossipQueue)
+	q := newAnnounceQueue(gossipQueue, gossipQueueBytes)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer close(q)
+		defer q.close()
 		defer sub.Cancel()
 		for {
 			msg, err := sub.Next(ctx)
@@ -617,29 +620,20 @@ func (s *Service) readGossip(ctx context.Context, sub *pubsub.Subscription) {
 			if _, ok := msg.ValidatorData.(*validAnnounce); !ok || msg.GetFrom() == s.self {
 				continue
 			}
-			select {
-			case q <- msg:
-			case <-ctx.Done():
+			if q.put(ctx, msg) != nil {
 				return
 			}
 		}
 	}()
 	var batch []*pubsub.Message
-	for msg := range q {
-		batch = append(batch[:0], msg)
-	more:
-		for len(batch) < maxGossipBatch {
-			select {
-			case m, ok := <-q:
-				if !ok {
-					break more
-				}
-				batch = append(batch, m)
-			default:
-				break more
-			}
+	for {
+		var size int64
+		var ok bool
+		if batch, size, ok = q.take(batch[:0], maxGossipBatch); !ok {
+			return
 		}
 		s.takeGossip(ctx, batch)
+		q.done(size)
 		clear(batch)
 	}
 }
