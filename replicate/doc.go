@@ -13,7 +13,9 @@
 //   - peerbook.go: the bounded set of known peers (PeerBook; Load and Save
 //     are its only I/O);
 //   - fresh.go: which events ride along in an announce (collectFresh) and
-//     whether received ones verify (FreshRange, checkFresh).
+//     whether received ones verify (FreshRange, checkFresh);
+//   - pacer.go: when the next announce is due (own streams at once,
+//     relayed ones at their own pace).
 //
 // The node plugs in through the Store interface (store.go). The libp2p edge
 // (service.go, gossip.go with the announce validator and peer scoring,
