@@ -82,18 +82,26 @@ func TestPeerInfoAndPeerBook(t *testing.T) {
 	})
 }
 
+// syncedPair starts two replicating nodes, B bootstrapped from A, and
+// waits until both hold A's first event.
+func syncedPair(t *testing.T) (a, b *Node) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	a = openReplicating(t, t.TempDir())
+	b = openReplicating(t, t.TempDir(), a.ListenAddrs()[0])
+	publish(t, a, "a")
+	waitConverged(t, 1, a, b)
+	return a, b
+}
+
 // TestRelayAnnouncesPaced: a node that stores another node's events
 // announces that at most once per RelayAnnounceGap, not once per event
 // (the origin's announce already reaches every node), while the origin
 // goes on announcing its own events at once.
 func TestRelayAnnouncesPaced(t *testing.T) {
-	if testing.Short() {
-		t.Skip("network test")
-	}
-	a := openReplicating(t, t.TempDir())
-	b := openReplicating(t, t.TempDir(), a.ListenAddrs()[0])
-	publish(t, a, "a")
-	waitConverged(t, 1, a, b)
+	a, b := syncedPair(t)
 	beforeA, beforeB := a.repl.Stats(), b.repl.Stats()
 	start := time.Now()
 	const n = 300
@@ -101,14 +109,7 @@ func TestRelayAnnouncesPaced(t *testing.T) {
 	for range n {
 		last = publish(t, a, "a")
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Microsecond) {
-		if o, _ := b.Offsets(context.Background()); o.Present[last.Stream] >= last.Offset {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("B lacks A's events after 30s")
-		}
-	}
+	waitHolds(t, b, last.Stream, last.Offset, 30*time.Second)
 	elapsed := time.Since(start)
 	announcesA := a.repl.Stats().Announces - beforeA.Announces
 	announcesB := b.repl.Stats().Announces - beforeB.Announces
@@ -126,29 +127,13 @@ func TestRelayAnnouncesPaced(t *testing.T) {
 // TestFreshEventsReachDirectPeer: on real stores, once two nodes are in
 // sync, each new event reaches the direct peer inside gossip, with no pull.
 func TestFreshEventsReachDirectPeer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("network test")
-	}
-	a := openReplicating(t, t.TempDir())
-	b := openReplicating(t, t.TempDir(), a.ListenAddrs()[0])
-	publish(t, a, "a")
-	waitConverged(t, 1, a, b)
+	a, b := syncedPair(t)
 	before := b.repl.Stats()
 	var lat []time.Duration
-	for i := range 20 {
+	for range 20 {
 		start := time.Now()
 		m := publish(t, a, "a")
-		deadline := start.Add(10 * time.Second)
-		for {
-			o, _ := b.Offsets(context.Background())
-			if off, ok := o.Present[m.Stream]; ok && off >= m.Offset {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("event %d not at B after 10s", i)
-			}
-			time.Sleep(200 * time.Microsecond)
-		}
+		waitHolds(t, b, m.Stream, m.Offset, 10*time.Second)
 		lat = append(lat, time.Since(start))
 	}
 	// Most events must ride along in gossip. A loaded machine (the race

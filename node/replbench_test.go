@@ -280,7 +280,8 @@ func rawCopy(b *testing.B, addr string, n int64) time.Duration {
 }
 
 // waitHolds waits until n holds stream up to offset last.
-func waitHolds(b *testing.B, n *Node, stream event.StreamID, last uint64, d time.Duration) {
+func waitHolds(b testing.TB, n *Node, stream event.StreamID, last uint64, d time.Duration) {
+	b.Helper()
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	for {
