@@ -460,58 +460,56 @@ func (s *Service) announceLoop(ctx context.Context) {
 	defer s.wg.Done()
 	hb := time.NewTicker(s.cfg.Heartbeat)
 	defer hb.Stop()
+	gap := time.NewTimer(time.Hour)
+	gap.Stop()
+	defer gap.Stop()
 	cursor := newFreshCursor(s.cfg.FreshRepeat, s.cfg.Heartbeat)
 	pace := newPacer(s.self.String(), s.cfg.MinAnnounceGap, s.cfg.RelayAnnounceGap)
-	urgent := true // the first announce, a heartbeat, a peer that joined
+	// pending: something to announce (a change, a heartbeat, a peer that
+	// joined, or the first announce); urgent: one that does not wait for
+	// the relay pace (all but a change).
+	pending, urgent := true, true
+	changed := s.cfg.Store.Changed() // before Heads, to miss no change
 	for {
-		changed := s.cfg.Store.Changed()
-		heads, err := s.cfg.Store.Heads(ctx)
-		if err == nil {
-			if wait := time.Until(pace.due(heads, urgent)); wait > 0 {
-				t := time.NewTimer(wait)
-				select {
-				case <-ctx.Done():
-					t.Stop()
-					return
-				case <-t.C:
-				case <-changed: // decide again on the new heads
-					t.Stop()
-					continue
-				case <-s.joined:
-					t.Stop()
-					urgent = true
-					continue
-				case <-hb.C:
-					t.Stop()
-					urgent = true
-					continue
+		var due <-chan time.Time
+		if pending {
+			heads, err := s.cfg.Store.Heads(ctx)
+			if err == nil {
+				if wait := time.Until(pace.due(heads, urgent)); wait > 0 {
+					gap.Reset(wait)
+					due = gap.C
+				} else {
+					// The gap counts from the announce's start: from its
+					// end, announces of events published every
+					// MinAnnounceGap would fall behind them, and each
+					// event would wait.
+					start := time.Now()
+					var n int
+					n, err = s.announce(ctx, cursor, heads)
+					pace.sent(start, heads, n)
+					pending, urgent = false, false
 				}
-				changed = s.cfg.Store.Changed()
-				heads, err = s.cfg.Store.Heads(ctx)
 			}
-		}
-		if err == nil {
-			// The gap counts from the announce's start: from its end,
-			// announces of events published every MinAnnounceGap would
-			// fall behind them, and each event would wait.
-			start := time.Now()
-			var n int
-			n, err = s.announce(ctx, cursor, heads)
-			pace.sent(start, heads, n)
-			urgent = false
-		}
-		if err != nil && ctx.Err() == nil {
-			s.log.Warn("announce", slog.Any("err", err))
+			if err != nil {
+				pending = false // tried again at the next change or heartbeat
+				if ctx.Err() == nil {
+					s.log.Warn("announce", slog.Any("err", err))
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-changed:
+		case <-due: // decide again: the announce is due now
+		case <-changed: // decide again on the new heads
+			changed = s.cfg.Store.Changed()
+			pending = true
 		case <-s.joined:
-			urgent = true
+			pending, urgent = true, true
 		case <-hb.C:
-			urgent = true
+			pending, urgent = true, true
 		}
+		gap.Stop()
 	}
 }
 
