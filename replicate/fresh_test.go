@@ -193,6 +193,23 @@ func TestIngestFreshBatch(t *testing.T) {
 		t.Fatalf("honest batch: %d ingests, want 1", dst.ingests)
 	}
 
+	// Two streams in one batch: each stored in its own Ingest (they run
+	// concurrently).
+	o2 := newOrigin(t)
+	src.publish(t, r, o2, 3)
+	all2 := src.events(o2.stream)
+	s, dst = service()
+	two := ann(4, all[0:5])
+	two.a.Fresh = append(two.a.Fresh, FreshEvents{Head: src.streams[o2.stream].heads[2], Events: all2})
+	stored, forged, err = s.ingestFresh(ctx, []*validAnnounce{two, ann(9, all[3:10])})
+	if err != nil || slices.ContainsFunc(forged, func(e error) bool { return e != nil }) {
+		t.Fatalf("two streams: %v, forged %v", err, forged)
+	}
+	check("two streams", dst, stored, 10)
+	if got := dst.events(o2.stream); !reflect.DeepEqual(got, all2) || stored[o2.stream] != 2 || dst.ingests != 2 {
+		t.Fatalf("two streams: second stream has %d events, stored %v, %d ingests", len(got), stored, dst.ingests)
+	}
+
 	// A forged announce in the middle: the one before it is stored, the
 	// one after it no longer connects and waits for a pull.
 	bad := slices.Clone(all[3:8])
