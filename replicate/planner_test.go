@@ -16,10 +16,9 @@ import (
 // plannerScript drives a Planner from scenario steps and records what Next
 // returns, so each test reads as a script with its expected output.
 type plannerScript struct {
-	t   *testing.T
-	p   *Planner
-	t0  time.Time
-	out []string
+	t  *testing.T
+	p  *Planner
+	t0 time.Time
 }
 
 func newScript(t *testing.T, cfg PlannerConfig) *plannerScript {

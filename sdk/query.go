@@ -84,16 +84,6 @@ func (q Query) Matches(ev Event, local bool) bool {
 	return q.q.Match(&aql.Subject{Tags: ev.Tags, AppID: ev.AppID, Timestamp: ev.Timestamp, Local: local})
 }
 
-// and returns q restricted to what s selects as well.
-func (q Query) and(s Selector) Query {
-	if q.Err() != nil {
-		return q
-	}
-	n := &aql.Query{Features: q.q.Features, Where: and(Selection{q.q.Where}, []Selector{s}).e}
-	n.Source = n.String()
-	return Query{q: n}
-}
-
 // ReadOption refines a Query or a subscription.
 type ReadOption func(*readOpts)
 

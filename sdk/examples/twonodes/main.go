@@ -155,7 +155,7 @@ func Run(ctx context.Context, out io.Writer) error {
 			}
 			id := fmt.Sprintf("m%s-%d", r.Machine, ev.Offset)
 			_, err := office.PublishIdempotent(ctx, "open-"+id, sdk.NewDraft(
-				Opened{Machine: r.Machine, Celsius: r.Celsius},
+				Opened(r),
 				workOrder.WithID(id), machine.WithID(r.Machine), sdk.Tag("opened")))
 			if err != nil {
 				return err
