@@ -22,6 +22,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/edgelog/edgelog/aql"
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 	"github.com/edgelog/edgelog/replicate"
 )
@@ -531,8 +532,8 @@ type lyingStore struct {
 	mode string // "payload", "signature" or "withhold"
 }
 
-func (l *lyingStore) ReadRange(ctx context.Context, s event.StreamID, from int64, to uint64) iter.Seq2[replicate.Entry, error] {
-	return func(yield func(replicate.Entry, error) bool) {
+func (l *lyingStore) ReadRange(ctx context.Context, s event.StreamID, from int64, to uint64) iter.Seq2[chain.Entry, error] {
+	return func(yield func(chain.Entry, error) bool) {
 		if s.Node() == l.self {
 			l.Store.ReadRange(ctx, s, from, to)(yield)
 			return
@@ -550,7 +551,7 @@ func (l *lyingStore) ReadRange(ctx context.Context, s event.StreamID, from int64
 
 // lie alters en as the liar's mode says: its payload (the last byte of a
 // block is its last event's payload's) or its head's signature.
-func (l *lyingStore) lie(en replicate.Entry, err error) (replicate.Entry, error) {
+func (l *lyingStore) lie(en chain.Entry, err error) (chain.Entry, error) {
 	switch {
 	case err != nil:
 	case l.mode == "payload" && en.Block != nil:
@@ -576,10 +577,10 @@ type lyingBlockStore struct {
 	reads atomic.Int64
 }
 
-func (l *lyingBlockStore) ReadBlocks(ctx context.Context, s event.StreamID, from int64, to uint64) iter.Seq2[replicate.Entry, error] {
+func (l *lyingBlockStore) ReadBlocks(ctx context.Context, s event.StreamID, from int64, to uint64) iter.Seq2[chain.Entry, error] {
 	l.reads.Add(1)
 	bs := l.Store.(replicate.BlockStore)
-	return func(yield func(replicate.Entry, error) bool) {
+	return func(yield func(chain.Entry, error) bool) {
 		if s.Node() == l.self {
 			bs.ReadBlocks(ctx, s, from, to)(yield)
 			return
@@ -595,7 +596,7 @@ func (l *lyingBlockStore) ReadBlocks(ctx context.Context, s event.StreamID, from
 	}
 }
 
-func (l *lyingBlockStore) DecodeBlock(dst []event.Event, s event.StreamID, b replicate.Block, budget int) ([]event.Event, error) {
+func (l *lyingBlockStore) DecodeBlock(dst []event.Event, s event.StreamID, b chain.Block, budget int) ([]event.Event, error) {
 	return l.Store.(replicate.BlockStore).DecodeBlock(dst, s, b, budget)
 }
 

@@ -11,8 +11,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/edgelog/edgelog/aql"
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
-	"github.com/edgelog/edgelog/replicate"
 )
 
 // setFormat writes a layout version into a closed node's database.
@@ -157,7 +157,7 @@ func TestLayout6BlocksStay(t *testing.T) {
 	// A replica takes both kinds through pull protocol 2.
 	b := openTest(t, t.TempDir())
 	var evs []event.Event
-	var blocks []replicate.Block
+	var blocks []chain.Block
 	for _, en := range readBlocks(t, n, s, -1, math.MaxUint64) {
 		var err error
 		if evs, err = decodeWireBlock(evs, s, *en.Block, math.MaxInt); err != nil {

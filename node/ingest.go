@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 	"github.com/edgelog/edgelog/replicate"
 )
@@ -19,7 +20,7 @@ var _ replicate.PipelinedStore = (*replStore)(nil)
 // keeps several ranges queued gets them written with one fsync while it
 // receives the next; a range that does not continue the stream (because
 // one before it failed) is refused with ErrStale.
-func (r *replStore) IngestAsync(ctx context.Context, events []event.Event, head replicate.SignedHead) (func() error, error) {
+func (r *replStore) IngestAsync(ctx context.Context, events []event.Event, head chain.SignedHead) (func() error, error) {
 	return r.ingestAsync(ctx, events, nil, head)
 }
 
@@ -30,11 +31,11 @@ var _ replicate.BlockIngester = (*replStore)(nil)
 // made are valid here too, so the writer stores their bytes rather than
 // encode every record again, unless a block spans two aligned ranges of
 // offsets (drop.go needs each in one) or a record's tags need sorting.
-func (r *replStore) IngestBlocksAsync(ctx context.Context, events []event.Event, blocks []replicate.Block, head replicate.SignedHead) (func() error, error) {
+func (r *replStore) IngestBlocksAsync(ctx context.Context, events []event.Event, blocks []chain.Block, head chain.SignedHead) (func() error, error) {
 	return r.ingestAsync(ctx, events, blocks, head)
 }
 
-func (r *replStore) ingestAsync(ctx context.Context, events []event.Event, blocks []replicate.Block, head replicate.SignedHead) (func() error, error) {
+func (r *replStore) ingestAsync(ctx context.Context, events []event.Event, blocks []chain.Block, head chain.SignedHead) (func() error, error) {
 	n := r.node()
 	if len(events) == 0 {
 		return func() error { return nil }, nil
@@ -56,9 +57,9 @@ func (r *replStore) ingestAsync(ctx context.Context, events []event.Event, block
 // the chain (its own stream, valid tags) and makes it a write request,
 // which keeps blocks (those events arrived in, or nil) if they can be
 // stored as they are.
-func (n *Node) ingestRequest(events []event.Event, blocks []replicate.Block, head replicate.SignedHead) (*writeReq, error) {
+func (n *Node) ingestRequest(events []event.Event, blocks []chain.Block, head chain.SignedHead) (*writeReq, error) {
 	if head.Stream.Node() == n.nodeID {
-		return nil, fmt.Errorf("ingest: %s is this node's own stream: %w", head.Stream, replicate.ErrStale)
+		return nil, fmt.Errorf("ingest: %s is this node's own stream: %w", head.Stream, chain.ErrStale)
 	}
 	cloned := false // events are the caller's: tags are normalised in a copy
 	for i := range events {
@@ -71,7 +72,7 @@ func (n *Node) ingestRequest(events []event.Event, blocks []replicate.Block, hea
 		// sorted set, so storing them sorted changes nothing.
 		for _, t := range e.Tags {
 			if t == "" || strings.IndexByte(t, 0) >= 0 {
-				return nil, fmt.Errorf("ingest: event %s/%d has an invalid tag %q: %w", e.Stream, e.Offset, t, replicate.ErrMalformed)
+				return nil, fmt.Errorf("ingest: event %s/%d has an invalid tag %q: %w", e.Stream, e.Offset, t, chain.ErrMalformed)
 			}
 		}
 		if !sortedSet(e.Tags) {
@@ -107,7 +108,7 @@ func sortedSet(tags []string) bool {
 
 // storable reports whether blocks hold exactly events, in order, and can
 // be stored as they are: each within one aligned range of offsets.
-func storable(blocks []replicate.Block, events []event.Event) bool {
+func storable(blocks []chain.Block, events []event.Event) bool {
 	next := events[0].Offset
 	for _, b := range blocks {
 		if b.Count < 1 || b.First != next || b.First/dropAlign != b.Last()/dropAlign {

@@ -8,16 +8,16 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
-	"github.com/edgelog/edgelog/replicate"
 )
 
 // signedRanges reads n's default stream as the ranges its signed heads
 // close, as a pull receives them.
-func signedRanges(t *testing.T, n *Node) ([][]event.Event, []replicate.SignedHead) {
+func signedRanges(t *testing.T, n *Node) ([][]event.Event, []chain.SignedHead) {
 	t.Helper()
 	var ranges [][]event.Event
-	var heads []replicate.SignedHead
+	var heads []chain.SignedHead
 	var cur []event.Event
 	for en, err := range (*replStore)(n).ReadRange(context.Background(), n.DefaultStream(), -1, math.MaxUint64) {
 		if err != nil {
@@ -93,7 +93,7 @@ func TestIngestAsyncQueuesRanges(t *testing.T) {
 			t.Fatalf("range %d: %v", i, err)
 		}
 	}
-	if err := gap(); !errors.Is(err, replicate.ErrStale) {
+	if err := gap(); !errors.Is(err, chain.ErrStale) {
 		t.Fatalf("a range above a gap: %v, want ErrStale", err)
 	}
 	var want []event.Event

@@ -86,7 +86,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		pruneKick:  make(chan struct{}, 1),
 		prunerDone: make(chan struct{}),
 	}
-	n.w = newWriter(st, n.clock, id.Key, cfg, n.closing)
+	n.w = newWriter(st, n.clock, n.PrivateKey(), cfg, n.closing)
 	n.w.settle = n.settle
 	n.w.kick = n.kickPruner
 	go n.w.run()

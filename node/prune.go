@@ -14,6 +14,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/edgelog/edgelog/aql"
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 	"github.com/edgelog/edgelog/expiry"
 	"github.com/edgelog/edgelog/replicate"
@@ -72,8 +73,8 @@ func eventBytes(valueLen int, tags []string) int64 {
 
 // streamExp is a stream's expiry state.
 type streamExp struct {
-	floor     uint64          // first offset kept
-	floorHead *replicate.Head // chain head at floor-1; nil when floor is 0
+	floor     uint64      // first offset kept
+	floorHead *chain.Head // chain head at floor-1; nil when floor is 0
 	bytes     int64
 	dropped   uint64           // records below it are dropped (drop.go)
 	rule      expiry.Retention // the origin's rule, for other nodes' streams
@@ -109,13 +110,13 @@ func (e *expiryState) update(sid uint32, f func(*streamExp)) {
 	e.m[sid] = s
 }
 
-func encodeFloor(floor uint64, h *replicate.Head) []byte {
+func encodeFloor(floor uint64, h *chain.Head) []byte {
 	b := binary.BigEndian.AppendUint64(make([]byte, 0, 48), floor)
 	b = binary.BigEndian.AppendUint64(b, h.Lamport)
 	return append(b, h.Hash[:]...)
 }
 
-func decodeFloor(stream event.StreamID, v []byte) (uint64, *replicate.Head, error) {
+func decodeFloor(stream event.StreamID, v []byte) (uint64, *chain.Head, error) {
 	if len(v) != 48 {
 		return 0, nil, fmt.Errorf("%w: floor record of %d bytes", errBadRecord, len(v))
 	}
@@ -123,13 +124,13 @@ func decodeFloor(stream event.StreamID, v []byte) (uint64, *replicate.Head, erro
 	if floor == 0 {
 		return 0, nil, nil
 	}
-	h := &replicate.Head{Stream: stream, Offset: floor - 1, Lamport: binary.BigEndian.Uint64(v[8:])}
+	h := &chain.Head{Stream: stream, Offset: floor - 1, Lamport: binary.BigEndian.Uint64(v[8:])}
 	copy(h.Hash[:], v[16:])
 	return floor, h, nil
 }
 
 // readFloor returns sid's floor and the head below it as of txn.
-func readFloor(txn *badger.Txn, stream event.StreamID, sid uint32) (uint64, *replicate.Head, error) {
+func readFloor(txn *badger.Txn, stream event.StreamID, sid uint32) (uint64, *chain.Head, error) {
 	item, err := txn.Get(floorKey(sid))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return 0, nil, nil
@@ -138,7 +139,7 @@ func readFloor(txn *badger.Txn, stream event.StreamID, sid uint32) (uint64, *rep
 		return 0, nil, err
 	}
 	var floor uint64
-	var h *replicate.Head
+	var h *chain.Head
 	err = item.Value(func(v []byte) error {
 		floor, h, err = decodeFloor(stream, v)
 		return err
@@ -202,7 +203,7 @@ func (s *store) loadExpiry() error {
 				// Every event expired with its runs: the floor head is
 				// the stream's head, which new events chain from.
 				s.present[sid] = int64(e.floor) - 1
-				s.heads[sid] = &replicate.SignedHead{Head: *e.floorHead}
+				s.heads[sid] = &chain.SignedHead{Head: *e.floorHead}
 			}
 		}
 		return nil
@@ -366,9 +367,9 @@ func (n *Node) ruleOf(stream event.StreamID, e streamExp) (expiry.Retention, boo
 type pruneOp struct {
 	sid       uint32
 	from, to  uint64
-	dels      [][]byte       // tag index postings and runs that start in [from, to)
-	puts      []kvOp         // the run and the postings holding to and later, rewritten to start at to or later
-	floorHead replicate.Head // at to-1
+	dels      [][]byte   // tag index postings and runs that start in [from, to)
+	puts      []kvOp     // the run and the postings holding to and later, rewritten to start at to or later
+	floorHead chain.Head // at to-1
 	bytes     int64
 	skip      bool
 }
@@ -430,7 +431,7 @@ func (x *expBatch) apply(st *store) {
 // writer's view of the batch's streams. A stale op (the floor moved, or it
 // reaches beyond what is stored) returns reqErr and writes nothing; txnErr
 // fails the whole transaction.
-func (w *writer) applyPrune(txn *badger.Txn, op *pruneOp, x *expBatch, next map[uint32]uint64, heads map[uint32]*replicate.SignedHead) (reqErr, txnErr error) {
+func (w *writer) applyPrune(txn *badger.Txn, op *pruneOp, x *expBatch, next map[uint32]uint64, heads map[uint32]*chain.SignedHead) (reqErr, txnErr error) {
 	cur := w.st.exp.get(op.sid)
 	for _, p := range x.prunes {
 		if p.sid == op.sid {
@@ -440,13 +441,13 @@ func (w *writer) applyPrune(txn *badger.Txn, op *pruneOp, x *expBatch, next map[
 	}
 	switch {
 	case op.from != cur.floor:
-		return fmt.Errorf("prune stream %d from %d: the floor is %d: %w", op.sid, op.from, cur.floor, replicate.ErrStale), nil
+		return fmt.Errorf("prune stream %d from %d: the floor is %d: %w", op.sid, op.from, cur.floor, chain.ErrStale), nil
 	case op.to <= op.from:
 		return fmt.Errorf("prune stream %d: empty range [%d, %d)", op.sid, op.from, op.to), nil
 	case op.skip && next[op.sid] != op.from:
-		return fmt.Errorf("skip stream %d to %d: it holds events up to %d: %w", op.sid, op.to, int64(next[op.sid])-1, replicate.ErrStale), nil
+		return fmt.Errorf("skip stream %d to %d: it holds events up to %d: %w", op.sid, op.to, int64(next[op.sid])-1, chain.ErrStale), nil
 	case !op.skip && op.to > next[op.sid]:
-		return fmt.Errorf("prune stream %d up to %d: it holds events up to %d: %w", op.sid, op.to, int64(next[op.sid])-1, replicate.ErrStale), nil
+		return fmt.Errorf("prune stream %d up to %d: it holds events up to %d: %w", op.sid, op.to, int64(next[op.sid])-1, chain.ErrStale), nil
 	}
 	for _, k := range op.dels {
 		if err := txn.Delete(k); err != nil {
@@ -466,7 +467,7 @@ func (w *writer) applyPrune(txn *badger.Txn, op *pruneOp, x *expBatch, next map[
 	}
 	if op.skip {
 		next[op.sid] = op.to
-		heads[op.sid] = &replicate.SignedHead{Head: op.floorHead}
+		heads[op.sid] = &chain.SignedHead{Head: op.floorHead}
 	}
 	x.prunes = append(x.prunes, op)
 	return nil, nil
@@ -648,7 +649,7 @@ func (n *Node) prunePass(ctx context.Context) (more bool, bytes int64, err error
 			perr = n.submitPrune(ctx, op)
 		}
 		if perr != nil {
-			if errors.Is(perr, replicate.ErrStale) {
+			if errors.Is(perr, chain.ErrStale) {
 				continue // the stream moved meanwhile; the next pass sees it
 			}
 			return more, bytes, fmt.Errorf("stream %s: %w", v.names[sid], perr)
@@ -668,7 +669,7 @@ func needsRead(rule expiry.Retention, st expiry.State) bool {
 
 // planPrune reads the oldest events of a stream, asks the policy which
 // expire and builds the batch that removes them (nil if none).
-func (n *Node) planPrune(sid uint32, stream event.StreamID, st expiry.State, floorHead *replicate.Head, rule expiry.Retention, now time.Time) (*pruneOp, expiry.Decision, error) {
+func (n *Node) planPrune(sid uint32, stream event.StreamID, st expiry.State, floorHead *chain.Head, rule expiry.Retention, now time.Time) (*pruneOp, expiry.Decision, error) {
 	if !needsRead(rule, st) {
 		return nil, expiry.Decision{Floor: st.Floor}, nil
 	}
@@ -711,9 +712,9 @@ func (n *Node) planPrune(sid uint32, stream event.StreamID, st expiry.State, flo
 
 // buildPrune collects the keys that expiring [from, to) of sid deletes and
 // the chain head at to-1, chained from floorHead over the expired events.
-func (n *Node) buildPrune(txn *badger.Txn, sid uint32, stream event.StreamID, from, to uint64, floorHead *replicate.Head) (*pruneOp, error) {
+func (n *Node) buildPrune(txn *badger.Txn, sid uint32, stream event.StreamID, from, to uint64, floorHead *chain.Head) (*pruneOp, error) {
 	op := &pruneOp{sid: sid, from: from, to: to}
-	hash := replicate.Genesis
+	hash := chain.Genesis
 	if floorHead != nil {
 		hash = floorHead.Hash
 	}
@@ -739,7 +740,7 @@ func (n *Node) buildPrune(txn *badger.Txn, sid uint32, stream event.StreamID, fr
 		}
 		op.bytes += eventBytes(len(v.rec), r.tags)
 		ev := event.Event{Stream: stream, Offset: p.offset, Lamport: p.lamport, Timestamp: r.timestamp, Tags: r.tags, AppID: r.appID, Payload: r.payload}
-		hash = replicate.ChainHash(hash, &ev)
+		hash = chain.Link(hash, &ev)
 		lastLamport = p.lamport
 		return true, nil
 	})
@@ -766,7 +767,7 @@ func (n *Node) buildPrune(txn *badger.Txn, sid uint32, stream event.StreamID, fr
 			break
 		}
 	}
-	op.floorHead = replicate.Head{Stream: stream, Offset: to - 1, Lamport: lastLamport, Hash: hash}
+	op.floorHead = chain.Head{Stream: stream, Offset: to - 1, Lamport: lastLamport, Hash: hash}
 	return op, nil
 }
 
@@ -849,7 +850,7 @@ func (n *Node) pruneTo(ctx context.Context, sid uint32, stream event.StreamID, t
 	}
 }
 
-func (n *Node) pruneRange(sid uint32, stream event.StreamID, from, to uint64, floorHead *replicate.Head) (*pruneOp, error) {
+func (n *Node) pruneRange(sid uint32, stream event.StreamID, from, to uint64, floorHead *chain.Head) (*pruneOp, error) {
 	done, err := n.enter()
 	if err != nil {
 		return nil, err
@@ -865,7 +866,7 @@ func (n *Node) pruneRange(sid uint32, stream event.StreamID, from, to uint64, fl
 // origin announced a retention rule for the stream: a stream without one
 // never expires, so a peer claiming a floor for it is wrong); the stream's
 // present offset becomes floor.Offset, verified against the chain later.
-func (n *Node) skipTo(ctx context.Context, floor replicate.Head) error {
+func (n *Node) skipTo(ctx context.Context, floor chain.Head) error {
 	n.pruneMu.Lock()
 	defer n.pruneMu.Unlock()
 	v := n.st.snapshot()
@@ -877,7 +878,7 @@ func (n *Node) skipTo(ctx context.Context, floor replicate.Head) error {
 		}
 		if v.present[sid] >= int64(e.floor) {
 			if _, ok := n.ruleOf(floor.Stream, e); !ok {
-				return fmt.Errorf("skip %s to %d: no retention rule known for it, keeping its events: %w", floor.Stream, floor.Offset, replicate.ErrStale)
+				return fmt.Errorf("skip %s to %d: no retention rule known for it, keeping its events: %w", floor.Stream, floor.Offset, chain.ErrStale)
 			}
 			if err := n.pruneTo(ctx, sid, floor.Stream, uint64(v.present[sid]+1)); err != nil {
 				return fmt.Errorf("skip %s: %w", floor.Stream, err)

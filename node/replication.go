@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/multiformats/go-multiaddr"
 
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 	"github.com/edgelog/edgelog/expiry"
 	"github.com/edgelog/edgelog/replicate"
@@ -122,11 +123,11 @@ var _ replicate.Store = (*replStore)(nil)
 func (r *replStore) node() *Node { return (*Node)(r) }
 
 // Heads returns the signed head at every stream's present offset.
-func (r *replStore) Heads(ctx context.Context) (map[event.StreamID]replicate.SignedHead, error) {
+func (r *replStore) Heads(ctx context.Context) (map[event.StreamID]chain.SignedHead, error) {
 	st := r.st
 	st.mu.RLock()
 	defer st.mu.RUnlock()
-	out := make(map[event.StreamID]replicate.SignedHead, len(st.heads))
+	out := make(map[event.StreamID]chain.SignedHead, len(st.heads))
 	for sid, h := range st.heads {
 		if h != nil && st.present[sid] >= 0 {
 			out[st.names[sid]] = *h
@@ -140,24 +141,24 @@ func (r *replStore) Changed() <-chan struct{} { return r.st.snapshot().changed }
 
 // ReadRange yields the stream's events in (from, to] with the signed heads
 // kept at run ends.
-func (r *replStore) ReadRange(ctx context.Context, stream event.StreamID, from int64, to uint64) iter.Seq2[replicate.Entry, error] {
+func (r *replStore) ReadRange(ctx context.Context, stream event.StreamID, from int64, to uint64) iter.Seq2[chain.Entry, error] {
 	return r.read(ctx, stream, from, to, false)
 }
 
 // ReadBlocks yields the stream's events in (from, to] as they are stored,
 // in record blocks (block.go) cut at run ends, which are where heads are
 // kept, and at from and to.
-func (r *replStore) ReadBlocks(ctx context.Context, stream event.StreamID, from int64, to uint64) iter.Seq2[replicate.Entry, error] {
+func (r *replStore) ReadBlocks(ctx context.Context, stream event.StreamID, from int64, to uint64) iter.Seq2[chain.Entry, error] {
 	return r.read(ctx, stream, from, to, true)
 }
 
 // read is ReadRange, or ReadBlocks if blocks is set.
-func (r *replStore) read(ctx context.Context, stream event.StreamID, from int64, to uint64, blocks bool) iter.Seq2[replicate.Entry, error] {
-	return func(yield func(replicate.Entry, error) bool) {
+func (r *replStore) read(ctx context.Context, stream event.StreamID, from int64, to uint64, blocks bool) iter.Seq2[chain.Entry, error] {
+	return func(yield func(chain.Entry, error) bool) {
 		n := r.node()
 		done, err := n.enter()
 		if err != nil {
-			yield(replicate.Entry{}, err)
+			yield(chain.Entry{}, err)
 			return
 		}
 		defer done()
@@ -171,12 +172,12 @@ func (r *replStore) read(ctx context.Context, stream event.StreamID, from int64,
 		defer end()
 		floor, floorHead, err := readFloor(txn, stream, sid)
 		if err != nil {
-			yield(replicate.Entry{}, err)
+			yield(chain.Entry{}, err)
 			return
 		}
 		if floorHead != nil && from < int64(floor)-1 {
 			// Expired below the floor: the answer starts there.
-			if !yield(replicate.Entry{Floor: floorHead}, nil) {
+			if !yield(chain.Entry{Floor: floorHead}, nil) {
 				return
 			}
 			from = int64(floor) - 1
@@ -187,29 +188,29 @@ func (r *replStore) read(ctx context.Context, stream event.StreamID, from int64,
 		var part []byte // a block cut to the range
 		for run, err := range runsFrom(txn, sid, uint64(from+1)) {
 			if err != nil {
-				yield(replicate.Entry{}, err)
+				yield(chain.Entry{}, err)
 				return
 			}
 			head, err := decodeRunHead(stream, run, run.head)
 			if err != nil {
-				yield(replicate.Entry{}, err)
+				yield(chain.Entry{}, err)
 				return
 			}
 			// The run's events in (from, to], a block at a time.
 			for off := max(run.first, uint64(from+1)); off <= min(run.last(), to); {
 				if err := n.checkStop(ctx); err != nil {
-					yield(replicate.Entry{}, err)
+					yield(chain.Entry{}, err)
 					return
 				}
 				b, err := rd.at(sid, off, noBlock)
 				if err != nil {
-					yield(replicate.Entry{}, fmt.Errorf("event %d of %s: %w", off, stream, err))
+					yield(chain.Entry{}, fmt.Errorf("event %d of %s: %w", off, stream, err))
 					return
 				}
 				recs := b.recs[off-b.first : min(uint64(len(b.recs)), min(run.last(), to)-b.first+1)]
 				for i, rec := range recs {
 					if want := run.lamports[off-run.first+uint64(i)]; rec.lamport != want {
-						yield(replicate.Entry{}, fmt.Errorf("%w: event %d of %s has Lamport time %d, the stream index says %d", errBadRecord, off+uint64(i), stream, rec.lamport, want))
+						yield(chain.Entry{}, fmt.Errorf("%w: event %d of %s has Lamport time %d, the stream index says %d", errBadRecord, off+uint64(i), stream, rec.lamport, want))
 						return
 					}
 				}
@@ -222,7 +223,7 @@ func (r *replStore) read(ctx context.Context, stream event.StreamID, from int64,
 						part = appendBlock(part[:0], recs)
 						data = part
 					}
-					e := replicate.Entry{Block: &replicate.Block{First: off, Count: len(recs), Data: data}}
+					e := chain.Entry{Block: &chain.Block{First: off, Count: len(recs), Data: data}}
 					if last == run.last() {
 						e.Head = head
 					}
@@ -233,10 +234,10 @@ func (r *replStore) read(ctx context.Context, stream event.StreamID, from int64,
 					for i, rec := range recs {
 						ev, err := pl.decode(pos{lamport: rec.lamport, sid: sid, offset: off + uint64(i)}, rec, allEvents)
 						if err != nil {
-							yield(replicate.Entry{}, err)
+							yield(chain.Entry{}, err)
 							return
 						}
-						e := replicate.Entry{Event: *ev}
+						e := chain.Entry{Event: *ev}
 						if off+uint64(i) == run.last() {
 							e.Head = head
 						}
@@ -256,7 +257,7 @@ func (r *replStore) read(ctx context.Context, stream event.StreamID, from int64,
 
 // Ingest stores a verified range of another node's stream through the
 // writer, with the same durability as a publish.
-func (r *replStore) Ingest(ctx context.Context, events []event.Event, head replicate.SignedHead) error {
+func (r *replStore) Ingest(ctx context.Context, events []event.Event, head chain.SignedHead) error {
 	wait, err := r.IngestAsync(ctx, events, head)
 	if err != nil {
 		return err
@@ -276,9 +277,9 @@ func (r *replStore) LearnRetention(stream event.StreamID, rule expiry.Retention)
 }
 
 // SkipTo continues a stream at a peer's floor (see replicate.ExpiryStore).
-func (r *replStore) SkipTo(ctx context.Context, floor replicate.Head) error {
+func (r *replStore) SkipTo(ctx context.Context, floor chain.Head) error {
 	if floor.Stream.Node() == r.nodeID {
-		return fmt.Errorf("skip: %s is this node's own stream: %w", floor.Stream, replicate.ErrStale)
+		return fmt.Errorf("skip: %s is this node's own stream: %w", floor.Stream, chain.ErrStale)
 	}
 	return r.node().skipTo(ctx, floor)
 }

@@ -13,8 +13,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
-	"github.com/edgelog/edgelog/replicate"
 )
 
 // Storage tunes the Badger database. Zero fields take the defaults.
@@ -94,13 +94,13 @@ type store struct {
 
 	mu      sync.RWMutex
 	sids    map[event.StreamID]uint32
-	names   []event.StreamID        // names[sid]; sid 0 is unused
-	sidKeys []string                // sidKeys[sid]: the sid's 4 key bytes, for ordered merges
-	present []int64                 // present[sid]: highest offset, -1 if none
-	heads   []*replicate.SignedHead // heads[sid]: signed head at present, if any
-	changed chan struct{}           // closed and replaced whenever present moves
-	total   uint64                  // events stored
-	exp     expiryState             // floors, bytes, learned rules (prune.go)
+	names   []event.StreamID    // names[sid]; sid 0 is unused
+	sidKeys []string            // sidKeys[sid]: the sid's 4 key bytes, for ordered merges
+	present []int64             // present[sid]: highest offset, -1 if none
+	heads   []*chain.SignedHead // heads[sid]: signed head at present, if any
+	changed chan struct{}       // closed and replaced whenever present moves
+	total   uint64              // events stored
+	exp     expiryState         // floors, bytes, learned rules (prune.go)
 }
 
 func openStore(cfg Config, log *slog.Logger) (*store, uint64, error) {
@@ -138,7 +138,7 @@ func openStore(cfg Config, log *slog.Logger) (*store, uint64, error) {
 		names:   []event.StreamID{""},
 		sidKeys: []string{""},
 		present: []int64{-1},
-		heads:   []*replicate.SignedHead{nil},
+		heads:   []*chain.SignedHead{nil},
 		changed: make(chan struct{}),
 	}
 	clock, err := s.load()

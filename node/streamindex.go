@@ -7,8 +7,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
-	"github.com/edgelog/edgelog/replicate"
 )
 
 // The stream index maps (stream, offset) to the event's Lamport time, which
@@ -39,7 +39,7 @@ const maxRunHeadBytes = 1 + 32 + 2 + 128
 // appendRunHead appends the run's signed head: a marker byte, the chain
 // hash, and the length-prefixed signature. Stream, offset and Lamport time
 // are the run's own.
-func appendRunHead(b []byte, h *replicate.SignedHead) []byte {
+func appendRunHead(b []byte, h *chain.SignedHead) []byte {
 	if h == nil {
 		return b
 	}
@@ -50,14 +50,14 @@ func appendRunHead(b []byte, h *replicate.SignedHead) []byte {
 }
 
 // decodeRunHead parses what appendRunHead wrote (nothing: nil).
-func decodeRunHead(stream event.StreamID, r run, rest []byte) (*replicate.SignedHead, error) {
+func decodeRunHead(stream event.StreamID, r run, rest []byte) (*chain.SignedHead, error) {
 	if len(rest) == 0 {
 		return nil, nil
 	}
 	if rest[0] != 1 || len(rest) < 1+32+1 {
 		return nil, fmt.Errorf("%w: stream index head", errBadRecord)
 	}
-	h := &replicate.SignedHead{Head: replicate.Head{Stream: stream, Offset: r.last(), Lamport: r.lamports[len(r.lamports)-1]}}
+	h := &chain.SignedHead{Head: chain.Head{Stream: stream, Offset: r.last(), Lamport: r.lamports[len(r.lamports)-1]}}
 	copy(h.Hash[:], rest[1:33])
 	n, k := binary.Uvarint(rest[33:])
 	if k <= 0 || n > 128 || uint64(len(rest)-33-k) != n {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 	"github.com/edgelog/edgelog/replicate"
 )
@@ -23,23 +24,23 @@ var _ replicate.BlockStore = (*replStore)(nil)
 // DecodeBlock decodes a block received from a peer (see
 // replicate.BlockStore); budget bounds the decoded payload bytes. Payloads
 // may alias b.Data.
-func (r *replStore) DecodeBlock(dst []event.Event, stream event.StreamID, b replicate.Block, budget int) ([]event.Event, error) {
+func (r *replStore) DecodeBlock(dst []event.Event, stream event.StreamID, b chain.Block, budget int) ([]event.Event, error) {
 	return decodeWireBlock(dst, stream, b, budget)
 }
 
 // decodeWireBlock is DecodeBlock.
-func decodeWireBlock(dst []event.Event, stream event.StreamID, b replicate.Block, budget int) ([]event.Event, error) {
+func decodeWireBlock(dst []event.Event, stream event.StreamID, b chain.Block, budget int) ([]event.Event, error) {
 	recs, err := decodeBlock(b.Data, nil)
 	if err != nil {
-		return dst, fmt.Errorf("%w: %v", replicate.ErrMalformed, err)
+		return dst, fmt.Errorf("%w: %v", chain.ErrMalformed, err)
 	}
 	if b.First+uint64(len(recs)-1) < b.First {
-		return dst, fmt.Errorf("%w: block at %d holds %d events, past the largest offset", replicate.ErrMalformed, b.First, len(recs))
+		return dst, fmt.Errorf("%w: block at %d holds %d events, past the largest offset", chain.ErrMalformed, b.First, len(recs))
 	}
 	for i, rc := range recs {
 		r, flags, rest, err := decodeHeader(rc)
 		if err != nil {
-			return dst, fmt.Errorf("%w: event %d: %v", replicate.ErrMalformed, b.First+uint64(i), err)
+			return dst, fmt.Errorf("%w: event %d: %v", chain.ErrMalformed, b.First+uint64(i), err)
 		}
 		payload, err := decodeWirePayload(flags, rest, budget)
 		if err != nil {
@@ -58,25 +59,25 @@ func decodeWirePayload(flags byte, rest []byte, budget int) ([]byte, error) {
 	switch flags {
 	case 0:
 		if len(rest) > budget {
-			return nil, fmt.Errorf("%w: payload of %d bytes", replicate.ErrTooMuchUnverified, len(rest))
+			return nil, fmt.Errorf("%w: payload of %d bytes", chain.ErrTooMuchUnverified, len(rest))
 		}
 		return rest[:len(rest):len(rest)], nil
 	case flagZstd:
 	default:
-		return nil, fmt.Errorf("%w: record flags %#x", replicate.ErrMalformed, flags)
+		return nil, fmt.Errorf("%w: record flags %#x", chain.ErrMalformed, flags)
 	}
 	// A compressed payload says how large it is (packPayload writes whole
 	// frames, which carry their size); it decodes into exactly that.
 	var h zstd.Header
 	if err := h.Decode(rest); err != nil || !h.HasFCS {
-		return nil, fmt.Errorf("%w: compressed payload without its size", replicate.ErrMalformed)
+		return nil, fmt.Errorf("%w: compressed payload without its size", chain.ErrMalformed)
 	}
 	if h.FrameContentSize > uint64(budget) {
-		return nil, fmt.Errorf("%w: payload of %d bytes", replicate.ErrTooMuchUnverified, h.FrameContentSize)
+		return nil, fmt.Errorf("%w: payload of %d bytes", chain.ErrTooMuchUnverified, h.FrameContentSize)
 	}
 	p, err := wireZstd().DecodeAll(rest, make([]byte, 0, h.FrameContentSize))
 	if err != nil || uint64(len(p)) != h.FrameContentSize {
-		return nil, fmt.Errorf("%w: compressed payload: %v", replicate.ErrMalformed, err)
+		return nil, fmt.Errorf("%w: compressed payload: %v", chain.ErrMalformed, err)
 	}
 	return p, nil
 }

@@ -13,15 +13,15 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/edgelog/edgelog/aql"
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
-	"github.com/edgelog/edgelog/replicate"
 )
 
 // readBlocks returns the entries ReadBlocks yields for (from, to], with
 // copies of their blocks' bytes, which ReadBlocks may reuse.
-func readBlocks(t *testing.T, n *Node, s event.StreamID, from int64, to uint64) []replicate.Entry {
+func readBlocks(t *testing.T, n *Node, s event.StreamID, from int64, to uint64) []chain.Entry {
 	t.Helper()
-	var out []replicate.Entry
+	var out []chain.Entry
 	for en, err := range (*replStore)(n).ReadBlocks(context.Background(), s, from, to) {
 		if err != nil {
 			t.Fatal(err)
@@ -75,7 +75,7 @@ func TestReadBlocksMatchesReadRange(t *testing.T) {
 				}
 				want := readAll(t, n, s, from)
 				want = want[:min(len(want), int(to-from))]
-				wantHeads := map[uint64]*replicate.SignedHead{}
+				wantHeads := map[uint64]*chain.SignedHead{}
 				for en, err := range (*replStore)(n).ReadRange(ctx, s, from, uint64(to)) {
 					if err != nil {
 						t.Fatal(err)
@@ -85,7 +85,7 @@ func TestReadBlocksMatchesReadRange(t *testing.T) {
 					}
 				}
 				var got []event.Event
-				gotHeads := map[uint64]*replicate.SignedHead{}
+				gotHeads := map[uint64]*chain.SignedHead{}
 				for _, en := range readBlocks(t, n, s, from, uint64(to)) {
 					blk := en.Block
 					evs, err := decodeWireBlock(nil, s, *blk, math.MaxInt)
@@ -113,7 +113,7 @@ func TestReadBlocksMatchesReadRange(t *testing.T) {
 
 // wireBlock encodes events as one block, with records as a node stores
 // them and the flags of record i (if set) replaced by flags[i].
-func wireBlock(evs []event.Event, flags map[int]byte) replicate.Block {
+func wireBlock(evs []event.Event, flags map[int]byte) chain.Block {
 	var data []byte
 	var l uint64
 	for i, e := range evs {
@@ -124,7 +124,7 @@ func wireBlock(evs []event.Event, flags map[int]byte) replicate.Block {
 		data = appendBlockRec(data, e.Lamport-l, rec)
 		l = e.Lamport
 	}
-	return replicate.Block{First: evs[0].Offset, Data: data}
+	return chain.Block{First: evs[0].Offset, Data: data}
 }
 
 func TestDecodeWireBlockRejects(t *testing.T) {
@@ -143,18 +143,18 @@ func TestDecodeWireBlockRejects(t *testing.T) {
 	zstdBad := wireBlock(evs[:1], map[int]byte{0: flagZstd}) // a plain payload said to be compressed
 	tests := []struct {
 		name   string
-		b      replicate.Block
+		b      chain.Block
 		budget int
 		want   error
 	}{
-		{"unknown flags", wireBlock(evs, map[int]byte{0: 0x04}), 2000, replicate.ErrMalformed},
-		{"not zstd", zstdBad, 2000, replicate.ErrMalformed},
-		{"compressed over budget", good, 1000, replicate.ErrTooMuchUnverified},
-		{"plain over budget", wireBlock(evs[:1], nil), 0, replicate.ErrTooMuchUnverified},
-		{"past the largest offset", replicate.Block{First: math.MaxUint64, Data: good.Data}, 2000, replicate.ErrMalformed},
-		{"garbage", replicate.Block{Data: []byte{0x01, 0xff, 0xff}}, 2000, replicate.ErrMalformed},
-		{"truncated", replicate.Block{First: 4, Data: good.Data[:len(good.Data)-1]}, 2000, replicate.ErrMalformed},
-		{"Lamport time not increasing", replicate.Block{First: 4, Data: wireBlock([]event.Event{evs[0], {Lamport: 10, Payload: []byte{1}}}, nil).Data}, 2000, replicate.ErrMalformed},
+		{"unknown flags", wireBlock(evs, map[int]byte{0: 0x04}), 2000, chain.ErrMalformed},
+		{"not zstd", zstdBad, 2000, chain.ErrMalformed},
+		{"compressed over budget", good, 1000, chain.ErrTooMuchUnverified},
+		{"plain over budget", wireBlock(evs[:1], nil), 0, chain.ErrTooMuchUnverified},
+		{"past the largest offset", chain.Block{First: math.MaxUint64, Data: good.Data}, 2000, chain.ErrMalformed},
+		{"garbage", chain.Block{Data: []byte{0x01, 0xff, 0xff}}, 2000, chain.ErrMalformed},
+		{"truncated", chain.Block{First: 4, Data: good.Data[:len(good.Data)-1]}, 2000, chain.ErrMalformed},
+		{"Lamport time not increasing", chain.Block{First: 4, Data: wireBlock([]event.Event{evs[0], {Lamport: 10, Payload: []byte{1}}}, nil).Data}, 2000, chain.ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -183,9 +183,9 @@ func FuzzDecodeWireBlock(f *testing.F) {
 	f.Add(uint64(0), v7)
 	f.Fuzz(func(t *testing.T, first uint64, data []byte) {
 		const budget = 1 << 16
-		evs, err := decodeWireBlock(nil, s, replicate.Block{First: first, Data: data}, budget)
+		evs, err := decodeWireBlock(nil, s, chain.Block{First: first, Data: data}, budget)
 		if err != nil {
-			if !errors.Is(err, replicate.ErrMalformed) && !errors.Is(err, replicate.ErrTooMuchUnverified) {
+			if !errors.Is(err, chain.ErrMalformed) && !errors.Is(err, chain.ErrTooMuchUnverified) {
 				t.Fatalf("unexpected error kind: %v", err)
 			}
 			return
@@ -227,7 +227,7 @@ func TestIngestBlocksKeepsThem(t *testing.T) {
 	b := openTest(t, t.TempDir())
 	rb := (*replStore)(b)
 	var evs []event.Event
-	var blocks []replicate.Block
+	var blocks []chain.Block
 	merged := false
 	for _, en := range readBlocks(t, a, s, -1, math.MaxUint64) {
 		blk := *en.Block

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -12,11 +13,9 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
-
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 	"github.com/edgelog/edgelog/lamport"
-	"github.com/edgelog/edgelog/replicate"
 )
 
 // The writer is the only goroutine that writes events. Publishers hand it
@@ -27,7 +26,7 @@ import (
 type writer struct {
 	st      *store
 	clock   *lamport.Clock
-	key     crypto.PrivKey // signs the heads of this node's streams
+	key     ed25519.PrivateKey // signs the heads of this node's streams
 	cfg     Config
 	reqs    chan *writeReq
 	closing <-chan struct{}
@@ -73,8 +72,8 @@ type writeReq struct {
 	// origin's signed head at the last of them; blocks, if set, hold the
 	// events' records as a peer stored them (IngestBlocksAsync).
 	ingest []event.Event
-	head   *replicate.SignedHead
-	blocks []replicate.Block
+	head   *chain.SignedHead
+	blocks []chain.Block
 
 	// book is the request's bookkeeping (kv.go): key-value writes, an
 	// idempotency key, a guard. Nil for most requests.
@@ -96,7 +95,7 @@ type writeRes struct {
 // value bytes.
 const entryOverhead = 16
 
-func newWriter(st *store, clock *lamport.Clock, key crypto.PrivKey, cfg Config, closing <-chan struct{}) *writer {
+func newWriter(st *store, clock *lamport.Clock, key ed25519.PrivateKey, cfg Config, closing <-chan struct{}) *writer {
 	w := &writer{
 		st:       st,
 		key:      key,
@@ -310,7 +309,7 @@ func (w *writer) write(batch []*writeReq) ([]writeRes, error) {
 		}
 	}
 	firstNew := uint32(len(st.names) - added)
-	heads := make(map[uint32]*replicate.SignedHead, len(next))
+	heads := make(map[uint32]*chain.SignedHead, len(next))
 	for sid := range next {
 		heads[sid] = st.heads[sid]
 	}
@@ -364,7 +363,7 @@ func (w *writer) write(batch []*writeReq) ([]writeRes, error) {
 		return nil
 	}
 	// putRun writes a stream index run ending at its signed head.
-	putRun := func(sid uint32, firstOffset uint64, lamports []uint64, head *replicate.SignedHead) {
+	putRun := func(sid uint32, firstOffset uint64, lamports []uint64, head *chain.SignedHead) {
 		set(streamKey(sid, firstOffset), appendRunHead(appendRun(nil, lamports), head))
 	}
 	for sid := firstNew; sid < firstNew+uint32(added); sid++ {
@@ -387,7 +386,7 @@ func (w *writer) write(batch []*writeReq) ([]writeRes, error) {
 		}
 		if req.ingest != nil {
 			if got, want := req.ingest[0].Offset, next[sid]; got != want {
-				out[i].err = fmt.Errorf("ingest %s at offset %d, present is %d: %w", req.stream, got, int64(want)-1, replicate.ErrStale)
+				out[i].err = fmt.Errorf("ingest %s at offset %d, present is %d: %w", req.stream, got, int64(want)-1, chain.ErrStale)
 				continue
 			}
 			lamports := make([]uint64, len(req.ingest))
@@ -429,12 +428,12 @@ func (w *writer) write(batch []*writeReq) ([]writeRes, error) {
 	// Each of this node's streams gets one run per batch, ending at a head
 	// signed with the node key: the checkpoint peers verify the chain at.
 	for sid, evs := range local {
-		prev := replicate.Genesis
+		prev := chain.Genesis
 		if h := heads[sid]; h != nil {
 			prev = h.Hash
 		}
 		last := evs[len(evs)-1]
-		sh, serr := replicate.SignHead(w.key, replicate.Head{Stream: last.Stream, Offset: last.Offset, Lamport: last.Lamport, Hash: replicate.ChainHashes(prev, evs)})
+		sh, serr := chain.SignHead(w.key, chain.Head{Stream: last.Stream, Offset: last.Offset, Lamport: last.Lamport, Hash: chain.LinkAll(prev, evs)})
 		if serr != nil && err == nil {
 			err = serr
 		}

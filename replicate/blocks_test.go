@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 )
 
@@ -28,16 +29,16 @@ const blockEvents = 7
 
 var _ BlockStore = (*blockMemStore)(nil)
 
-func (m *blockMemStore) ReadBlocks(ctx context.Context, stream event.StreamID, from int64, to uint64) iter.Seq2[Entry, error] {
-	return func(yield func(Entry, error) bool) {
+func (m *blockMemStore) ReadBlocks(ctx context.Context, stream event.StreamID, from int64, to uint64) iter.Seq2[chain.Entry, error] {
+	return func(yield func(chain.Entry, error) bool) {
 		var evs []event.Event
-		flush := func(head *SignedHead) bool {
+		flush := func(head *chain.SignedHead) bool {
 			data, err := wireEnc.Marshal(toWireEvents(evs))
 			if err != nil {
-				yield(Entry{}, err)
+				yield(chain.Entry{}, err)
 				return false
 			}
-			en := Entry{Block: &Block{First: evs[0].Offset, Count: len(evs), Data: data}, Head: head}
+			en := chain.Entry{Block: &chain.Block{First: evs[0].Offset, Count: len(evs), Data: data}, Head: head}
 			evs = evs[:0]
 			goOn := yield(en, nil)
 			// Data is valid only until the iteration goes on: spoil it,
@@ -63,17 +64,17 @@ func (m *blockMemStore) ReadBlocks(ctx context.Context, stream event.StreamID, f
 	}
 }
 
-func (m *blockMemStore) DecodeBlock(dst []event.Event, stream event.StreamID, b Block, budget int) ([]event.Event, error) {
+func (m *blockMemStore) DecodeBlock(dst []event.Event, stream event.StreamID, b chain.Block, budget int) ([]event.Event, error) {
 	var ws []wireEvent
 	if err := wireDec.Unmarshal(b.Data, &ws); err != nil || len(ws) == 0 {
-		return dst, fmt.Errorf("%w: test block: %v", ErrMalformed, err)
+		return dst, fmt.Errorf("%w: test block: %v", chain.ErrMalformed, err)
 	}
 	for i, e := range fromWireEvents(stream, ws) {
 		if e.Offset != b.First+uint64(i) {
-			return dst, fmt.Errorf("%w: test block: offset %d at %d", ErrMalformed, e.Offset, b.First+uint64(i))
+			return dst, fmt.Errorf("%w: test block: offset %d at %d", chain.ErrMalformed, e.Offset, b.First+uint64(i))
 		}
 		if budget -= len(e.Payload); budget < 0 {
-			return dst, ErrTooMuchUnverified
+			return dst, chain.ErrTooMuchUnverified
 		}
 		dst = append(dst, e)
 	}
@@ -127,8 +128,8 @@ func TestPullBlocksRejectsLies(t *testing.T) {
 		honest.publish(t, r, o, 10)
 	}
 	all := honest.events(o.stream)
-	var blocks []Block
-	var heads []*SignedHead
+	var blocks []chain.Block
+	var heads []*chain.SignedHead
 	for en, err := range honest.ReadBlocks(context.Background(), o.stream, -1, 49) {
 		if err != nil {
 			t.Fatal(err)
@@ -137,12 +138,12 @@ func TestPullBlocksRejectsLies(t *testing.T) {
 		b.Data = slices.Clone(b.Data)
 		blocks, heads = append(blocks, b), append(heads, en.Head)
 	}
-	block := func(evs []event.Event) Block {
+	block := func(evs []event.Event) chain.Block {
 		data, err := wireEnc.Marshal(toWireEvents(evs))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return Block{First: evs[0].Offset, Data: data}
+		return chain.Block{First: evs[0].Offset, Data: data}
 	}
 	last := heads[len(heads)-1]
 	tests := []struct {
@@ -157,10 +158,10 @@ func TestPullBlocksRejectsLies(t *testing.T) {
 			bs := slices.Clone(blocks)
 			bs[0] = block(evs)
 			return []Frame{{Blocks: bs, Head: last, End: true}}
-		}(), nil, ErrBrokenChain},
-		{"garbage block", []Frame{{Blocks: []Block{{First: 0, Data: []byte{0xff, 0x00}}}, Head: last, End: true}}, nil, ErrMalformed},
-		{"misplaced block", []Frame{{Blocks: append([]Block{blocks[1]}, blocks...), Head: last, End: true}}, nil, ErrGap},
-		{"blocks to a store without them", []Frame{{Blocks: blocks, Head: last, End: true}}, newMemStore(), ErrMalformed},
+		}(), nil, chain.ErrBrokenChain},
+		{"garbage block", []Frame{{Blocks: []chain.Block{{First: 0, Data: []byte{0xff, 0x00}}}, Head: last, End: true}}, nil, chain.ErrMalformed},
+		{"misplaced block", []Frame{{Blocks: append([]chain.Block{blocks[1]}, blocks...), Head: last, End: true}}, nil, chain.ErrGap},
+		{"blocks to a store without them", []Frame{{Blocks: blocks, Head: last, End: true}}, newMemStore(), chain.ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,7 +171,7 @@ func TestPullBlocksRejectsLies(t *testing.T) {
 			if dst == nil {
 				dst = &blockMemStore{memStore: newMemStore()}
 			}
-			_, err := Fetch(context.Background(), dst, b, PullRequest{Stream: o.stream, From: -1, To: 49}, Head{}, Limits{}, nil)
+			_, err := Fetch(context.Background(), dst, b, PullRequest{Stream: o.stream, From: -1, To: 49}, chain.Head{}, Limits{}, nil)
 			if !errors.Is(err, tt.want) || Blame(err) != FaultMisbehaviour {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
@@ -187,7 +188,7 @@ func TestPullBlocksBudget(t *testing.T) {
 	src, dst := &blockMemStore{memStore: newMemStore()}, &blockMemStore{memStore: newMemStore()}
 	src.publish(t, r, o, 200) // one run: nothing is verified before its end
 	_, err, _ := pullBlocks(t, src, dst, PullRequest{Stream: o.stream, From: -1, To: 199}, Limits{FrameFillBytes: 512, MaxUnverifiedBytes: 1000})
-	if !errors.Is(err, ErrTooMuchUnverified) {
-		t.Fatalf("err = %v, want ErrTooMuchUnverified", err)
+	if !errors.Is(err, chain.ErrTooMuchUnverified) {
+		t.Fatalf("err = %v, want chain.ErrTooMuchUnverified", err)
 	}
 }

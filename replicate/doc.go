@@ -1,11 +1,9 @@
-// Package replicate moves events between edgelog nodes and proves they are
-// genuine.
+// Package replicate moves events between edgelog nodes; package chain proves
+// they are genuine.
 //
 // The package has a pure core and an I/O edge. The core does no network or
 // disk I/O and reads no clock:
 //
-//   - chain.go: the per-stream hash chain, signed stream heads and their
-//     verification (ChainHash, SignHead, VerifyHead, VerifyRange, Verifier);
 //   - wire.go, frame.go: the gossip and pull messages, with bounded decoders;
 //   - planner.go: which range of which stream to pull from which peer, with
 //     parallelism bounds, timeouts and per-peer backoff (Planner);
@@ -30,11 +28,8 @@
 //
 // # Integrity
 //
-// Every stream is a hash chain: h_k = SHA-256(h_{k-1} || canonical(e_k)),
-// h_{-1} = 32 zero bytes. Its origin signs heads (stream, offset, lamport,
-// h_offset) with the Ed25519 key whose libp2p peer ID is the stream's NodeID,
-// so anyone can check any stream without a key registry. A node stores
-// received events only up to a signed head that verifies, and keeps that head
-// (a checkpoint) to serve the range on: relays pass on the origin's
-// signatures and cannot forge, drop from the middle, reorder or alter events.
+// A node stores received events only up to a signed head that verifies
+// (package chain), and keeps that head as a checkpoint to serve the range
+// on: relays pass on the origin's signatures and cannot forge, drop from
+// the middle, reorder or alter events.
 package replicate

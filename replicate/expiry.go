@@ -7,6 +7,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 	"github.com/edgelog/edgelog/expiry"
 )
@@ -48,7 +49,7 @@ type ExpiryStore interface {
 	// store holding events of the stream below floor.Offset drops them, or
 	// refuses with an error wrapping ErrStale when it has no reason to
 	// believe they expired. Holding floor.Offset or more, it does nothing.
-	SkipTo(ctx context.Context, floor Head) error
+	SkipTo(ctx context.Context, floor chain.Head) error
 }
 
 // wireExpiry is StreamExpiry on the wire (announce key 4).
@@ -73,18 +74,18 @@ func toWireExpiry(xs []StreamExpiry) []wireExpiry {
 
 func fromWireExpiry(ws []wireExpiry, max int) ([]StreamExpiry, error) {
 	if len(ws) > max {
-		return nil, fmt.Errorf("%w: announce: %d stream floors, limit %d", ErrMalformed, len(ws), max)
+		return nil, fmt.Errorf("%w: announce: %d stream floors, limit %d", chain.ErrMalformed, len(ws), max)
 	}
 	var out []StreamExpiry
 	for _, w := range ws {
 		s := event.StreamID(w.Stream)
 		if !s.Valid() {
-			return nil, fmt.Errorf("%w: announce: floor of invalid stream id %q", ErrMalformed, w.Stream)
+			return nil, fmt.Errorf("%w: announce: floor of invalid stream id %q", chain.ErrMalformed, w.Stream)
 		}
 		x := StreamExpiry{Stream: s, Floor: w.Floor, HasRetention: w.HasRule}
 		if w.HasRule {
 			if w.MaxBytes < 0 || w.MaxAgeSec < 0 || w.MaxAgeSec > int64((1<<63-1)/time.Second) {
-				return nil, fmt.Errorf("%w: announce: retention of %s out of range", ErrMalformed, s)
+				return nil, fmt.Errorf("%w: announce: retention of %s out of range", chain.ErrMalformed, s)
 			}
 			x.Retention = expiry.Retention{MaxEvents: w.MaxEvents, MaxBytes: w.MaxBytes, MaxAge: time.Duration(w.MaxAgeSec) * time.Second}
 		}
@@ -102,21 +103,21 @@ type wireFloor struct {
 	Hash    []byte
 }
 
-func toWireFloor(h *Head) *wireFloor {
+func toWireFloor(h *chain.Head) *wireFloor {
 	if h == nil {
 		return nil
 	}
 	return &wireFloor{Offset: h.Offset, Lamport: h.Lamport, Hash: h.Hash[:]}
 }
 
-func fromWireFloor(stream event.StreamID, w *wireFloor) (*Head, error) {
+func fromWireFloor(stream event.StreamID, w *wireFloor) (*chain.Head, error) {
 	if w == nil {
 		return nil, nil
 	}
-	if len(w.Hash) != len(Hash{}) {
-		return nil, fmt.Errorf("%w: floor of %s: hash of %d bytes", ErrMalformed, stream, len(w.Hash))
+	if len(w.Hash) != len(chain.Hash{}) {
+		return nil, fmt.Errorf("%w: floor of %s: hash of %d bytes", chain.ErrMalformed, stream, len(w.Hash))
 	}
-	h := &Head{Stream: stream, Offset: w.Offset, Lamport: w.Lamport}
+	h := &chain.Head{Stream: stream, Offset: w.Offset, Lamport: w.Lamport}
 	copy(h.Hash[:], w.Hash)
 	return h, nil
 }
@@ -185,11 +186,11 @@ func (s *Service) learnRetention(from peer.ID, xs []StreamExpiry) {
 
 // floorSkipper is the part of ExpiryStore that Fetch needs.
 type floorSkipper interface {
-	SkipTo(ctx context.Context, floor Head) error
+	SkipTo(ctx context.Context, floor chain.Head) error
 }
 
 // SkipTo serialises SkipTo with the service's ingests.
-func (l *lockedStore) SkipTo(ctx context.Context, floor Head) error {
+func (l *lockedStore) SkipTo(ctx context.Context, floor chain.Head) error {
 	es, ok := l.Store.(floorSkipper)
 	if !ok {
 		return fmt.Errorf("%w: peer holds %s only from offset %d on, and this store cannot skip", ErrShortAnswer, floor.Stream, floor.Offset+1)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 	"github.com/edgelog/edgelog/expiry"
 )
@@ -47,13 +48,13 @@ func TestPlannerRespectsFloors(t *testing.T) {
 // there, with the head at floor-1 (as the node does).
 type floorSrc struct {
 	*memStore
-	floor Head
+	floor chain.Head
 }
 
-func (f *floorSrc) ReadRange(ctx context.Context, stream event.StreamID, from int64, to uint64) iter.Seq2[Entry, error] {
-	return func(yield func(Entry, error) bool) {
+func (f *floorSrc) ReadRange(ctx context.Context, stream event.StreamID, from int64, to uint64) iter.Seq2[chain.Entry, error] {
+	return func(yield func(chain.Entry, error) bool) {
 		if stream == f.floor.Stream && from < int64(f.floor.Offset) {
-			if !yield(Entry{Floor: &f.floor}, nil) {
+			if !yield(chain.Entry{Floor: &f.floor}, nil) {
 				return
 			}
 			from = int64(f.floor.Offset)
@@ -69,18 +70,20 @@ func (f *floorSrc) ReadRange(ctx context.Context, stream event.StreamID, from in
 // skipDst is a Store that holds one stream from wherever SkipTo put it.
 type skipDst struct {
 	mu      sync.Mutex
-	skipped *Head
+	skipped *chain.Head
 	events  []event.Event
 	refuse  bool
 }
 
-func (d *skipDst) Heads(context.Context) (map[event.StreamID]SignedHead, error) { return nil, nil }
-func (d *skipDst) Changed() <-chan struct{}                                     { return nil }
-func (d *skipDst) ReadRange(context.Context, event.StreamID, int64, uint64) iter.Seq2[Entry, error] {
-	return func(func(Entry, error) bool) {}
+func (d *skipDst) Heads(context.Context) (map[event.StreamID]chain.SignedHead, error) {
+	return nil, nil
+}
+func (d *skipDst) Changed() <-chan struct{} { return nil }
+func (d *skipDst) ReadRange(context.Context, event.StreamID, int64, uint64) iter.Seq2[chain.Entry, error] {
+	return func(func(chain.Entry, error) bool) {}
 }
 
-func (d *skipDst) Ingest(_ context.Context, events []event.Event, head SignedHead) error {
+func (d *skipDst) Ingest(_ context.Context, events []event.Event, head chain.SignedHead) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	next := uint64(0)
@@ -89,17 +92,17 @@ func (d *skipDst) Ingest(_ context.Context, events []event.Event, head SignedHea
 	}
 	next += uint64(len(d.events))
 	if events[0].Offset != next {
-		return ErrStale
+		return chain.ErrStale
 	}
 	d.events = append(d.events, events...)
 	return nil
 }
 
-func (d *skipDst) SkipTo(_ context.Context, floor Head) error {
+func (d *skipDst) SkipTo(_ context.Context, floor chain.Head) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.refuse {
-		return ErrStale
+		return chain.ErrStale
 	}
 	d.skipped = &floor
 	return nil
@@ -110,7 +113,7 @@ func fetchFloor(t *testing.T, src Store, dst Store, req PullRequest) (int64, err
 	return pipeFetch(t, func(ctx context.Context, c net.Conn) error {
 		_, err := Serve(ctx, src, c, Limits{FrameFillBytes: 1024})
 		return err
-	}, dst, req, Head{}, Limits{}, nil)
+	}, dst, req, chain.Head{}, Limits{}, nil)
 }
 
 func TestPullBelowTheFloor(t *testing.T) {
@@ -121,7 +124,7 @@ func TestPullBelowTheFloor(t *testing.T) {
 		mem.publish(t, r, o, 7) // batches of 7: offset 39 carries no signed head
 	}
 	all := mem.events(o.stream)
-	floor := Head{Stream: o.stream, Offset: 39, Lamport: all[39].Lamport, Hash: ChainHashes(Genesis, all[:40])}
+	floor := chain.Head{Stream: o.stream, Offset: 39, Lamport: all[39].Lamport, Hash: chain.LinkAll(chain.Genesis, all[:40])}
 	src := &floorSrc{memStore: mem, floor: floor}
 
 	dst := &skipDst{}
@@ -137,18 +140,18 @@ func TestPullBelowTheFloor(t *testing.T) {
 	bad := floor
 	bad.Hash[0] ^= 1
 	_, err, _ = fetchFloor(t, &floorSrc{memStore: mem, floor: bad}, &skipDst{}, PullRequest{Stream: o.stream, From: -1, To: 104})
-	if !errors.Is(err, ErrIntegrity) || Blame(err) != FaultMisbehaviour {
+	if !errors.Is(err, chain.ErrIntegrity) || Blame(err) != FaultMisbehaviour {
 		t.Fatalf("forged floor: %v", err)
 	}
 
 	// A store that will not skip stops the pull, without blaming the peer.
 	_, err, _ = fetchFloor(t, src, &skipDst{refuse: true}, PullRequest{Stream: o.stream, From: -1, To: 104})
-	if !errors.Is(err, ErrStale) || Blame(err) == FaultMisbehaviour {
+	if !errors.Is(err, chain.ErrStale) || Blame(err) == FaultMisbehaviour {
 		t.Fatalf("refused skip: %v", err)
 	}
 
 	// Everything expired: the floor alone answers.
-	all2 := &floorSrc{memStore: mem, floor: Head{Stream: o.stream, Offset: 104, Lamport: all[104].Lamport, Hash: ChainHashes(Genesis, all)}}
+	all2 := &floorSrc{memStore: mem, floor: chain.Head{Stream: o.stream, Offset: 104, Lamport: all[104].Lamport, Hash: chain.LinkAll(chain.Genesis, all)}}
 	empty := newMemStore()
 	all2.memStore = empty
 	dst = &skipDst{}
@@ -164,7 +167,7 @@ func TestExpiryOnTheWire(t *testing.T) {
 	mem := newMemStore()
 	mem.publish(t, r, o, 3)
 	hs, _ := mem.Heads(context.Background())
-	a := Announce{Node: o.id.String(), Heads: []SignedHead{hs[o.stream]}, Expiry: []StreamExpiry{
+	a := Announce{Node: o.id.String(), Heads: []chain.SignedHead{hs[o.stream]}, Expiry: []StreamExpiry{
 		{Stream: o.stream, Floor: 2, HasRetention: true, Retention: expiry.Retention{MaxEvents: 1000, MaxBytes: 50 << 20, MaxAge: 7 * 24 * time.Hour}},
 		{Stream: "12D3KooWrelayed-3", Floor: 77},
 	}}
@@ -185,17 +188,17 @@ func TestExpiryOnTheWire(t *testing.T) {
 	// Bad floors are malformed.
 	w := wireAnnounce{Node: o.id.String(), Expiry: []wireExpiry{{Stream: "not a stream", Floor: 1}}}
 	b, _ = wireEnc.Marshal(w)
-	if _, err := DecodeAnnounce(b, Limits{}); !errors.Is(err, ErrMalformed) {
+	if _, err := DecodeAnnounce(b, Limits{}); !errors.Is(err, chain.ErrMalformed) {
 		t.Fatalf("bad stream: %v", err)
 	}
 	w.Expiry = []wireExpiry{{Stream: string(o.stream), HasRule: true, MaxBytes: -1}}
 	b, _ = wireEnc.Marshal(w)
-	if _, err := DecodeAnnounce(b, Limits{}); !errors.Is(err, ErrMalformed) {
+	if _, err := DecodeAnnounce(b, Limits{}); !errors.Is(err, chain.ErrMalformed) {
 		t.Fatalf("negative rule: %v", err)
 	}
 
 	// A frame's floor.
-	fl := Head{Stream: o.stream, Offset: 9, Lamport: 12, Hash: Hash{1, 2, 3}}
+	fl := chain.Head{Stream: o.stream, Offset: 9, Lamport: 12, Hash: chain.Hash{1, 2, 3}}
 	c1, c2 := net.Pipe()
 	go func() {
 		WriteFrame(c1, Frame{Floor: &fl})

@@ -8,6 +8,7 @@ import (
 	"io"
 	"sync"
 
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 )
 
@@ -61,12 +62,12 @@ func readMsgInto(r ByteReader, max int, buf []byte) ([]byte, error) {
 	n, err := readUvarint(r)
 	if err != nil {
 		if errors.Is(err, errVarintOverflow) {
-			return nil, fmt.Errorf("%w: length prefix: %v", ErrMalformed, err)
+			return nil, fmt.Errorf("%w: length prefix: %v", chain.ErrMalformed, err)
 		}
 		return nil, err
 	}
 	if n > uint64(max) {
-		return nil, fmt.Errorf("%w: message of %d bytes, limit %d", ErrMalformed, n, max)
+		return nil, fmt.Errorf("%w: message of %d bytes, limit %d", chain.ErrMalformed, n, max)
 	}
 	b := buf[:0]
 	if uint64(cap(b)) < n {
@@ -99,14 +100,14 @@ func ReadRequest(r ByteReader) (PullRequest, error) {
 	}
 	var w wireRequest
 	if err := wireDec.Unmarshal(b, &w); err != nil {
-		return PullRequest{}, fmt.Errorf("%w: pull request: %v", ErrMalformed, err)
+		return PullRequest{}, fmt.Errorf("%w: pull request: %v", chain.ErrMalformed, err)
 	}
 	req := PullRequest{Stream: event.StreamID(w.Stream), From: w.From, To: w.To}
 	switch {
 	case !req.Stream.Valid():
-		return PullRequest{}, fmt.Errorf("%w: pull request: invalid stream id %q", ErrMalformed, w.Stream)
+		return PullRequest{}, fmt.Errorf("%w: pull request: invalid stream id %q", chain.ErrMalformed, w.Stream)
 	case req.From < -1 || (req.From >= 0 && uint64(req.From) >= req.To):
-		return PullRequest{}, fmt.Errorf("%w: pull request: empty range (%d, %d]", ErrMalformed, req.From, req.To)
+		return PullRequest{}, fmt.Errorf("%w: pull request: empty range (%d, %d]", chain.ErrMalformed, req.From, req.To)
 	}
 	return req, nil
 }
@@ -155,19 +156,19 @@ func readFrame(r ByteReader, stream event.StreamID, maxBytes int, buf *[]byte) (
 	}
 	var w wireFrame
 	if err := wireDec.Unmarshal(b, &w); err != nil {
-		return Frame{}, fmt.Errorf("%w: frame: %v", ErrMalformed, err)
+		return Frame{}, fmt.Errorf("%w: frame: %v", chain.ErrMalformed, err)
 	}
 	f := Frame{Events: fromWireEvents(stream, w.Events), End: w.End, Error: w.Error}
 	switch {
 	case len(w.Blocks) > 0 && len(w.Events) > 0:
-		return Frame{}, fmt.Errorf("%w: frame with both events and blocks", ErrMalformed)
+		return Frame{}, fmt.Errorf("%w: frame with both events and blocks", chain.ErrMalformed)
 	case len(w.Blocks) > 0:
-		f.Blocks = make([]Block, len(w.Blocks))
+		f.Blocks = make([]chain.Block, len(w.Blocks))
 		for i, b := range w.Blocks {
 			if len(b.Data) == 0 {
-				return Frame{}, fmt.Errorf("%w: frame: empty block at %d", ErrMalformed, b.First)
+				return Frame{}, fmt.Errorf("%w: frame: empty block at %d", chain.ErrMalformed, b.First)
 			}
-			f.Blocks[i] = Block{First: b.First, Data: b.Data}
+			f.Blocks[i] = chain.Block{First: b.First, Data: b.Data}
 		}
 	}
 	if w.Head != nil {
@@ -181,7 +182,7 @@ func readFrame(r ByteReader, stream event.StreamID, maxBytes int, buf *[]byte) (
 		return Frame{}, err
 	}
 	if w.Error != "" && !w.End {
-		return Frame{}, fmt.Errorf("%w: frame: error without end", ErrMalformed)
+		return Frame{}, fmt.Errorf("%w: frame: error without end", chain.ErrMalformed)
 	}
 	if len(w.Error) > 1024 {
 		f.Error = w.Error[:1024]

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 )
 
@@ -99,7 +100,7 @@ func (c *freshCursor) announced(s event.StreamID, off uint64, now time.Time) {
 // the others they stay within maxEvents and maxBytes; else the stream is
 // only announced and peers pull. It advances the cursor. A stream seen for
 // the first time sends nothing: its earlier events are not fresh.
-func collectFresh(ctx context.Context, st Store, self string, heads []SignedHead, cur *freshCursor, now time.Time, maxEvents, maxBytes int) ([]FreshEvents, error) {
+func collectFresh(ctx context.Context, st Store, self string, heads []chain.SignedHead, cur *freshCursor, now time.Time, maxEvents, maxBytes int) ([]FreshEvents, error) {
 	var out []FreshEvents
 	nEvents, nBytes := 0, 0
 	for _, h := range heads {
@@ -133,14 +134,14 @@ func collectFresh(ctx context.Context, st Store, self string, heads []SignedHead
 
 // readFresh reads h.Stream's events in (from, h.Offset], or nil if they
 // take more than maxBytes or are not all there.
-func readFresh(ctx context.Context, st Store, h SignedHead, from uint64, maxBytes int) ([]event.Event, int, error) {
+func readFresh(ctx context.Context, st Store, h chain.SignedHead, from uint64, maxBytes int) ([]event.Event, int, error) {
 	var evs []event.Event
 	size := 0
 	for en, err := range st.ReadRange(ctx, h.Stream, int64(from), h.Offset) {
 		if err != nil {
 			return nil, 0, fmt.Errorf("fresh events of %s: %w", h.Stream, err)
 		}
-		if size += eventSize(&en.Event); size > maxBytes {
+		if size += chain.EventSize(&en.Event); size > maxBytes {
 			return nil, 0, nil
 		}
 		evs = append(evs, en.Event)
@@ -175,7 +176,7 @@ func (s *Service) ingestFresh(ctx context.Context, as []*validAnnounce) (stored 
 	}
 	type run struct {
 		events []event.Event
-		head   SignedHead
+		head   chain.SignedHead
 	}
 	runs := map[event.StreamID]*run{}
 	for i, v := range as {
@@ -183,7 +184,7 @@ func (s *Service) ingestFresh(ctx context.Context, as []*validAnnounce) (stored 
 			if f.Head.Stream.Node() == s.self.String() {
 				continue
 			}
-			prev, have := Head{}, int64(-1)
+			prev, have := chain.Head{}, int64(-1)
 			if r := runs[f.Head.Stream]; r != nil {
 				prev, have = r.head.Head, int64(r.head.Offset)
 			} else if h, ok := heads[f.Head.Stream]; ok {
@@ -218,7 +219,7 @@ func (s *Service) ingestFresh(ctx context.Context, as []*validAnnounce) (stored 
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
-			case errors.Is(err, ErrStale): // a pull stored them first
+			case errors.Is(err, chain.ErrStale): // a pull stored them first
 			case err != nil:
 				errs = append(errs, fmt.Errorf("fresh events of %s: store: %w", st, err))
 			default:
@@ -236,7 +237,7 @@ func (s *Service) ingestFresh(ctx context.Context, as []*validAnnounce) (stored 
 type checkedFresh struct {
 	ok     bool          // verified against the head at have
 	have   int64         // the offset held when verified
-	prev   Hash          // the chain hash there
+	prev   chain.Hash    // the chain hash there
 	events []event.Event // the events above have, verified
 }
 
@@ -244,10 +245,10 @@ type checkedFresh struct {
 // as a pull's answer would be: an error (wrapping ErrIntegrity) means a
 // batch is forged. Batches that do not connect to what is held are checked
 // for form and signature only (ok false).
-func checkFresh(heads map[event.StreamID]SignedHead, fresh []FreshEvents, checkSig func(SignedHead) error) ([]checkedFresh, error) {
+func checkFresh(heads map[event.StreamID]chain.SignedHead, fresh []FreshEvents, checkSig func(chain.SignedHead) error) ([]checkedFresh, error) {
 	out := make([]checkedFresh, len(fresh))
 	for i, f := range fresh {
-		prev, have := Head{}, int64(-1)
+		prev, have := chain.Head{}, int64(-1)
 		if h, ok := heads[f.Head.Stream]; ok {
 			prev, have = h.Head, int64(h.Offset)
 		}
@@ -264,12 +265,12 @@ func checkFresh(heads map[event.StreamID]SignedHead, fresh []FreshEvents, checkS
 		if err := checkSig(f.Head); err != nil {
 			return nil, err
 		}
-		v := NewVerifier(f.Head.Stream, int64(f.Events[0].Offset)-1, 0, Genesis)
+		v := chain.NewVerifier(f.Head.Stream, int64(f.Events[0].Offset)-1, 0, chain.Genesis)
 		if err := v.Add(f.Events); err != nil {
 			return nil, err
 		}
 		if last := f.Events[len(f.Events)-1]; last.Offset != f.Head.Offset || last.Lamport != f.Head.Lamport {
-			return nil, fmt.Errorf("%w: fresh events of %s end at %d, their head at %d", ErrGap, f.Head.Stream, last.Offset, f.Head.Offset)
+			return nil, fmt.Errorf("%w: fresh events of %s end at %d, their head at %d", chain.ErrGap, f.Head.Stream, last.Offset, f.Head.Offset)
 		}
 	}
 	return out, nil

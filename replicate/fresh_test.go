@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 )
 
@@ -25,7 +26,7 @@ func TestCollectFresh(t *testing.T) {
 	collect := func(at time.Duration, maxEvents, maxBytes int) []FreshEvents {
 		t.Helper()
 		hs, _ := st.Heads(ctx)
-		var heads []SignedHead
+		var heads []chain.SignedHead
 		for _, h := range hs {
 			heads = append(heads, h)
 		}
@@ -108,7 +109,7 @@ func TestCollectFreshHeartbeat(t *testing.T) {
 	collect := func(at time.Duration) (first, last uint64, n int) {
 		t.Helper()
 		hs, _ := st.Heads(ctx)
-		f, err := collectFresh(ctx, st, o.id.String(), []SignedHead{hs[o.stream]}, cur, t0.Add(at), 1024, 1<<20)
+		f, err := collectFresh(ctx, st, o.id.String(), []chain.SignedHead{hs[o.stream]}, cur, t0.Add(at), 1024, 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,7 +217,7 @@ func TestIngestFreshBatch(t *testing.T) {
 	bad[2].AppID = "evil"
 	s, dst = service()
 	stored, forged, err = s.ingestFresh(ctx, []*validAnnounce{ann(4, all[0:5]), ann(7, bad), ann(9, all[8:10])})
-	if err != nil || forged[0] != nil || !errors.Is(forged[1], ErrIntegrity) || forged[2] != nil {
+	if err != nil || forged[0] != nil || !errors.Is(forged[1], chain.ErrIntegrity) || forged[2] != nil {
 		t.Fatalf("forged batch: %v, forged %v", err, forged)
 	}
 	check("forged batch", dst, stored, 5)
@@ -225,7 +226,7 @@ func TestIngestFreshBatch(t *testing.T) {
 	// batch now extends is verified again, not taken on trust.
 	s, dst = service()
 	a := ann(4, all[0:5])
-	a.fresh = []checkedFresh{{ok: true, have: -1, prev: Hash{1}, events: randomEvents(r, o.stream, 0, 0, 5)}}
+	a.fresh = []checkedFresh{{ok: true, have: -1, prev: chain.Hash{1}, events: randomEvents(r, o.stream, 0, 0, 5)}}
 	stored, forged, err = s.ingestFresh(ctx, []*validAnnounce{a})
 	if err != nil || forged[0] != nil {
 		t.Fatalf("stale verdict: %v, forged %v", err, forged)

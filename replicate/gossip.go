@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 )
 
@@ -93,7 +94,7 @@ func (s *Service) checkAnnounce(ctx context.Context, author peer.ID, data []byte
 		return nil, err
 	}
 	if a.Node != author.String() {
-		return nil, fmt.Errorf("%w: announce of %s sent by %s", ErrMalformed, a.Node, author)
+		return nil, fmt.Errorf("%w: announce of %s sent by %s", chain.ErrMalformed, a.Node, author)
 	}
 	for _, h := range a.Heads {
 		if err := s.heads.verify(h); err != nil {
@@ -124,22 +125,22 @@ func (s *Service) checkAnnounce(ctx context.Context, author peer.ID, data []byte
 type headCache struct {
 	mu  sync.Mutex
 	max int
-	m   map[event.StreamID]SignedHead
+	m   map[event.StreamID]chain.SignedHead
 }
 
 func newHeadCache(max int) *headCache {
-	return &headCache{max: max, m: map[event.StreamID]SignedHead{}}
+	return &headCache{max: max, m: map[event.StreamID]chain.SignedHead{}}
 }
 
 // verify is VerifyHead, skipped for the head verified last for its stream.
-func (c *headCache) verify(h SignedHead) error {
+func (c *headCache) verify(h chain.SignedHead) error {
 	c.mu.Lock()
 	old, ok := c.m[h.Stream]
 	c.mu.Unlock()
 	if ok && old.Head == h.Head && bytes.Equal(old.Sig, h.Sig) {
 		return nil
 	}
-	if err := VerifyHead(h); err != nil {
+	if err := chain.VerifyHead(h); err != nil {
 		return err
 	}
 	c.mu.Lock()

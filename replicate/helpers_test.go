@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"iter"
 	"math/rand/v2"
@@ -12,12 +13,15 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/edgelog/edgelog/chain"
+	"github.com/edgelog/edgelog/chain/chaintest"
 	"github.com/edgelog/edgelog/event"
 )
 
 // origin is a node key able to write and sign its stream 0.
 type origin struct {
 	key    crypto.PrivKey
+	signer ed25519.PrivateKey // key, in the form chain signs with
 	id     peer.ID
 	stream event.StreamID
 }
@@ -32,35 +36,21 @@ func newOrigin(t testing.TB) origin {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return origin{key: key, id: id, stream: event.NewStreamID(id.String(), 0)}
+	raw, err := key.Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return origin{key: key, signer: ed25519.PrivateKey(raw), id: id, stream: event.NewStreamID(id.String(), 0)}
 }
 
 // randomEvents makes n events of stream from offset first, Lamport times
 // increasing above lamport.
-func randomEvents(r *rand.Rand, stream event.StreamID, first uint64, lamport uint64, n int) []event.Event {
-	out := make([]event.Event, n)
-	for i := range out {
-		lamport += 1 + uint64(r.IntN(3))
-		tags := []string{"t" + fmt.Sprint(r.IntN(4)), "machine:" + fmt.Sprint(r.IntN(3))}
-		if r.IntN(3) == 0 {
-			tags = append(tags, tags[0])
-		}
-		payload := make([]byte, 1+r.IntN(40))
-		for j := range payload {
-			payload[j] = byte(r.Uint32())
-		}
-		out[i] = event.Event{
-			Lamport: lamport, Stream: stream, Offset: first + uint64(i),
-			Timestamp: r.Int64N(1<<50) - 1<<40, Tags: tags, AppID: "com.example.app", Payload: payload,
-		}
-	}
-	return out
-}
+var randomEvents = chaintest.RandomEvents
 
-func (o origin) sign(t testing.TB, prev Hash, events []event.Event) SignedHead {
+func (o origin) sign(t testing.TB, prev chain.Hash, events []event.Event) chain.SignedHead {
 	t.Helper()
 	last := events[len(events)-1]
-	sh, err := SignHead(o.key, Head{Stream: o.stream, Offset: last.Offset, Lamport: last.Lamport, Hash: ChainHashes(prev, events)})
+	sh, err := chain.SignHead(o.signer, chain.Head{Stream: o.stream, Offset: last.Offset, Lamport: last.Lamport, Hash: chain.LinkAll(prev, events)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,8 +60,8 @@ func (o origin) sign(t testing.TB, prev Hash, events []event.Event) SignedHead {
 // memStream is one stream held by a memStore.
 type memStream struct {
 	events []event.Event
-	hashes []Hash
-	heads  map[uint64]SignedHead // checkpoints by offset
+	hashes []chain.Hash
+	heads  map[uint64]chain.SignedHead // checkpoints by offset
 }
 
 // memStore is an in-memory Store for tests.
@@ -89,10 +79,10 @@ func newMemStore() *memStore {
 	return &memStore{streams: map[event.StreamID]*memStream{}, changed: make(chan struct{})}
 }
 
-func (m *memStore) Heads(ctx context.Context) (map[event.StreamID]SignedHead, error) {
+func (m *memStore) Heads(ctx context.Context) (map[event.StreamID]chain.SignedHead, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := map[event.StreamID]SignedHead{}
+	out := map[event.StreamID]chain.SignedHead{}
 	for s, ms := range m.streams {
 		if n := len(ms.events); n > 0 {
 			out[s] = ms.heads[uint64(n-1)]
@@ -101,14 +91,14 @@ func (m *memStore) Heads(ctx context.Context) (map[event.StreamID]SignedHead, er
 	return out, nil
 }
 
-func (m *memStore) ReadRange(ctx context.Context, stream event.StreamID, from int64, to uint64) iter.Seq2[Entry, error] {
-	return func(yield func(Entry, error) bool) {
+func (m *memStore) ReadRange(ctx context.Context, stream event.StreamID, from int64, to uint64) iter.Seq2[chain.Entry, error] {
+	return func(yield func(chain.Entry, error) bool) {
 		m.mu.Lock()
 		ms := m.streams[stream]
-		var entries []Entry
+		var entries []chain.Entry
 		if ms != nil {
 			for off := uint64(from + 1); off <= to && off < uint64(len(ms.events)); off++ {
-				en := Entry{Event: ms.events[off]}
+				en := chain.Entry{Event: ms.events[off]}
 				if h, ok := ms.heads[off]; ok {
 					en.Head = &h
 				}
@@ -118,7 +108,7 @@ func (m *memStore) ReadRange(ctx context.Context, stream event.StreamID, from in
 		m.mu.Unlock()
 		for _, en := range entries {
 			if err := ctx.Err(); err != nil {
-				yield(Entry{}, err)
+				yield(chain.Entry{}, err)
 				return
 			}
 			if !yield(en, nil) {
@@ -128,23 +118,23 @@ func (m *memStore) ReadRange(ctx context.Context, stream event.StreamID, from in
 	}
 }
 
-func (m *memStore) Ingest(ctx context.Context, events []event.Event, head SignedHead) error {
+func (m *memStore) Ingest(ctx context.Context, events []event.Event, head chain.SignedHead) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ms := m.streams[head.Stream]
 	if ms == nil {
-		ms = &memStream{heads: map[uint64]SignedHead{}}
+		ms = &memStream{heads: map[uint64]chain.SignedHead{}}
 		m.streams[head.Stream] = ms
 	}
 	if len(events) == 0 || events[0].Offset != uint64(len(ms.events)) || events[len(events)-1].Offset != head.Offset {
-		return fmt.Errorf("%w: have %d, got from %d", ErrStale, len(ms.events)-1, events[0].Offset)
+		return fmt.Errorf("%w: have %d, got from %d", chain.ErrStale, len(ms.events)-1, events[0].Offset)
 	}
-	prev := Genesis
+	prev := chain.Genesis
 	if n := len(ms.hashes); n > 0 {
 		prev = ms.hashes[n-1]
 	}
 	for _, e := range events {
-		prev = ChainHash(prev, &e)
+		prev = chain.Link(prev, &e)
 		ms.events = append(ms.events, e)
 		ms.hashes = append(ms.hashes, prev)
 	}
@@ -167,7 +157,7 @@ func (m *memStore) publish(t testing.TB, r *rand.Rand, o origin, n int) []event.
 	t.Helper()
 	m.mu.Lock()
 	ms := m.streams[o.stream]
-	prev, first := Genesis, uint64(0)
+	prev, first := chain.Genesis, uint64(0)
 	if ms != nil && len(ms.events) > 0 {
 		prev, first = ms.hashes[len(ms.hashes)-1], uint64(len(ms.events))
 	}
@@ -190,11 +180,11 @@ func (m *memStore) events(s event.StreamID) []event.Event {
 }
 
 // head returns m's head of s as the Head a Fetch chains from, and its offset.
-func (m *memStore) head(s event.StreamID) (Head, int64) {
+func (m *memStore) head(s event.StreamID) (chain.Head, int64) {
 	hs, _ := m.Heads(context.Background())
 	h, ok := hs[s]
 	if !ok {
-		return Head{}, -1
+		return chain.Head{}, -1
 	}
 	return h.Head, int64(h.Offset)
 }

@@ -3,6 +3,7 @@ package replicate
 import (
 	"time"
 
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 )
 
@@ -46,7 +47,7 @@ func newPacer(self string, minGap, relayGap time.Duration) *pacer {
 
 // due returns when an announce of heads may start: urgent is a heartbeat
 // or a peer that joined.
-func (p *pacer) due(heads map[event.StreamID]SignedHead, urgent bool) time.Time {
+func (p *pacer) due(heads map[event.StreamID]chain.SignedHead, urgent bool) time.Time {
 	if p.last.IsZero() {
 		return p.last
 	}
@@ -61,7 +62,7 @@ func (p *pacer) due(heads map[event.StreamID]SignedHead, urgent bool) time.Time 
 
 // ownChanged reports whether an own stream in heads is not at the offset
 // the last announce carried.
-func (p *pacer) ownChanged(heads map[event.StreamID]SignedHead) bool {
+func (p *pacer) ownChanged(heads map[event.StreamID]chain.SignedHead) bool {
 	for s, h := range heads {
 		if s.Node() != p.self {
 			continue
@@ -76,7 +77,7 @@ func (p *pacer) ownChanged(heads map[event.StreamID]SignedHead) bool {
 // sent records an announce of heads that started at now; overhead is its
 // size without the fresh events, which stretches its gap to keep announces
 // under announceBytesPerSec.
-func (p *pacer) sent(now time.Time, heads map[event.StreamID]SignedHead, overhead int) {
+func (p *pacer) sent(now time.Time, heads map[event.StreamID]chain.SignedHead, overhead int) {
 	gap := max(p.minGap, time.Duration(overhead)*time.Second/announceBytesPerSec)
 	if p.tat.Before(now) {
 		p.tat = now

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 )
 
@@ -14,10 +15,10 @@ func TestPacer(t *testing.T) {
 		relay = 25 * time.Millisecond
 	)
 	own, other := event.StreamID(self+"-0"), event.StreamID("them-0")
-	heads := func(ownOff, otherOff uint64) map[event.StreamID]SignedHead {
-		return map[event.StreamID]SignedHead{
-			own:   {Head: Head{Stream: own, Offset: ownOff}},
-			other: {Head: Head{Stream: other, Offset: otherOff}},
+	heads := func(ownOff, otherOff uint64) map[event.StreamID]chain.SignedHead {
+		return map[event.StreamID]chain.SignedHead{
+			own:   {Head: chain.Head{Stream: own, Offset: ownOff}},
+			other: {Head: chain.Head{Stream: other, Offset: otherOff}},
 		}
 	}
 	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -34,12 +35,12 @@ func TestPacer(t *testing.T) {
 	// A heartbeat or a join, or an own stream that changed, does not.
 	for _, c := range []struct {
 		name   string
-		heads  map[event.StreamID]SignedHead
+		heads  map[event.StreamID]chain.SignedHead
 		urgent bool
 	}{
 		{"urgent", heads(0, 1), true},
 		{"own changed", heads(1, 0), false},
-		{"own stream new", map[event.StreamID]SignedHead{self + "-1": {Head: Head{Stream: self + "-1"}}}, false},
+		{"own stream new", map[event.StreamID]chain.SignedHead{self + "-1": {Head: chain.Head{Stream: self + "-1"}}}, false},
 	} {
 		if at := p.due(c.heads, c.urgent); at.After(t0) {
 			t.Fatalf("%s: due at +%v, want at once", c.name, at.Sub(t0))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 )
 
@@ -24,7 +25,7 @@ type PipelinedStore interface {
 	// no longer continues the stream and fails with ErrStale, so nothing is
 	// stored above a gap. err is an error of queueing (the store is closed,
 	// ctx ended, the range is invalid): nothing was queued, and wait is nil.
-	IngestAsync(ctx context.Context, events []event.Event, head SignedHead) (wait func() error, err error)
+	IngestAsync(ctx context.Context, events []event.Event, head chain.SignedHead) (wait func() error, err error)
 }
 
 // BlockIngester is a PipelinedStore that can keep a verified range in the
@@ -34,7 +35,7 @@ type PipelinedStore interface {
 // The store may keep the blocks' bytes rather than encode the events again.
 type BlockIngester interface {
 	PipelinedStore
-	IngestBlocksAsync(ctx context.Context, events []event.Event, blocks []Block, head SignedHead) (wait func() error, err error)
+	IngestBlocksAsync(ctx context.Context, events []event.Event, blocks []chain.Block, head chain.SignedHead) (wait func() error, err error)
 }
 
 // Bounds of the ranges a Fetch has queued but not yet seen stored: enough
@@ -82,10 +83,10 @@ func newIngestPipe(st PipelinedStore, from int64, progress func(uint64), cancel 
 // blocks, if not nil, are the blocks they arrived in (see BlockIngester).
 // It blocks while the ranges in flight hold more than maxInflightBytes and
 // returns the first error of any range.
-func (p *ingestPipe) put(ctx context.Context, events []event.Event, blocks []Block, head SignedHead) error {
+func (p *ingestPipe) put(ctx context.Context, events []event.Event, blocks []chain.Block, head chain.SignedHead) error {
 	size := 0
 	for i := range events {
-		size += eventSize(&events[i])
+		size += chain.EventSize(&events[i])
 	}
 	p.mu.Lock()
 	for p.err == nil && p.bytes > 0 && p.bytes+size > maxInflightBytes {
@@ -188,7 +189,7 @@ type lockedPipeline struct {
 
 var _ PipelinedStore = (*lockedPipeline)(nil)
 
-func (l *lockedPipeline) IngestAsync(ctx context.Context, events []event.Event, head SignedHead) (func() error, error) {
+func (l *lockedPipeline) IngestAsync(ctx context.Context, events []event.Event, head chain.SignedHead) (func() error, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.ps.IngestAsync(ctx, events, head)
@@ -197,7 +198,7 @@ func (l *lockedPipeline) IngestAsync(ctx context.Context, events []event.Event, 
 var _ BlockIngester = (*lockedPipeline)(nil)
 
 // IngestBlocksAsync passes blocks on if the store takes them.
-func (l *lockedPipeline) IngestBlocksAsync(ctx context.Context, events []event.Event, blocks []Block, head SignedHead) (func() error, error) {
+func (l *lockedPipeline) IngestBlocksAsync(ctx context.Context, events []event.Event, blocks []chain.Block, head chain.SignedHead) (func() error, error) {
 	bi, ok := l.ps.(BlockIngester)
 	if !ok {
 		return l.IngestAsync(ctx, events, head)

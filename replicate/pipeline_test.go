@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 )
 
@@ -36,7 +37,7 @@ func newPipeStore(failAt int) *pipeStore {
 	return &pipeStore{memStore: newMemStore(), failAt: failAt, errFail: errors.New("disk on fire"), second: make(chan struct{})}
 }
 
-func (p *pipeStore) IngestAsync(ctx context.Context, events []event.Event, head SignedHead) (func() error, error) {
+func (p *pipeStore) IngestAsync(ctx context.Context, events []event.Event, head chain.SignedHead) (func() error, error) {
 	p.mu.Lock()
 	p.queued++
 	n := p.queued
@@ -64,7 +65,7 @@ func (p *pipeStore) IngestAsync(ctx context.Context, events []event.Event, head 
 }
 
 // store stores range n after ranges 1..n-1 (callers run them in order).
-func (p *pipeStore) store(n int, events []event.Event, head SignedHead) error {
+func (p *pipeStore) store(n int, events []event.Event, head chain.SignedHead) error {
 	for {
 		p.mu.Lock()
 		done := p.memStore.ingests // ranges stored so far (memStore counts)
@@ -78,7 +79,7 @@ func (p *pipeStore) store(n int, events []event.Event, head SignedHead) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.failed {
-		return ErrStale
+		return chain.ErrStale
 	}
 	if n == p.failAt {
 		p.failed = true
@@ -98,7 +99,7 @@ func pipePull(t *testing.T, src *memStore, dst *pipeStore, top int64, lim Limits
 	}()
 	var mu sync.Mutex
 	var progress []uint64
-	have, err := Fetch(ctx, dst, b, PullRequest{Stream: streamOf(src), From: -1, To: uint64(top)}, Head{}, lim, func(off uint64) {
+	have, err := Fetch(ctx, dst, b, PullRequest{Stream: streamOf(src), From: -1, To: uint64(top)}, chain.Head{}, lim, func(off uint64) {
 		mu.Lock()
 		progress = append(progress, off)
 		mu.Unlock()
@@ -192,8 +193,8 @@ func TestPipelinedPullRejectsAlteredEvents(t *testing.T) {
 	src.mu.Unlock()
 	dst := newPipeStore(0)
 	have, _, err := pipePull(t, src, dst, top, Limits{FrameFillBytes: 2048})
-	if !errors.Is(err, ErrIntegrity) {
-		t.Fatalf("err %v, want ErrIntegrity", err)
+	if !errors.Is(err, chain.ErrIntegrity) {
+		t.Fatalf("err %v, want chain.ErrIntegrity", err)
 	}
 	held := dst.events(o.stream)
 	if have >= int64(bad) || int64(len(held))-1 != have {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 )
 
@@ -134,7 +135,7 @@ func (p *Planner) Tick(now time.Time) {
 
 // PeerAnnounced records the heads a peer can serve, replacing what it
 // announced before. The caller has verified the heads' signatures.
-func (p *Planner) PeerAnnounced(id peer.ID, heads []Head) {
+func (p *Planner) PeerAnnounced(id peer.ID, heads []chain.Head) {
 	m := make(map[event.StreamID]uint64, len(heads))
 	for _, h := range heads {
 		if h.Offset > math.MaxInt64 {

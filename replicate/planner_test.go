@@ -10,6 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 )
 
@@ -34,14 +35,14 @@ func (s *plannerScript) done(id uint64, err error)    { s.p.PullDone(id, err) }
 
 // announce takes "stream:offset" pairs.
 func (s *plannerScript) announce(id string, heads ...string) {
-	var hs []Head
+	var hs []chain.Head
 	for _, h := range heads {
 		var st string
 		var off uint64
 		i := strings.LastIndexByte(h, ':')
 		st = h[:i]
 		fmt.Sscan(h[i+1:], &off)
-		hs = append(hs, Head{Stream: event.StreamID(st), Offset: off})
+		hs = append(hs, chain.Head{Stream: event.StreamID(st), Offset: off})
 	}
 	s.p.PeerAnnounced(peer.ID(id), hs)
 }
@@ -109,7 +110,7 @@ func TestPlannerFailoverAndBackoff(t *testing.T) {
 	s.done(1, ErrShortAnswer)
 	s.next("start #2 C a-0 (-1,5]") // B is in backoff: another peer
 	s.stored("a-0", 2)              // a verified prefix arrived before C failed
-	s.done(2, fmt.Errorf("pull: %w", ErrBadSignature))
+	s.done(2, fmt.Errorf("pull: %w", chain.ErrBadSignature))
 	s.next() // both in backoff
 	s.at(999 * time.Millisecond)
 	s.next()
@@ -133,7 +134,7 @@ func TestPlannerFailoverAndBackoff(t *testing.T) {
 	}
 	// Backoff is capped.
 	for range 10 {
-		s.p.Penalise("D", ErrBrokenChain)
+		s.p.Penalise("D", chain.ErrBrokenChain)
 	}
 	if _, until := s.p.InBackoff("D"); !until.Equal(s.t0.Add(14 * time.Second)) {
 		t.Fatalf("D backoff until %v, want capped at 10s", until)
@@ -192,6 +193,6 @@ func TestPlannerStaleIsNotTheirFault(t *testing.T) {
 	s.announce("B", "a-0:9")
 	s.next("start #1 B a-0 (-1,9]")
 	s.stored("a-0", 3) // gossip delivered some meanwhile
-	s.done(1, ErrStale)
+	s.done(1, chain.ErrStale)
 	s.next("start #2 B a-0 (3,9]")
 }

@@ -9,6 +9,7 @@ import (
 	"iter"
 	"math"
 
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 )
 
@@ -43,7 +44,7 @@ func ServeBlocks(ctx context.Context, st BlockStore, conn io.ReadWriter, lim Lim
 }
 
 // readFunc is Store.ReadRange or BlockStore.ReadBlocks.
-type readFunc func(ctx context.Context, stream event.StreamID, from int64, to uint64) iter.Seq2[Entry, error]
+type readFunc func(ctx context.Context, stream event.StreamID, from int64, to uint64) iter.Seq2[chain.Entry, error]
 
 func serve(ctx context.Context, read readFunc, conn io.ReadWriter, lim Limits) (PullRequest, error) {
 	lim = lim.WithDefaults()
@@ -56,8 +57,8 @@ func serve(ctx context.Context, read readFunc, conn io.ReadWriter, lim Limits) (
 	var (
 		f        Frame
 		size     int
-		lastHead *SignedHead
-		floor    *Head
+		lastHead *chain.SignedHead
+		floor    *chain.Head
 		last     = req.From
 	)
 	var data []byte // the frame's blocks' bytes
@@ -88,12 +89,12 @@ func serve(ctx context.Context, read readFunc, conn io.ReadWriter, lim Limits) (
 				// for the frame's blocks.
 				start := len(data)
 				data = append(data, b.Data...)
-				f.Blocks = append(f.Blocks, Block{First: b.First, Count: b.Count, Data: data[start:len(data):len(data)]})
+				f.Blocks = append(f.Blocks, chain.Block{First: b.First, Count: b.Count, Data: data[start:len(data):len(data)]})
 				size += len(b.Data) + 16
 				last = int64(b.Last())
 			} else {
 				f.Events = append(f.Events, en.Event)
-				size += eventSize(&en.Event)
+				size += chain.EventSize(&en.Event)
 				last = int64(en.Event.Offset)
 			}
 			if en.Head != nil {
@@ -149,16 +150,16 @@ func endWithError(w io.Writer, msg string) error {
 // BlockIngester with them. It returns the highest offset stored
 // (req.From if none) and an error: ErrIntegrity-wrapped for data that
 // fails verification, ErrShortAnswer if the answer ended below req.To.
-func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, prev Head, lim Limits, progress func(offset uint64)) (int64, error) {
+func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, prev chain.Head, lim Limits, progress func(offset uint64)) (int64, error) {
 	lim = lim.WithDefaults()
 	outer := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer closeOnDone(ctx, conn)()
 	if req.From < 0 {
-		prev = Head{}
+		prev = chain.Head{}
 	}
-	v := NewVerifier(req.Stream, req.From, prev.Lamport, prev.Hash)
+	v := chain.NewVerifier(req.Stream, req.From, prev.Lamport, prev.Hash)
 	// With a PipelinedStore, verified ranges are stored while the next
 	// frames arrive (pipeline.go); a failed range cancels ctx, which ends
 	// the read in progress.
@@ -190,7 +191,7 @@ func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, p
 	var decoded []event.Event
 	var msg []byte // each frame's bytes, one buffer for all
 	// waiting holds the blocks whose events wait for a signed head.
-	var waiting []Block
+	var waiting []chain.Block
 	for {
 		f, err := readFrame(r, req.Stream, lim.MaxFrameBytes, &msg)
 		if err != nil {
@@ -210,7 +211,7 @@ func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, p
 			// head there, after the store moved up to it (expiry.go).
 			have, _, _ := v.Tip()
 			if n, _ := v.Pending(); n > 0 || f.Floor.Stream != req.Stream {
-				return fail(fmt.Errorf("%w: floor after events", ErrMalformed))
+				return fail(fmt.Errorf("%w: floor after events", chain.ErrMalformed))
 			}
 			if int64(f.Floor.Offset) > have {
 				if pipe != nil {
@@ -225,7 +226,7 @@ func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, p
 				if err := sk.SkipTo(ctx, *f.Floor); err != nil {
 					return fail(fmt.Errorf("store: %w", err))
 				}
-				v = NewVerifier(req.Stream, int64(f.Floor.Offset), f.Floor.Lamport, f.Floor.Hash)
+				v = chain.NewVerifier(req.Stream, int64(f.Floor.Offset), f.Floor.Lamport, f.Floor.Hash)
 				if progress != nil {
 					progress(f.Floor.Offset)
 				}
@@ -245,14 +246,14 @@ func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, p
 			return fail(err)
 		}
 		if _, b := v.Pending(); b > lim.MaxUnverifiedBytes {
-			return fail(ErrTooMuchUnverified)
+			return fail(chain.ErrTooMuchUnverified)
 		}
 		if f.Head != nil {
 			evs, err := v.Checkpoint(*f.Head)
 			if err != nil {
 				return fail(err)
 			}
-			var blocks []Block
+			var blocks []chain.Block
 			if len(evs) > 0 {
 				blocks, waiting = takeBlocks(waiting, evs)
 			}
@@ -279,7 +280,7 @@ func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, p
 		case f.Error != "":
 			return fail(fmt.Errorf("%w: peer: %s", ErrShortAnswer, f.Error))
 		case n > 0:
-			return fail(fmt.Errorf("%w: %d events after the last signed head", ErrGap, n))
+			return fail(fmt.Errorf("%w: %d events after the last signed head", chain.ErrGap, n))
 		case have < 0 || uint64(have) < req.To:
 			return fail(fmt.Errorf("%w: answer ends at %d", ErrShortAnswer, have))
 		}
@@ -296,7 +297,7 @@ func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, p
 
 // takeBlocks removes from pending the blocks up to the last of events and
 // returns them if they hold exactly events, else nil.
-func takeBlocks(pending []Block, events []event.Event) (blocks, rest []Block) {
+func takeBlocks(pending []chain.Block, events []event.Event) (blocks, rest []chain.Block) {
 	first, last := events[0].Offset, events[len(events)-1].Offset
 	n := 0
 	for n < len(pending) && pending[n].Last() <= last {
@@ -318,13 +319,13 @@ func takeBlocks(pending []Block, events []event.Event) (blocks, rest []Block) {
 
 // decodeBlocks appends to dst the events of a frame's blocks, decoded by
 // st, which must be a BlockStore, into at most budget bytes of events.
-func decodeBlocks(dst []event.Event, st Store, stream event.StreamID, blocks []Block, budget int) ([]event.Event, error) {
+func decodeBlocks(dst []event.Event, st Store, stream event.StreamID, blocks []chain.Block, budget int) ([]event.Event, error) {
 	if u, ok := st.(interface{ unwrap() Store }); ok {
 		st = u.unwrap()
 	}
 	bs, ok := st.(BlockStore)
 	if !ok {
-		return dst, fmt.Errorf("%w: frame with blocks, which this node does not take", ErrMalformed)
+		return dst, fmt.Errorf("%w: frame with blocks, which this node does not take", chain.ErrMalformed)
 	}
 	for i, b := range blocks {
 		n := len(dst)
@@ -334,7 +335,7 @@ func decodeBlocks(dst []event.Event, st Store, stream event.StreamID, blocks []B
 		}
 		blocks[i].Count = len(dst) - n
 		for j := n; j < len(dst); j++ {
-			budget -= eventSize(&dst[j])
+			budget -= chain.EventSize(&dst[j])
 		}
 	}
 	return dst, nil
@@ -346,7 +347,7 @@ func decodeBlocks(dst []event.Event, st Store, stream event.StreamID, blocks []B
 // hold nothing new. checkSig checks f.Head's signature: VerifyHead, or a
 // cache in front of it, as the gossip validator has just verified the
 // same head.
-func FreshRange(prev Head, have int64, f FreshEvents, checkSig func(SignedHead) error) ([]event.Event, error) {
+func FreshRange(prev chain.Head, have int64, f FreshEvents, checkSig func(chain.SignedHead) error) ([]event.Event, error) {
 	evs := f.Events
 	if len(evs) == 0 || int64(f.Head.Offset) <= have {
 		return nil, nil
@@ -362,9 +363,9 @@ func FreshRange(prev Head, have int64, f FreshEvents, checkSig func(SignedHead) 
 	}
 	evs = evs[skip:]
 	if have < 0 {
-		prev = Head{}
+		prev = chain.Head{}
 	}
-	if err := verifyRange(prev.Hash, have, evs, f.Head, checkSig); err != nil {
+	if err := chain.VerifyRangeWith(prev.Hash, have, evs, f.Head, checkSig); err != nil {
 		return nil, err
 	}
 	return evs, nil

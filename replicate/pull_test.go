@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 )
 
@@ -28,7 +29,7 @@ func pull(t *testing.T, src, dst *memStore, req PullRequest, lim Limits, wrap fu
 // pipeFetch runs serve on one end of an in-memory connection (wrapped by
 // wrap, if not nil) and Fetch into dst, chaining from prev, on the other.
 // It returns Fetch's results and serve's error.
-func pipeFetch(t *testing.T, serve func(context.Context, net.Conn) error, dst Store, req PullRequest, prev Head, lim Limits, wrap func(net.Conn) net.Conn) (int64, error, error) {
+func pipeFetch(t *testing.T, serve func(context.Context, net.Conn) error, dst Store, req PullRequest, prev chain.Head, lim Limits, wrap func(net.Conn) net.Conn) (int64, error, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -151,7 +152,7 @@ func TestPullRejectsALyingRelay(t *testing.T) {
 	}
 	all := honest.events(o.stream)
 	heads := honest.streams[o.stream].heads
-	h := func(off uint64) *SignedHead { x := heads[off]; return &x }
+	h := func(off uint64) *chain.SignedHead { x := heads[off]; return &x }
 	tests := []struct {
 		name   string
 		frames func(evs []event.Event) []Frame
@@ -161,42 +162,42 @@ func TestPullRejectsALyingRelay(t *testing.T) {
 		{"altered payload", func(e []event.Event) []Frame {
 			e[23].Payload = []byte{0xf6}
 			return []Frame{{Events: e[:10], Head: h(9)}, {Events: e[10:], Head: h(49), End: true}}
-		}, ErrBrokenChain, 10},
+		}, chain.ErrBrokenChain, 10},
 		{"altered tags", func(e []event.Event) []Frame {
 			e[0].Tags = append(e[0].Tags, "x")
 			return []Frame{{Events: e, Head: h(49), End: true}}
-		}, ErrBrokenChain, 0},
+		}, chain.ErrBrokenChain, 0},
 		{"bad signature", func(e []event.Event) []Frame {
 			bad := *h(49)
 			bad.Sig = slices.Clone(bad.Sig)
 			bad.Sig[0] ^= 1
 			return []Frame{{Events: e, Head: &bad, End: true}}
-		}, ErrBadSignature, 0},
+		}, chain.ErrBadSignature, 0},
 		{"forged head and events", func(e []event.Event) []Frame {
 			e[40].Payload = []byte{0x01}
-			forged := Head{Stream: o.stream, Offset: 49, Lamport: e[49].Lamport, Hash: ChainHashes(Genesis, e)}
-			return []Frame{{Events: e, Head: &SignedHead{Head: forged, Sig: h(49).Sig}, End: true}}
-		}, ErrBadSignature, 0},
+			forged := chain.Head{Stream: o.stream, Offset: 49, Lamport: e[49].Lamport, Hash: chain.LinkAll(chain.Genesis, e)}
+			return []Frame{{Events: e, Head: &chain.SignedHead{Head: forged, Sig: h(49).Sig}, End: true}}
+		}, chain.ErrBadSignature, 0},
 		{"dropped event", func(e []event.Event) []Frame {
 			e = slices.Delete(e, 12, 13)
 			for i := 12; i < len(e); i++ {
 				e[i].Offset--
 			}
 			return []Frame{{Events: e[:10], Head: h(9)}, {Events: e[10:], Head: h(49), End: true}}
-		}, ErrGap, 10},
+		}, chain.ErrGap, 10},
 		{"swapped events", func(e []event.Event) []Frame {
 			e[3], e[4] = e[4], e[3]
 			return []Frame{{Events: e, Head: h(49), End: true}}
-		}, ErrGap, 0},
+		}, chain.ErrGap, 0},
 		{"another stream's events", func(e []event.Event) []Frame {
 			other := newOrigin(t)
 			oe := randomEvents(r, other.stream, 0, 0, 5)
-			oh := other.sign(t, Genesis, oe)
+			oh := other.sign(t, chain.Genesis, oe)
 			return []Frame{{Events: oe, Head: &oh, End: true}}
-		}, ErrWrongStream, 0},
+		}, chain.ErrWrongStream, 0},
 		{"unsigned tail", func(e []event.Event) []Frame {
 			return []Frame{{Events: e[:10], Head: h(9)}, {Events: e[10:], End: true}}
-		}, ErrGap, 10},
+		}, chain.ErrGap, 10},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -208,7 +209,7 @@ func TestPullRejectsALyingRelay(t *testing.T) {
 			a, b := net.Pipe()
 			go lie(t, a, frames)
 			dst := newMemStore()
-			_, err := Fetch(context.Background(), dst, b, PullRequest{Stream: o.stream, From: -1, To: 49}, Head{}, Limits{}, nil)
+			_, err := Fetch(context.Background(), dst, b, PullRequest{Stream: o.stream, From: -1, To: 49}, chain.Head{}, Limits{}, nil)
 			if !errors.Is(err, tt.want) || Blame(err) != FaultMisbehaviour {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
@@ -245,37 +246,37 @@ func TestFreshRange(t *testing.T) {
 	evs := src.publish(t, r, o, 3)
 	hs, _ := src.Heads(context.Background())
 	f := FreshEvents{Head: hs[o.stream], Events: evs}
-	prev := Head{Hash: src.streams[o.stream].hashes[4]}
-	got, err := FreshRange(prev, 4, f, VerifyHead)
+	prev := chain.Head{Hash: src.streams[o.stream].hashes[4]}
+	got, err := FreshRange(prev, 4, f, chain.VerifyHead)
 	if err != nil || len(got) != 3 {
 		t.Fatalf("%d, %v", len(got), err)
 	}
-	prev6 := Head{Hash: src.streams[o.stream].hashes[6]}
-	if got, err := FreshRange(prev6, 6, f, VerifyHead); err != nil || len(got) != 1 || got[0].Offset != 7 {
+	prev6 := chain.Head{Hash: src.streams[o.stream].hashes[6]}
+	if got, err := FreshRange(prev6, 6, f, chain.VerifyHead); err != nil || len(got) != 1 || got[0].Offset != 7 {
 		t.Fatalf("overlap: %v, %v", got, err)
 	}
-	if got, err := FreshRange(Head{}, 2, f, VerifyHead); err != nil || got != nil {
+	if got, err := FreshRange(chain.Head{}, 2, f, chain.VerifyHead); err != nil || got != nil {
 		t.Fatalf("gap: %v, %v", got, err)
 	}
-	if got, err := FreshRange(prev6, 7, f, VerifyHead); err != nil || got != nil {
+	if got, err := FreshRange(prev6, 7, f, chain.VerifyHead); err != nil || got != nil {
 		t.Fatalf("nothing new: %v, %v", got, err)
 	}
 	bad := f
 	bad.Events = slices.Clone(evs)
 	bad.Events[1].AppID = "evil"
-	if _, err := FreshRange(prev, 4, bad, VerifyHead); !errors.Is(err, ErrBrokenChain) {
+	if _, err := FreshRange(prev, 4, bad, chain.VerifyHead); !errors.Is(err, chain.ErrBrokenChain) {
 		t.Fatalf("tampered fresh: %v", err)
 	}
 	forged := f
 	forged.Head.Sig = slices.Clone(f.Head.Sig)
 	forged.Head.Sig[0] ^= 1
-	if _, err := FreshRange(prev, 4, forged, VerifyHead); !errors.Is(err, ErrBadSignature) {
+	if _, err := FreshRange(prev, 4, forged, chain.VerifyHead); !errors.Is(err, chain.ErrBadSignature) {
 		t.Fatalf("forged head: %v", err)
 	}
 	// The head's signature is checked by the function given (the gossip
 	// validator passes its cache of verified heads), once.
-	var checked []SignedHead
-	check := func(h SignedHead) error { checked = append(checked, h); return VerifyHead(h) }
+	var checked []chain.SignedHead
+	check := func(h chain.SignedHead) error { checked = append(checked, h); return chain.VerifyHead(h) }
 	if got, err := FreshRange(prev, 4, f, check); err != nil || len(got) != 3 || len(checked) != 1 || checked[0].Offset != f.Head.Offset {
 		t.Fatalf("with a cache: %d events, %v, checked %v", len(got), err, checked)
 	}

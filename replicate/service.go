@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 )
 
@@ -391,7 +392,7 @@ func (s *Service) pull(ctx context.Context, p Pull) error {
 	if err != nil {
 		return fmt.Errorf("pull: %w", err)
 	}
-	prev, from := Head{}, int64(-1)
+	prev, from := chain.Head{}, int64(-1)
 	if h, ok := heads[p.Stream]; ok {
 		prev, from = h.Head, int64(h.Offset)
 	}
@@ -430,7 +431,7 @@ type lockedStore struct {
 // unwrap returns the store l locks.
 func (l *lockedStore) unwrap() Store { return l.Store }
 
-func (l *lockedStore) Ingest(ctx context.Context, events []event.Event, head SignedHead) error {
+func (l *lockedStore) Ingest(ctx context.Context, events []event.Event, head chain.SignedHead) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.Store.Ingest(ctx, events, head)
@@ -544,7 +545,7 @@ func (s *Service) watchJoins(ctx context.Context, h *pubsub.TopicEventHandler) {
 
 // announce publishes heads, with the fresh events of own streams since the
 // cursor, and returns the message's size without the fresh events.
-func (s *Service) announce(ctx context.Context, cursor *freshCursor, heads map[event.StreamID]SignedHead) (int, error) {
+func (s *Service) announce(ctx context.Context, cursor *freshCursor, heads map[event.StreamID]chain.SignedHead) (int, error) {
 	var err error
 	a := Announce{Node: s.self.String()}
 	for _, h := range heads {
@@ -576,7 +577,7 @@ func (s *Service) announce(ctx context.Context, cursor *freshCursor, heads map[e
 	overhead := len(b)
 	for _, f := range a.Fresh {
 		for i := range f.Events {
-			overhead -= eventSize(&f.Events[i])
+			overhead -= chain.EventSize(&f.Events[i])
 		}
 	}
 	if err := s.topic.Publish(ctx, b); err != nil {
@@ -650,7 +651,7 @@ func (s *Service) takeGossip(ctx context.Context, batch []*pubsub.Message) {
 	type news struct {
 		from   peer.ID
 		direct bool
-		heads  []Head
+		heads  []chain.Head
 		floors []StreamExpiry
 	}
 	all := make([]news, len(batch))
@@ -661,7 +662,7 @@ func (s *Service) takeGossip(ctx context.Context, batch []*pubsub.Message) {
 			s.log.Warn("rejected fresh events", slog.String("peer", from.String()), slog.Any("err", err))
 			s.send(ctx, func(pl *Planner) { pl.Penalise(from, err) })
 		}
-		heads := make([]Head, len(a.Heads))
+		heads := make([]chain.Head, len(a.Heads))
 		for j, h := range a.Heads {
 			heads[j] = h.Head
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
 
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 )
 
@@ -297,13 +298,13 @@ func TestPlannerLag(t *testing.T) {
 	if _, _, ok := p.Lag("peer"); ok {
 		t.Fatal("lag of a peer that announced nothing")
 	}
-	p.PeerAnnounced("peer", []Head{{Stream: x, Offset: 4}, {Stream: "z-0", Offset: 0}, {Stream: y, Offset: 7}})
+	p.PeerAnnounced("peer", []chain.Head{{Stream: x, Offset: 4}, {Stream: "z-0", Offset: 0}, {Stream: y, Offset: 7}})
 	lag, behind, ok := p.Lag("peer")
 	// It offers y 3..7 (5) and z 0 (1); it lacks x 5..9 (5).
 	if !ok || lag != 6 || behind != 5 {
 		t.Fatalf("lag %d behind %d ok %v, want 6, 5", lag, behind, ok)
 	}
-	p.PeerAnnounced("peer", []Head{{Stream: y, Offset: 2}})
+	p.PeerAnnounced("peer", []chain.Head{{Stream: y, Offset: 2}})
 	// Now it lacks all of x (10 events) and we are level on y.
 	if lag, behind, _ := p.Lag("peer"); lag != 0 || behind != 10 {
 		t.Fatalf("lag %d behind %d, want 0, 10", lag, behind)
@@ -373,11 +374,11 @@ func TestValidator(t *testing.T) {
 	r := mrand.New(mrand.NewPCG(9, 9))
 	// The receiver holds the sender's stream up to offset 4.
 	evs := randomEvents(r, sender.stream, 0, 0, 8)
-	first := sender.sign(t, Genesis, evs[:5])
+	first := sender.sign(t, chain.Genesis, evs[:5])
 	if err := store.Ingest(context.Background(), evs[:5], first); err != nil {
 		t.Fatal(err)
 	}
-	head := sender.sign(t, Genesis, evs)
+	head := sender.sign(t, chain.Genesis, evs)
 	enc := func(a Announce) []byte {
 		b, err := EncodeAnnounce(a, Limits{})
 		if err != nil {
@@ -394,7 +395,7 @@ func TestValidator(t *testing.T) {
 		}
 		return m
 	}
-	good := Announce{Node: sender.id.String(), Heads: []SignedHead{head}, Fresh: []FreshEvents{{Head: head, Events: evs[3:]}}}
+	good := Announce{Node: sender.id.String(), Heads: []chain.SignedHead{head}, Fresh: []FreshEvents{{Head: head, Events: evs[3:]}}}
 	m := check("good", sender.id, enc(good), pubsub.ValidationAccept)
 	v, ok := m.ValidatorData.(*validAnnounce)
 	if !ok || len(v.fresh) != 1 || !v.fresh[0].ok || len(v.fresh[0].events) != 3 || v.fresh[0].have != 4 {
@@ -407,7 +408,7 @@ func TestValidator(t *testing.T) {
 	forged := head
 	forged.Sig = append([]byte(nil), head.Sig...)
 	forged.Sig[0] ^= 1
-	check("bad signature", sender.id, enc(Announce{Node: sender.id.String(), Heads: []SignedHead{forged}}), pubsub.ValidationReject)
+	check("bad signature", sender.id, enc(Announce{Node: sender.id.String(), Heads: []chain.SignedHead{forged}}), pubsub.ValidationReject)
 	check("bad fresh signature", sender.id, enc(Announce{Node: sender.id.String(), Fresh: []FreshEvents{{Head: forged, Events: evs[5:]}}}), pubsub.ValidationReject)
 	check("author mismatch", newOrigin(t).id, enc(good), pubsub.ValidationReject)
 	check("garbage", sender.id, []byte{0xff, 0x00, 0x13}, pubsub.ValidationReject)
@@ -417,9 +418,9 @@ func TestValidator(t *testing.T) {
 	// Fresh events above a gap cannot be chained to what is held: checked
 	// for form and signature, accepted, and left to a pull.
 	later := randomEvents(r, sender.stream, 8, evs[7].Lamport, 4)
-	laterHead := sender.sign(t, ChainHashes(head.Hash, later), later[2:])
-	laterHead.Head = Head{Stream: sender.stream, Offset: 11, Lamport: later[3].Lamport, Hash: ChainHashes(head.Hash, later)}
-	laterHead, err := SignHead(sender.key, laterHead.Head)
+	laterHead := sender.sign(t, chain.LinkAll(head.Hash, later), later[2:])
+	laterHead.Head = chain.Head{Stream: sender.stream, Offset: 11, Lamport: later[3].Lamport, Hash: chain.LinkAll(head.Hash, later)}
+	laterHead, err := chain.SignHead(sender.signer, laterHead.Head)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,9 +469,9 @@ func TestGossipPenalisesForger(t *testing.T) {
 		t.Fatal(err)
 	}
 	evs := randomEvents(mrand.New(mrand.NewPCG(10, 10)), forger.stream, 0, 0, 3)
-	head := forger.sign(t, Genesis, evs)
+	head := forger.sign(t, chain.Genesis, evs)
 	head.Sig[5] ^= 0x40
-	data, err := EncodeAnnounce(Announce{Node: forger.id.String(), Heads: []SignedHead{head}}, Limits{})
+	data, err := EncodeAnnounce(Announce{Node: forger.id.String(), Heads: []chain.SignedHead{head}}, Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 )
 
@@ -112,9 +113,9 @@ func holdsAll(nodes []*testNode, sources ...*testNode) bool {
 	return true
 }
 
-// chain connects three nodes A-B-C, A and C never: their gaters refuse
+// line connects three nodes A-B-C, A and C never: their gaters refuse
 // each other.
-func chain(t *testing.T, nodes []*testNode) (a, b, c *testNode) {
+func line(t *testing.T, nodes []*testNode) (a, b, c *testNode) {
 	t.Helper()
 	a, b, c = nodes[0], nodes[1], nodes[2]
 	a.gater.blocked[c.svc.Host().ID()] = true
@@ -149,7 +150,7 @@ func TestServiceRelays(t *testing.T) {
 		t.Skip("network test")
 	}
 	nodes := startNodes(t, 3)
-	a, _, c := chain(t, nodes)
+	a, _, c := line(t, nodes)
 	r := rand.New(rand.NewPCG(2, 2))
 	a.store.publish(t, r, a.o, 50)
 	waitFor(t, 20*time.Second, "A's events at C through B", func() bool { return holdsAll([]*testNode{c}, a) })
@@ -164,8 +165,8 @@ type lyingStore struct {
 	self string
 }
 
-func (l *lyingStore) ReadRange(ctx context.Context, s event.StreamID, from int64, to uint64) iter.Seq2[Entry, error] {
-	return func(yield func(Entry, error) bool) {
+func (l *lyingStore) ReadRange(ctx context.Context, s event.StreamID, from int64, to uint64) iter.Seq2[chain.Entry, error] {
+	return func(yield func(chain.Entry, error) bool) {
 		for en, err := range l.memStore.ReadRange(ctx, s, from, to) {
 			if s.Node() != l.self {
 				en.Event.Payload = append([]byte{0x01}, en.Event.Payload...)
@@ -234,7 +235,7 @@ func TestServiceMixedPullProtocols(t *testing.T) {
 		t.Skip("network test")
 	}
 	nodes := startNodesBlocks(t, []bool{true, true, false})
-	a, b, c := chain(t, nodes)
+	a, b, c := line(t, nodes)
 	r := rand.New(rand.NewPCG(3, 3))
 	a.store.publish(t, r, a.o, 40)
 	c.store.publish(t, r, c.o, 40)

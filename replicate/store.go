@@ -4,6 +4,7 @@ import (
 	"context"
 	"iter"
 
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 )
 
@@ -12,7 +13,7 @@ import (
 //
 // Invariant: for every stream, the store keeps a signed head (checkpoint) at
 // its highest present offset. The origin signs a head for each batch of its
-// own events it commits (see SignHead, ChainHash); a replica stores received
+// own events it commits (see chain.SignHead, chain.Link); a replica stores received
 // events only through Ingest, which always ends at a signed head. Keeping
 // the heads of earlier batches too (one per stored run) lets peers resume a
 // long transfer in pieces; they are optional.
@@ -21,14 +22,14 @@ type Store interface {
 	// signed head at its highest present offset: Offset is the stream's
 	// entry of the node's OffsetMap, Hash the chain hash there. The map is
 	// the caller's.
-	Heads(ctx context.Context) (map[event.StreamID]SignedHead, error)
+	Heads(ctx context.Context) (map[event.StreamID]chain.SignedHead, error)
 
 	// ReadRange yields the events of stream with offsets in (from, to] that
 	// are present, in offset order (from -1: from the start), each with the
 	// signed head kept at its offset, or a nil Head. It ends early, without
 	// an error, where the stream's present range ends. Yielded values are the
 	// caller's. Stopping the iteration releases everything it holds.
-	ReadRange(ctx context.Context, stream event.StreamID, from int64, to uint64) iter.Seq2[Entry, error]
+	ReadRange(ctx context.Context, stream event.StreamID, from int64, to uint64) iter.Seq2[chain.Entry, error]
 
 	// Ingest stores events of head.Stream, already verified by the caller,
 	// in one transaction: they are consecutive, the first directly above the
@@ -38,7 +39,7 @@ type Store interface {
 	// durability as a publish. If the stream's present offset is not
 	// events[0].Offset-1 it stores nothing and returns an error wrapping
 	// ErrStale. Ingest does not modify events and may retain them.
-	Ingest(ctx context.Context, events []event.Event, head SignedHead) error
+	Ingest(ctx context.Context, events []event.Event, head chain.SignedHead) error
 
 	// Changed returns a channel that is closed the next time Heads changes
 	// (a publish or an Ingest). Call it before Heads to miss nothing.
@@ -60,40 +61,12 @@ type BlockStore interface {
 	// a signed head (Head, if set, is the head at the block's last event).
 	// Unlike the rest of an entry, Block.Data is valid only until the
 	// iteration goes on: the store may reuse it.
-	ReadBlocks(ctx context.Context, stream event.StreamID, from int64, to uint64) iter.Seq2[Entry, error]
+	ReadBlocks(ctx context.Context, stream event.StreamID, from int64, to uint64) iter.Seq2[chain.Entry, error]
 
 	// DecodeBlock appends to dst the events of a block received from a
 	// peer: events of stream, at offsets from b.First on, which may alias
 	// b.Data (the caller leaves it unchanged). It checks form only. Errors
 	// from malformed input wrap ErrMalformed; if the payloads would take
 	// more than budget bytes, the error wraps ErrTooMuchUnverified.
-	DecodeBlock(dst []event.Event, stream event.StreamID, b Block, budget int) ([]event.Event, error)
-}
-
-// Block is a record block: the events of one stream at offsets First,
-// First+1, ..., in the encoding of a BlockStore.
-type Block struct {
-	First uint64
-	// Count is how many events Data holds. ReadBlocks sets it; it is not
-	// sent (the receiver learns it from decoding).
-	Count int
-	Data  []byte
-}
-
-// Last returns the offset of b's last event.
-func (b *Block) Last() uint64 { return b.First + uint64(b.Count) - 1 }
-
-// Entry is one event read from a Store with the signed head the store keeps
-// at its offset, if any.
-type Entry struct {
-	Event event.Event
-	// Block, if set, replaces Event (BlockStore.ReadBlocks); Head is then
-	// the head at its last event.
-	Block *Block
-	Head  *SignedHead
-	// Floor, if set, makes this an entry without an event: ReadRange
-	// yields it first when from lies below the stream's floor (expired
-	// events). It is the chain head at floor-1; the events that follow
-	// start at the floor.
-	Floor *Head
+	DecodeBlock(dst []event.Event, stream event.StreamID, b chain.Block, budget int) ([]event.Event, error)
 }

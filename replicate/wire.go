@@ -5,6 +5,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 )
 
@@ -61,7 +62,7 @@ type Announce struct {
 	Node string
 	// Heads holds, per stream the sender holds (own and relayed), the
 	// highest signed head it can serve.
-	Heads []SignedHead
+	Heads []chain.SignedHead
 	// Fresh carries recent events of the sender's own streams.
 	Fresh []FreshEvents
 	// Expiry holds the sender's floors and, for its own streams, their
@@ -71,7 +72,7 @@ type Announce struct {
 
 // FreshEvents are consecutive events of one stream ending at Head.Offset.
 type FreshEvents struct {
-	Head   SignedHead
+	Head   chain.SignedHead
 	Events []event.Event
 }
 
@@ -91,14 +92,14 @@ type Frame struct {
 	Events []event.Event
 	// Blocks, in answers of PullBlocksProtocol, hold the events instead
 	// of Events (see BlockStore); a frame has one or the other.
-	Blocks []Block
-	Head   *SignedHead
+	Blocks []chain.Block
+	Head   *chain.SignedHead
 	End    bool
 	Error  string
 	// Floor, only in the first frame, says the answer starts above the
 	// requested From: the responder's events below Floor.Offset+1 expired,
 	// and Floor is the chain head to verify the rest from.
-	Floor *Head
+	Floor *chain.Head
 }
 
 // On the wire. Messages are CBOR maps with small integer keys, so fields
@@ -183,21 +184,21 @@ func init() {
 // maxNodeIDLen bounds a NodeID accepted from outside.
 const maxNodeIDLen = event.MaxStreamIDLen
 
-func toWireHead(h SignedHead) wireHead {
+func toWireHead(h chain.SignedHead) wireHead {
 	return wireHead{Stream: string(h.Stream), Offset: h.Offset, Lamport: h.Lamport, Hash: h.Hash[:], Sig: h.Sig}
 }
 
-func fromWireHead(w *wireHead) (SignedHead, error) {
+func fromWireHead(w *wireHead) (chain.SignedHead, error) {
 	s := event.StreamID(w.Stream)
 	switch {
 	case !s.Valid():
-		return SignedHead{}, fmt.Errorf("%w: head: invalid stream id %q", ErrMalformed, w.Stream)
-	case len(w.Hash) != len(Hash{}):
-		return SignedHead{}, fmt.Errorf("%w: head of %s: hash of %d bytes", ErrMalformed, s, len(w.Hash))
-	case len(w.Sig) == 0 || len(w.Sig) > maxSigLen:
-		return SignedHead{}, fmt.Errorf("%w: head of %s: signature of %d bytes", ErrMalformed, s, len(w.Sig))
+		return chain.SignedHead{}, fmt.Errorf("%w: head: invalid stream id %q", chain.ErrMalformed, w.Stream)
+	case len(w.Hash) != len(chain.Hash{}):
+		return chain.SignedHead{}, fmt.Errorf("%w: head of %s: hash of %d bytes", chain.ErrMalformed, s, len(w.Hash))
+	case len(w.Sig) == 0 || len(w.Sig) > chain.MaxSigLen:
+		return chain.SignedHead{}, fmt.Errorf("%w: head of %s: signature of %d bytes", chain.ErrMalformed, s, len(w.Sig))
 	}
-	h := SignedHead{Head: Head{Stream: s, Offset: w.Offset, Lamport: w.Lamport}, Sig: w.Sig}
+	h := chain.SignedHead{Head: chain.Head{Stream: s, Offset: w.Offset, Lamport: w.Lamport}, Sig: w.Sig}
 	copy(h.Hash[:], w.Hash)
 	return h, nil
 }
@@ -254,19 +255,19 @@ func EncodeAnnounce(a Announce, lim Limits) ([]byte, error) {
 func DecodeAnnounce(data []byte, lim Limits) (Announce, error) {
 	lim = lim.WithDefaults()
 	if len(data) > lim.MaxAnnounceBytes {
-		return Announce{}, fmt.Errorf("%w: announce of %d bytes, limit %d", ErrMalformed, len(data), lim.MaxAnnounceBytes)
+		return Announce{}, fmt.Errorf("%w: announce of %d bytes, limit %d", chain.ErrMalformed, len(data), lim.MaxAnnounceBytes)
 	}
 	var w wireAnnounce
 	if err := wireDec.Unmarshal(data, &w); err != nil {
-		return Announce{}, fmt.Errorf("%w: announce: %v", ErrMalformed, err)
+		return Announce{}, fmt.Errorf("%w: announce: %v", chain.ErrMalformed, err)
 	}
 	if w.Node == "" || len(w.Node) > maxNodeIDLen {
-		return Announce{}, fmt.Errorf("%w: announce: node id of %d bytes", ErrMalformed, len(w.Node))
+		return Announce{}, fmt.Errorf("%w: announce: node id of %d bytes", chain.ErrMalformed, len(w.Node))
 	}
 	if len(w.Heads) > lim.MaxHeads {
-		return Announce{}, fmt.Errorf("%w: announce: %d heads, limit %d", ErrMalformed, len(w.Heads), lim.MaxHeads)
+		return Announce{}, fmt.Errorf("%w: announce: %d heads, limit %d", chain.ErrMalformed, len(w.Heads), lim.MaxHeads)
 	}
-	a := Announce{Node: w.Node, Heads: make([]SignedHead, len(w.Heads))}
+	a := Announce{Node: w.Node, Heads: make([]chain.SignedHead, len(w.Heads))}
 	var err error
 	if a.Expiry, err = fromWireExpiry(w.Expiry, lim.MaxHeads); err != nil {
 		return Announce{}, err
@@ -282,14 +283,14 @@ func DecodeAnnounce(data []byte, lim Limits) (Announce, error) {
 	for i := range w.Fresh {
 		f := &w.Fresh[i]
 		if fresh += len(f.Events); fresh > lim.MaxFreshEvents {
-			return Announce{}, fmt.Errorf("%w: announce: more than %d fresh events", ErrMalformed, lim.MaxFreshEvents)
+			return Announce{}, fmt.Errorf("%w: announce: more than %d fresh events", chain.ErrMalformed, lim.MaxFreshEvents)
 		}
 		h, err := fromWireHead(&f.Head)
 		if err != nil {
 			return Announce{}, err
 		}
 		if len(f.Events) == 0 {
-			return Announce{}, fmt.Errorf("%w: announce: fresh batch of %s without events", ErrMalformed, h.Stream)
+			return Announce{}, fmt.Errorf("%w: announce: fresh batch of %s without events", chain.ErrMalformed, h.Stream)
 		}
 		a.Fresh = append(a.Fresh, FreshEvents{Head: h, Events: fromWireEvents(h.Stream, f.Events)})
 	}

@@ -8,12 +8,14 @@ import (
 	"io"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
 
 	"github.com/fxamacker/cbor/v2"
 
+	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 )
 
@@ -21,8 +23,8 @@ func sampleAnnounce(t testing.TB) Announce {
 	o := newOrigin(t)
 	r := rand.New(rand.NewPCG(9, 9))
 	evs := randomEvents(r, o.stream, 0, 0, 3)
-	h := o.sign(t, Genesis, evs)
-	return Announce{Node: o.id.String(), Heads: []SignedHead{h}, Fresh: []FreshEvents{{Head: h, Events: evs}}}
+	h := o.sign(t, chain.Genesis, evs)
+	return Announce{Node: o.id.String(), Heads: []chain.SignedHead{h}, Fresh: []FreshEvents{{Head: h, Events: evs}}}
 }
 
 func TestAnnounceRoundTrip(t *testing.T) {
@@ -90,8 +92,8 @@ func TestDecodeAnnounceErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := DecodeAnnounce(tt.data, tt.lim)
-			if !errors.Is(err, ErrMalformed) {
-				t.Fatalf("err = %v, want ErrMalformed", err)
+			if !errors.Is(err, chain.ErrMalformed) {
+				t.Fatalf("err = %v, want chain.ErrMalformed", err)
 			}
 		})
 	}
@@ -109,7 +111,7 @@ func FuzzDecodeAnnounce(f *testing.F) {
 		lim := Limits{MaxHeads: 8, MaxFreshEvents: 8}
 		a, err := DecodeAnnounce(data, lim)
 		if err != nil {
-			if !errors.Is(err, ErrMalformed) {
+			if !errors.Is(err, chain.ErrMalformed) {
 				t.Fatalf("error not ErrMalformed: %v", err)
 			}
 			return
@@ -121,7 +123,7 @@ func FuzzDecodeAnnounce(f *testing.F) {
 			if !h.Stream.Valid() {
 				t.Fatalf("invalid stream %q passed", h.Stream)
 			}
-			_ = VerifyHead(h) // must not panic
+			_ = chain.VerifyHead(h) // must not panic
 		}
 		// What decodes re-encodes and decodes to the same value.
 		b, err := EncodeAnnounce(a, lim)
@@ -138,7 +140,7 @@ func FuzzDecodeAnnounce(f *testing.F) {
 func TestFrameRoundTrip(t *testing.T) {
 	a := sampleAnnounce(t)
 	fr := Frame{Events: a.Fresh[0].Events, Head: &a.Heads[0]}
-	blocks := Frame{Blocks: []Block{{First: 3, Data: []byte{1, 2, 3}}, {First: 9, Data: []byte{4}}}, Head: &a.Heads[0]}
+	blocks := Frame{Blocks: []chain.Block{{First: 3, Data: []byte{1, 2, 3}}, {First: 9, Data: []byte{4}}}, Head: &a.Heads[0]}
 	var buf bytes.Buffer
 	for _, f := range []Frame{fr, blocks, {End: true, Head: &a.Heads[0]}, {End: true, Error: "nope"}, {}} {
 		if err := WriteFrame(&buf, f); err != nil {
@@ -176,15 +178,15 @@ func TestReadFrameErrors(t *testing.T) {
 		max  int
 		want error
 	}{
-		{"over max", good, len(good) - 3, ErrMalformed},
-		{"huge length", huge, 1 << 20, ErrMalformed},
-		{"varint overflow", overflow, 1 << 20, ErrMalformed},
+		{"over max", good, len(good) - 3, chain.ErrMalformed},
+		{"huge length", huge, 1 << 20, chain.ErrMalformed},
+		{"varint overflow", overflow, 1 << 20, chain.ErrMalformed},
 		{"truncated body", good[:len(good)-1], 1 << 20, io.ErrUnexpectedEOF},
 		{"truncated length", []byte{0x80}, 1 << 20, io.ErrUnexpectedEOF},
-		{"garbage", append([]byte{3}, 0xff, 0xff, 0xff), 1 << 20, ErrMalformed},
-		{"error without end", append([]byte{byte(len(errFrame))}, errFrame...), 1 << 20, ErrMalformed},
-		{"events and blocks", append([]byte{byte(len(mixed))}, mixed...), 1 << 20, ErrMalformed},
-		{"empty block", append([]byte{byte(len(emptyBlock))}, emptyBlock...), 1 << 20, ErrMalformed},
+		{"garbage", append([]byte{3}, 0xff, 0xff, 0xff), 1 << 20, chain.ErrMalformed},
+		{"error without end", append([]byte{byte(len(errFrame))}, errFrame...), 1 << 20, chain.ErrMalformed},
+		{"events and blocks", append([]byte{byte(len(mixed))}, mixed...), 1 << 20, chain.ErrMalformed},
+		{"empty block", append([]byte{byte(len(emptyBlock))}, emptyBlock...), 1 << 20, chain.ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -222,7 +224,7 @@ func TestRequestRoundTrip(t *testing.T) {
 	for _, bad := range []PullRequest{{Stream: "x", From: -1, To: 1}, {Stream: "a-0", From: 5, To: 5}, {Stream: "a-0", From: -2, To: 5}, {Stream: event.StreamID(strings.Repeat("a", 600) + "-0"), From: -1, To: 1}} {
 		buf.Reset()
 		WriteRequest(&buf, bad)
-		if _, err := ReadRequest(bufio.NewReader(&buf)); !errors.Is(err, ErrMalformed) {
+		if _, err := ReadRequest(bufio.NewReader(&buf)); !errors.Is(err, chain.ErrMalformed) {
 			t.Errorf("%+v: err = %v", bad, err)
 		}
 	}
@@ -238,7 +240,7 @@ func FuzzReadFrame(f *testing.F) {
 	WriteFrame(&buf, Frame{End: true, Error: "boom"})
 	f.Add(buf.Bytes())
 	buf.Reset()
-	WriteFrame(&buf, Frame{Blocks: []Block{{First: 7, Data: []byte{1, 2}}}, Head: &a.Heads[0], End: true})
+	WriteFrame(&buf, Frame{Blocks: []chain.Block{{First: 7, Data: []byte{1, 2}}}, Head: &a.Heads[0], End: true})
 	f.Add(buf.Bytes())
 	f.Add(binary.AppendUvarint(nil, 1<<62))
 	f.Add([]byte{0x05, 0xa1, 0x01, 0x80})
@@ -248,7 +250,7 @@ func FuzzReadFrame(f *testing.F) {
 		for range 8 {
 			fr, err := ReadFrame(r, stream, 4096)
 			if err != nil {
-				if !errors.Is(err, ErrMalformed) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				if !errors.Is(err, chain.ErrMalformed) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 					t.Fatalf("unexpected error kind: %v", err)
 				}
 				return
@@ -259,10 +261,55 @@ func FuzzReadFrame(f *testing.F) {
 				}
 			}
 			// Feeding anything decoded to a verifier must not panic.
-			v := NewVerifier(stream, -1, 0, Genesis)
+			v := chain.NewVerifier(stream, -1, 0, chain.Genesis)
 			if v.Add(fr.Events) == nil && fr.Head != nil {
 				v.Checkpoint(*fr.Head)
 			}
 		}
 	})
+}
+
+// Random chains verify, and flipping any single byte of their wire form is
+// either refused by the decoder or by verification.
+func TestChainProperty(t *testing.T) {
+	o := newOrigin(t)
+	r := rand.New(rand.NewPCG(5, 6))
+	for round := range 40 {
+		n := 1 + r.IntN(20)
+		have := int64(r.IntN(3)) - 1
+		var prev chain.Hash
+		var lamport uint64
+		if have >= 0 {
+			base := randomEvents(r, o.stream, 0, 0, int(have)+1)
+			prev, lamport = chain.LinkAll(chain.Genesis, base), base[len(base)-1].Lamport
+		}
+		evs := randomEvents(r, o.stream, uint64(have+1), lamport, n)
+		head := o.sign(t, prev, evs)
+		if err := chain.VerifyRange(prev, have, evs, head); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		var buf bytes.Buffer
+		if err := WriteFrame(&buf, Frame{Events: evs, Head: &head, End: true}); err != nil {
+			t.Fatal(err)
+		}
+		wire := buf.Bytes()
+		for range 60 {
+			tampered := slices.Clone(wire)
+			i := r.IntN(len(tampered))
+			tampered[i] ^= byte(1 + r.IntN(255))
+			f, err := ReadFrame(bytes.NewReader(tampered), o.stream, DefaultLimits.MaxFrameBytes)
+			if err != nil {
+				continue
+			}
+			if f.Head == nil {
+				continue // the head was lost: nothing can be stored
+			}
+			if reflect.DeepEqual(f.Events, evs) && reflect.DeepEqual(*f.Head, head) {
+				continue // a flip in a field that does not carry data
+			}
+			if err := chain.VerifyRange(prev, have, f.Events, *f.Head); err == nil {
+				t.Fatalf("round %d: flipping byte %d verified", round, i)
+			}
+		}
+	}
 }

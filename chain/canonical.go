@@ -1,4 +1,4 @@
-package replicate
+package chain
 
 import (
 	"encoding/binary"

@@ -1,4 +1,4 @@
-package replicate
+package chain
 
 import (
 	"fmt"
@@ -69,11 +69,11 @@ func (v *Verifier) Add(events []event.Event) error {
 		if v.err != nil {
 			return v.err
 		}
-		prev = ChainHash(prev, e)
+		prev = Link(prev, e)
 		last = e.Lamport
 		v.pending = append(v.pending, *e)
 		v.hashes = append(v.hashes, prev)
-		v.bytes += eventSize(e)
+		v.bytes += EventSize(e)
 		next++
 	}
 	return nil
@@ -110,7 +110,7 @@ func (v *Verifier) Checkpoint(h SignedHead) ([]event.Event, error) {
 	n := int(idx) + 1
 	out := v.pending[:n:n]
 	for i := range out {
-		v.bytes -= eventSize(&out[i])
+		v.bytes -= EventSize(&out[i])
 	}
 	v.have, v.lamport, v.hash = int64(h.Offset), h.Lamport, h.Hash
 	v.pending = append([]event.Event(nil), v.pending[n:]...)
@@ -118,8 +118,8 @@ func (v *Verifier) Checkpoint(h SignedHead) ([]event.Event, error) {
 	return out, nil
 }
 
-// eventSize approximates an event's memory and wire size.
-func eventSize(e *event.Event) int {
+// EventSize approximates an event's memory and wire size.
+func EventSize(e *event.Event) int {
 	n := 48 + len(e.Stream) + len(e.AppID) + len(e.Payload)
 	for _, t := range e.Tags {
 		n += len(t) + 2

@@ -1,11 +1,9 @@
-package replicate
+package chain
 
 import (
+	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
-
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/edgelog/edgelog/event"
 )
@@ -31,70 +29,54 @@ type SignedHead struct {
 	Sig []byte
 }
 
-// maxSigLen bounds a signature accepted from outside (Ed25519: 64 bytes).
-const maxSigLen = 128
+// MaxSigLen bounds a signature accepted from outside (Ed25519: 64 bytes);
+// decoders refuse longer ones before they are checked.
+const MaxSigLen = 128
 
-// ChainHash returns h_k = SHA-256(prev || canonical(e)).
-func ChainHash(prev Hash, e *event.Event) Hash {
+// Link returns h_k = SHA-256(prev || canonical(e)), the chain hash after e
+// when prev is the hash before it.
+func Link(prev Hash, e *event.Event) Hash {
 	var buf [512]byte
 	b := append(buf[:0], prev[:]...)
 	b = AppendCanonical(b, e)
 	return sha256.Sum256(b)
 }
 
-// ChainHashes folds ChainHash over events, returning the hash after the last.
-func ChainHashes(prev Hash, events []event.Event) Hash {
+// LinkAll folds Link over events, returning the hash after the last.
+func LinkAll(prev Hash, events []event.Event) Hash {
 	for i := range events {
-		prev = ChainHash(prev, &events[i])
+		prev = Link(prev, &events[i])
 	}
 	return prev
 }
 
 // SignHead signs h with key, the private key of h.Stream's origin. It
-// refuses to sign a head of a stream whose NodeID is not key's peer ID.
-func SignHead(key crypto.PrivKey, h Head) (SignedHead, error) {
-	id, err := peer.IDFromPrivateKey(key)
-	if err != nil {
-		return SignedHead{}, fmt.Errorf("sign head: %w", err)
+// refuses to sign a head of a stream whose NodeID is not key's.
+func SignHead(key ed25519.PrivateKey, h Head) (SignedHead, error) {
+	if len(key) != ed25519.PrivateKeySize {
+		return SignedHead{}, fmt.Errorf("sign head: key of %d bytes, want an Ed25519 private key", len(key))
 	}
-	if h.Stream.Node() != id.String() {
+	if id := NodeID(key.Public().(ed25519.PublicKey)); h.Stream.Node() != id {
 		return SignedHead{}, fmt.Errorf("sign head: stream %q is not written by %s", h.Stream, id)
 	}
-	sig, err := key.Sign(headMessage(h))
-	if err != nil {
-		return SignedHead{}, fmt.Errorf("sign head: %w", err)
-	}
-	return SignedHead{Head: h, Sig: sig}, nil
+	return SignedHead{Head: h, Sig: ed25519.Sign(key, headMessage(h))}, nil
 }
 
-// originKey recovers the public key of stream's origin from its NodeID.
-func originKey(stream event.StreamID) (crypto.PubKey, error) {
-	node := stream.Node()
-	if node == "" {
-		return nil, fmt.Errorf("%w: invalid stream id %q", ErrBadSignature, stream)
-	}
-	id, err := peer.Decode(node)
-	if err != nil {
-		return nil, fmt.Errorf("%w: stream %s: node id: %v", ErrBadSignature, stream, err)
-	}
-	pub, err := id.ExtractPublicKey()
-	if err != nil {
-		return nil, fmt.Errorf("%w: stream %s: no public key in node id: %v", ErrBadSignature, stream, err)
-	}
-	return pub, nil
-}
-
-// VerifyHead checks sh's signature against the key of its stream's origin.
+// VerifyHead checks sh's signature against the key of its stream's origin,
+// recovered from the stream's NodeID. Errors wrap ErrBadSignature.
 func VerifyHead(sh SignedHead) error {
-	if len(sh.Sig) == 0 || len(sh.Sig) > maxSigLen {
+	if len(sh.Sig) == 0 || len(sh.Sig) > MaxSigLen {
 		return fmt.Errorf("%w: stream %s: signature of %d bytes", ErrBadSignature, sh.Stream, len(sh.Sig))
 	}
-	pub, err := originKey(sh.Stream)
-	if err != nil {
-		return err
+	node := sh.Stream.Node()
+	if node == "" {
+		return fmt.Errorf("%w: invalid stream id %q", ErrBadSignature, sh.Stream)
 	}
-	ok, err := pub.Verify(headMessage(sh.Head), sh.Sig)
-	if err != nil || !ok {
+	pub, err := PublicKey(node)
+	if err != nil {
+		return fmt.Errorf("%w: stream %s: %v", ErrBadSignature, sh.Stream, err)
+	}
+	if !ed25519.Verify(pub, headMessage(sh.Head), sh.Sig) {
 		return fmt.Errorf("%w: stream %s offset %d", ErrBadSignature, sh.Stream, sh.Offset)
 	}
 	return nil
@@ -108,11 +90,12 @@ func VerifyHead(sh SignedHead) error {
 // ErrIntegrity and one of ErrGap, ErrWrongStream, ErrLamportOrder,
 // ErrBrokenChain or ErrBadSignature.
 func VerifyRange(prev Hash, have int64, events []event.Event, head SignedHead) error {
-	return verifyRange(prev, have, events, head, VerifyHead)
+	return VerifyRangeWith(prev, have, events, head, VerifyHead)
 }
 
-// verifyRange is VerifyRange with checkSig checking head's signature.
-func verifyRange(prev Hash, have int64, events []event.Event, head SignedHead, checkSig func(SignedHead) error) error {
+// VerifyRangeWith is VerifyRange with checkSig checking head's signature:
+// VerifyHead, or a cache of heads already verified in front of it.
+func VerifyRangeWith(prev Hash, have int64, events []event.Event, head SignedHead, checkSig func(SignedHead) error) error {
 	v := NewVerifier(head.Stream, have, 0, prev)
 	v.checkSig = checkSig
 	if err := v.Add(events); err != nil {

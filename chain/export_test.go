@@ -1,0 +1,4 @@
+package chain
+
+// HeadMessage exposes headMessage to the external tests.
+var HeadMessage = headMessage
