@@ -115,9 +115,9 @@ func (c *cluster) start(i int) {
 		}
 	}
 	n := openTest(c.t, c.dirs[i], func(cfg *Config) {
-		cfg.Logger = slog.New(c.logs[i])
+		cfg.Store.Logger = slog.New(c.logs[i])
 		if os.Getenv("EDGELOG_TEST_LOG") != "" { // debug aid: every node's log on stderr
-			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", i)
+			cfg.Store.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", i)
 		}
 		cfg.Replication = &Replication{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Bootstrap: boot, Swarm: c.swarm, gater: c.gaters[i]}
 		if c.mod != nil {
@@ -605,13 +605,13 @@ func (l *lyingBlockStore) DecodeBlock(dst []event.Event, s event.StreamID, b cha
 func copyStream(t *testing.T, src, dst *Node, s event.StreamID) {
 	t.Helper()
 	var pending []event.Event
-	for en, err := range (*replStore)(src).ReadRange(context.Background(), s, -1, 1<<62) {
+	for en, err := range src.ReadRange(context.Background(), s, -1, 1<<62) {
 		if err != nil {
 			t.Fatal(err)
 		}
 		pending = append(pending, en.Event)
 		if en.Head != nil {
-			if err := (*replStore)(dst).Ingest(context.Background(), pending, *en.Head); err != nil {
+			if err := dst.Ingest(context.Background(), pending, *en.Head); err != nil {
 				t.Fatal(err)
 			}
 			pending = nil
@@ -652,7 +652,7 @@ func TestClusterLyingRelay(t *testing.T) {
 			c.parts.mu.Lock()
 			c.parts.side[liarID] = 2 // with C, cut from A
 			c.parts.mu.Unlock()
-			lying := &lyingStore{Store: (*replStore)(held), self: liarID.String(), mode: mode}
+			lying := &lyingStore{Store: held.Store, self: liarID.String(), mode: mode}
 			var store replicate.Store = lying
 			lyingBlocks := &lyingBlockStore{lyingStore: lying}
 			if blocks {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
@@ -25,7 +26,9 @@ import (
 
 	"github.com/edgelog/edgelog/aql"
 	"github.com/edgelog/edgelog/event"
+	"github.com/edgelog/edgelog/internal/eventtest"
 	"github.com/edgelog/edgelog/replicate"
+	"github.com/edgelog/edgelog/store"
 )
 
 // Replication benchmarks (issue 3). Each does a bounded amount of work per
@@ -72,10 +75,10 @@ func TestReplBenchPeer(t *testing.T) {
 		t.Skip("the serving process of BenchmarkCatchUp")
 	}
 	// Set up as `edgelog run` sets itself up.
-	if _, err := PrepareProcess(Storage{}, nil); err != nil {
+	if _, err := store.PrepareProcess(store.Storage{}, nil); err != nil {
 		t.Fatal(err)
 	}
-	n, err := Open(context.Background(), Config{DataDir: dir, Durability: DurabilityAsync, Logger: slog.New(slog.DiscardHandler),
+	n, err := Open(context.Background(), Config{Store: store.Config{DataDir: dir, Durability: store.DurabilityAsync, Logger: slog.New(slog.DiscardHandler)},
 		Replication: &Replication{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Swarm: "replbench"}})
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +92,10 @@ func TestReplBenchPeer(t *testing.T) {
 	}
 	// Badger may still start a compaction right after; wait (at most a
 	// minute) until its tables stay the same for two seconds.
-	tables := func() string { return fmt.Sprint(n.st.db.Tables()) }
+	tables := func() string {
+		files, _ := os.ReadDir(filepath.Join(dir, "db"))
+		return fmt.Sprint(files)
+	}
 	t0 := time.Now()
 	for last, since := tables(), time.Now(); time.Since(since) < 2*time.Second && time.Since(t0) < time.Minute; {
 		time.Sleep(100 * time.Millisecond)
@@ -137,17 +143,14 @@ func serveRaw(ln net.Listener) {
 // catchUpSource returns a closed data directory whose node holds n events
 // of 100-byte payloads with two tags each, published in batches of 1000.
 func catchUpSource(b *testing.B, n int) string {
-	if n == benchStoreEvents {
-		return fillBenchStore(b)
-	}
 	dir := b.TempDir()
-	src, err := Open(context.Background(), Config{DataDir: dir, Durability: DurabilityAsync, Logger: slog.New(slog.DiscardHandler)})
+	src, err := Open(context.Background(), Config{Store: store.Config{DataDir: dir, Durability: store.DurabilityAsync, Logger: slog.New(slog.DiscardHandler)}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	drafts := make([]event.Draft, 0, 1000)
 	for i := 0; i < n; i++ {
-		drafts = append(drafts, event.Draft{Tags: []string{"bench", fmt.Sprintf("machine:%d", i%100)}, Payload: benchPayloadN(b, i)})
+		drafts = append(drafts, event.Draft{Tags: []string{"bench", fmt.Sprintf("machine:%d", i%100)}, Payload: eventtest.Telemetry(b, i)})
 		if len(drafts) == cap(drafts) || i == n-1 {
 			if _, err := src.Publish(context.Background(), "com.example.bench", drafts); err != nil {
 				b.Fatal(err)
@@ -174,7 +177,7 @@ func (c *countingConn) Write(p []byte) (int, error) { c.n += int64(len(p)); retu
 // wireBytes opens the node in dir alone and returns its default stream and
 // how many bytes the pull protocol sends for the whole stream.
 func wireBytes(b *testing.B, dir string, events int) (event.StreamID, int64) {
-	n, err := Open(context.Background(), Config{DataDir: dir, Durability: DurabilityAsync, Logger: slog.New(slog.DiscardHandler)})
+	n, err := Open(context.Background(), Config{Store: store.Config{DataDir: dir, Durability: store.DurabilityAsync, Logger: slog.New(slog.DiscardHandler)}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -185,7 +188,7 @@ func wireBytes(b *testing.B, dir string, events int) (event.StreamID, int64) {
 		b.Fatal(err)
 	}
 	conn := &countingConn{r: bytes.NewReader(req.Bytes())}
-	if _, err := replicate.ServeBlocks(context.Background(), (*replStore)(n), conn, replicate.Limits{}); err != nil {
+	if _, err := replicate.ServeBlocks(context.Background(), n.Store, conn, replicate.Limits{}); err != nil {
 		b.Fatal(err)
 	}
 	return n.DefaultStream(), conn.n
@@ -285,9 +288,11 @@ func waitHolds(b testing.TB, n *Node, stream event.StreamID, last uint64, d time
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	for {
-		changed := (*replStore)(n).Changed()
-		if off, ok := n.st.snapshot().offsets()[stream]; ok && off >= last {
-			return
+		changed := n.Changed()
+		if o, err := n.Offsets(context.Background()); err == nil {
+			if off, ok := o.Present[stream]; ok && off >= last {
+				return
+			}
 		}
 		select {
 		case <-changed:
@@ -307,7 +312,7 @@ func waitHolds(b testing.TB, n *Node, stream event.StreamID, last uint64, d time
 // with, in transactions of about B's size: the rate B's storage allows.
 func BenchmarkCatchUp(b *testing.B) {
 	events := envCount(b, "EDGELOG_BENCH_CATCHUP_EVENTS", 1_000_000)
-	var storage Storage
+	var storage store.Storage
 	if mb := envCount(b, "EDGELOG_BENCH_PULL_MEMTABLE_MB", 0); mb > 0 {
 		storage.MemTableSize = int64(mb) << 20
 	}
@@ -319,7 +324,7 @@ func BenchmarkCatchUp(b *testing.B) {
 	gcPercent, memLimit := debug.SetGCPercent(-1), debug.SetMemoryLimit(-1)
 	debug.SetGCPercent(gcPercent)
 	defer func() { debug.SetGCPercent(gcPercent); debug.SetMemoryLimit(memLimit) }()
-	if _, err := PrepareProcess(storage, nil); err != nil {
+	if _, err := store.PrepareProcess(storage, nil); err != nil {
 		b.Fatal(err)
 	}
 	var pulled, raw, stored, pullCPU, serveCPU time.Duration
@@ -334,7 +339,7 @@ func BenchmarkCatchUp(b *testing.B) {
 		b.StartTimer()
 		start := time.Now()
 		useB, useA := procUsage("self"), procUsage(strconv.Itoa(peer.pid))
-		n, err := Open(context.Background(), Config{DataDir: bdir, Durability: DurabilitySync, Storage: storage, Logger: slog.New(slog.DiscardHandler),
+		n, err := Open(context.Background(), Config{Store: store.Config{DataDir: bdir, Durability: store.DurabilitySync, Storage: storage, Logger: slog.New(slog.DiscardHandler)},
 			Replication: &Replication{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Swarm: "replbench", Bootstrap: []string{peer.addr}}})
 		if err != nil {
 			b.Fatal(err)
@@ -352,12 +357,12 @@ func BenchmarkCatchUp(b *testing.B) {
 		// (Badger's tables and memtable logs).
 		anonKB, hugeKB, fileKB = procKB("status", "RssAnon"), procKB("smaps_rollup", "AnonHugePages"), procKB("status", "RssFile")
 		stopProfile()
-		kvs := dumpDB(b, n)
 		if err := n.Close(); err != nil {
 			b.Fatal(err)
 		}
+		kvs := dumpDB(b, bdir)
 		coldHeap()
-		stored += storeRaw(b, kvs, n.cfg.Storage)
+		stored += storeRaw(b, kvs, n.Storage())
 		b.StartTimer()
 	}
 	rate := float64(events*b.N) / pulled.Seconds()
@@ -441,10 +446,16 @@ func procKB(file, field string) int64 {
 	return 0
 }
 
-// dumpDB returns every key and value of n's Badger database.
-func dumpDB(b *testing.B, n *Node) [][2][]byte {
+// dumpDB returns every key and value of the Badger database of the
+// closed node in dir.
+func dumpDB(b *testing.B, dir string) [][2][]byte {
+	db, err := badger.Open(badger.DefaultOptions(filepath.Join(dir, "db")).WithReadOnly(true).WithLogger(nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
 	var kvs [][2][]byte
-	err := n.st.db.View(func(txn *badger.Txn) error {
+	err = db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.DefaultIteratorOptions)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -463,11 +474,16 @@ func dumpDB(b *testing.B, n *Node) [][2][]byte {
 }
 
 // storeRaw writes kvs into a new Badger database with SyncWrites and the
-// sizes of st (the pulling node's), in transactions of about 512 KiB (what
+// sizes of st (the pulling node's, resolved), in transactions of about 512 KiB (what
 // the pulling node commits at a time), and returns how long that took: the
 // pull's baseline, storing the same entries and bytes without replication.
-func storeRaw(b *testing.B, kvs [][2][]byte, st Storage) time.Duration {
-	db := openRawBadger(b, true, st)
+func storeRaw(b *testing.B, kvs [][2][]byte, st store.Storage) time.Duration {
+	db, err := badger.Open(badger.DefaultOptions(b.TempDir()).WithLogger(nil).WithSyncWrites(true).
+		WithDetectConflicts(false).WithMemTableSize(st.MemTableSize).WithBlockCacheSize(st.BlockCacheSize).WithMetricsEnabled(false))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
 	start := time.Now()
 	txn := db.NewTransaction(true)
 	size := 0
@@ -552,10 +568,10 @@ func cpuProfile(tb testing.TB, env string) (stop func()) {
 // durability on every node.
 func BenchmarkLiveLatency(b *testing.B) {
 	count := envCount(b, "EDGELOG_BENCH_LATENCY_EVENTS", 2000)
-	for _, dur := range []Durability{DurabilityAsync, DurabilitySync} {
+	for _, dur := range []store.Durability{store.DurabilityAsync, store.DurabilitySync} {
 		b.Run(string(dur), func(b *testing.B) {
 			// 0 = A, 1 = relay, 2 = C; A and C never connect.
-			c := newCluster(b, 3, func(cfg *Config) { cfg.Durability = dur })
+			c := newCluster(b, 3, func(cfg *Config) { cfg.Store.Durability = dur })
 			c.cutLink(0, 2)
 			for _, tc := range []struct {
 				name string

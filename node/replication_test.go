@@ -90,7 +90,7 @@ func TestReplicationRelayAndCatchUp(t *testing.T) {
 		t.Fatal("A and B disagree after catch-up")
 	}
 	// The replica serves heads it verified: every stream has one.
-	heads, _ := (*replStore)(b).Heads(context.Background())
+	heads, _ := b.Heads(context.Background())
 	if len(heads) != 2 {
 		t.Fatalf("B holds heads of %d streams, want 2", len(heads))
 	}

@@ -25,22 +25,12 @@ import (
 // such events accepts that only for streams whose origin announced a
 // retention rule (ExpiryStore.SkipTo).
 
-// StreamExpiry is what a node announces about a stream beyond its head.
-type StreamExpiry struct {
-	Stream event.StreamID
-	// Floor is the lowest offset held; offsets below it expired.
-	Floor uint64
-	// Retention is the stream's rule, set by its origin only.
-	Retention    expiry.Retention
-	HasRetention bool
-}
-
 // ExpiryStore is implemented by Stores that expire events.
 type ExpiryStore interface {
 	Store
 	// Expiry returns the floor of every stream with expired events and the
 	// rules of the node's own streams, for gossip.
-	Expiry() []StreamExpiry
+	Expiry() []expiry.StreamExpiry
 	// LearnRetention records the rule a stream's origin announced; the
 	// store applies it to its copy.
 	LearnRetention(stream event.StreamID, r expiry.Retention)
@@ -52,7 +42,7 @@ type ExpiryStore interface {
 	SkipTo(ctx context.Context, floor chain.Head) error
 }
 
-// wireExpiry is StreamExpiry on the wire (announce key 4).
+// wireExpiry is expiry.StreamExpiry on the wire (announce key 4).
 type wireExpiry struct {
 	_         struct{} `cbor:",toarray"`
 	Stream    string
@@ -63,7 +53,7 @@ type wireExpiry struct {
 	MaxAgeSec int64
 }
 
-func toWireExpiry(xs []StreamExpiry) []wireExpiry {
+func toWireExpiry(xs []expiry.StreamExpiry) []wireExpiry {
 	out := make([]wireExpiry, len(xs))
 	for i, x := range xs {
 		out[i] = wireExpiry{Stream: string(x.Stream), Floor: x.Floor, HasRule: x.HasRetention,
@@ -72,17 +62,17 @@ func toWireExpiry(xs []StreamExpiry) []wireExpiry {
 	return out
 }
 
-func fromWireExpiry(ws []wireExpiry, max int) ([]StreamExpiry, error) {
+func fromWireExpiry(ws []wireExpiry, max int) ([]expiry.StreamExpiry, error) {
 	if len(ws) > max {
 		return nil, fmt.Errorf("%w: announce: %d stream floors, limit %d", chain.ErrMalformed, len(ws), max)
 	}
-	var out []StreamExpiry
+	var out []expiry.StreamExpiry
 	for _, w := range ws {
 		s := event.StreamID(w.Stream)
 		if !s.Valid() {
 			return nil, fmt.Errorf("%w: announce: floor of invalid stream id %q", chain.ErrMalformed, w.Stream)
 		}
-		x := StreamExpiry{Stream: s, Floor: w.Floor, HasRetention: w.HasRule}
+		x := expiry.StreamExpiry{Stream: s, Floor: w.Floor, HasRetention: w.HasRule}
 		if w.HasRule {
 			if w.MaxBytes < 0 || w.MaxAgeSec < 0 || w.MaxAgeSec > int64((1<<63-1)/time.Second) {
 				return nil, fmt.Errorf("%w: announce: retention of %s out of range", chain.ErrMalformed, s)
@@ -124,7 +114,7 @@ func fromWireFloor(stream event.StreamID, w *wireFloor) (*chain.Head, error) {
 
 // PeerFloors records the floors a peer announced, replacing what it
 // announced before: the planner asks it for nothing below them.
-func (p *Planner) PeerFloors(id peer.ID, xs []StreamExpiry) {
+func (p *Planner) PeerFloors(id peer.ID, xs []expiry.StreamExpiry) {
 	m := make(map[event.StreamID]uint64, len(xs))
 	for _, x := range xs {
 		if x.Floor > 0 {
@@ -158,7 +148,7 @@ func (p *Planner) lowestFloor(s event.StreamID) uint64 {
 
 // expiryToAnnounce returns what the store says about floors and rules,
 // bounded like the heads.
-func (s *Service) expiryToAnnounce() []StreamExpiry {
+func (s *Service) expiryToAnnounce() []expiry.StreamExpiry {
 	es, ok := s.cfg.Store.(ExpiryStore)
 	if !ok {
 		return nil
@@ -172,7 +162,7 @@ func (s *Service) expiryToAnnounce() []StreamExpiry {
 
 // learnRetention passes on the rules a node announced for its own streams;
 // rules it announces for other nodes' streams are ignored.
-func (s *Service) learnRetention(from peer.ID, xs []StreamExpiry) {
+func (s *Service) learnRetention(from peer.ID, xs []expiry.StreamExpiry) {
 	es, ok := s.cfg.Store.(ExpiryStore)
 	if !ok {
 		return

@@ -22,7 +22,7 @@ import (
 func TestPlannerRespectsFloors(t *testing.T) {
 	s := newScript(t, PlannerConfig{})
 	s.announce("B", "a-0:999", "b-0:10")
-	s.p.PeerFloors(peer.ID("B"), []StreamExpiry{{Stream: "a-0", Floor: 900}})
+	s.p.PeerFloors(peer.ID("B"), []expiry.StreamExpiry{{Stream: "a-0", Floor: 900}})
 	// Only what exists above the floor is to replicate, and the pull
 	// starts at the floor.
 	s.toReplicate(map[event.StreamID]uint64{"a-0": 100, "b-0": 11})
@@ -35,7 +35,7 @@ func TestPlannerRespectsFloors(t *testing.T) {
 	s.next("start #3 B a-0 (999,1999]")
 	// A holder whose floor is higher counts only what it holds; the
 	// lowest floor among holders decides what exists.
-	s.p.PeerFloors(peer.ID("B"), []StreamExpiry{{Stream: "a-0", Floor: 1500}})
+	s.p.PeerFloors(peer.ID("B"), []expiry.StreamExpiry{{Stream: "a-0", Floor: 1500}})
 	s.toReplicate(map[event.StreamID]uint64{"a-0": 500, "b-0": 11})
 	s.announce("C", "a-0:1999")
 	s.toReplicate(map[event.StreamID]uint64{"a-0": 1000, "b-0": 11})
@@ -167,7 +167,7 @@ func TestExpiryOnTheWire(t *testing.T) {
 	mem := newMemStore()
 	mem.publish(t, r, o, 3)
 	hs, _ := mem.Heads(context.Background())
-	a := Announce{Node: o.id.String(), Heads: []chain.SignedHead{hs[o.stream]}, Expiry: []StreamExpiry{
+	a := Announce{Node: o.id.String(), Heads: []chain.SignedHead{hs[o.stream]}, Expiry: []expiry.StreamExpiry{
 		{Stream: o.stream, Floor: 2, HasRetention: true, Retention: expiry.Retention{MaxEvents: 1000, MaxBytes: 50 << 20, MaxAge: 7 * 24 * time.Hour}},
 		{Stream: "12D3KooWrelayed-3", Floor: 77},
 	}}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
+	"github.com/edgelog/edgelog/expiry"
 )
 
 // The libp2p protocols of pull streams. PullProtocol answers with events
@@ -652,7 +653,7 @@ func (s *Service) takeGossip(ctx context.Context, batch []*pubsub.Message) {
 		from   peer.ID
 		direct bool
 		heads  []chain.Head
-		floors []StreamExpiry
+		floors []expiry.StreamExpiry
 	}
 	all := make([]news, len(batch))
 	for i, msg := range batch {

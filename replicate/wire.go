@@ -7,6 +7,7 @@ import (
 
 	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
+	"github.com/edgelog/edgelog/expiry"
 )
 
 // Limits bound what a decoder accepts from a peer. Zero fields take the
@@ -66,8 +67,8 @@ type Announce struct {
 	// Fresh carries recent events of the sender's own streams.
 	Fresh []FreshEvents
 	// Expiry holds the sender's floors and, for its own streams, their
-	// retention rules (see StreamExpiry).
-	Expiry []StreamExpiry
+	// retention rules (see expiry.StreamExpiry).
+	Expiry []expiry.StreamExpiry
 }
 
 // FreshEvents are consecutive events of one stream ending at Head.Offset.

@@ -8,8 +8,8 @@ bt=${1:-3s}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 repl='CatchUp|LiveLatency|Convergence10' # bounded work per run: once each (-benchtime 1x)
-echo "== go test -run '^\$' -bench . -skip '$repl' -benchtime $bt ./node/" >&2
-go test -run '^$' -bench . -skip "$repl" -benchtime "$bt" -timeout 60m ./node/ | tee "$out" >&2
+echo "== go test -run '^\$' -bench . -skip '$repl' -benchtime $bt ./store/" >&2
+go test -run '^$' -bench . -skip "$repl" -benchtime "$bt" -timeout 60m ./store/ | tee "$out" >&2
 echo "== go test -run '^\$' -bench '$repl' -benchtime 1x ./node/" >&2
 go test -run '^$' -bench "$repl" -benchtime 1x -timeout 60m ./node/ | tee -a "$out" >&2
 

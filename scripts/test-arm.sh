@@ -32,7 +32,7 @@ need_qemu() {
   command -v "$bin" >/dev/null || { echo "test-arm: $bin still missing after installing qemu-user-static" >&2; exit 1; }
 }
 
-pkgs=(./lamport/ ./event/ ./aql/ ./node/)
+pkgs=(./lamport/ ./event/ ./aql/ ./chain/ ./store/ ./node/)
 if [ -d replicate ] && go vet ./replicate/ >/dev/null 2>&1; then
   pkgs+=(./replicate/)
 elif [ -d replicate ]; then

@@ -7,9 +7,10 @@ import (
 	"github.com/edgelog/edgelog/node"
 	"github.com/edgelog/edgelog/sdk"
 	"github.com/edgelog/edgelog/sdk/sdktest"
+	"github.com/edgelog/edgelog/store"
 )
 
-func asyncNode(c *node.Config) { c.Durability = node.DurabilityAsync }
+func asyncNode(c *node.Config) { c.Store.Durability = store.DurabilityAsync }
 
 func fill(b *testing.B, log sdk.EventLog, n int) {
 	b.Helper()

@@ -12,6 +12,7 @@ import (
 	"github.com/edgelog/edgelog/api"
 	"github.com/edgelog/edgelog/event"
 	"github.com/edgelog/edgelog/node"
+	"github.com/edgelog/edgelog/store"
 )
 
 // Embedded is an edgelog node running in the app's process.
@@ -42,7 +43,7 @@ var (
 // the node.
 func Open(dir string, opts ...Option) (*Embedded, error) {
 	o := newOptions(opts)
-	cfg := node.Config{DataDir: dir, Logger: o.logger}
+	cfg := node.Config{Store: store.Config{DataDir: dir, Logger: o.logger}}
 	if o.nodeConfig != nil {
 		o.nodeConfig(&cfg)
 	}
@@ -51,7 +52,7 @@ func Open(dir string, opts ...Option) (*Embedded, error) {
 		return nil, fmt.Errorf("sdk: open %s: %w", dir, err)
 	}
 	sdkDir := ""
-	if dir != "" && !cfg.InMemory {
+	if dir != "" && !cfg.Store.InMemory {
 		sdkDir = filepath.Join(dir, "sdk")
 	}
 	snaps, err := defaultSnapshots(o, sdkDir)

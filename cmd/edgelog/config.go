@@ -22,6 +22,7 @@ import (
 	"github.com/edgelog/edgelog/api"
 	"github.com/edgelog/edgelog/expiry"
 	"github.com/edgelog/edgelog/node"
+	"github.com/edgelog/edgelog/store"
 )
 
 // Defaults of the node's settings.
@@ -63,13 +64,13 @@ type settings struct {
 	ConfigFile      string // "" without a config file
 	Data            string
 	Listen          string // host:port
-	Durability      node.Durability
+	Durability      store.Durability
 	DevMode         bool
 	AllowedApps     []string
 	TokenTTL        time.Duration
-	Limits          node.Limits
+	Limits          store.Limits
 	MaxRequestBytes int64
-	Storage         node.Storage      // zero fields take the node's defaults
+	Storage         store.Storage     // zero fields take the node's defaults
 	IdempotencyTTL  time.Duration     // 0: the node's default
 	Replication     *node.Replication // nil: replication is off
 	LogLevel        slog.Level
@@ -622,9 +623,9 @@ func resolveSettings(flags *pflag.FlagSet, env func(string) (string, bool)) (set
 	}
 
 	var dur string
-	dur, o = r.str("durability", envDurability, "durability", fc.Durability, string(node.DurabilitySync))
-	s.Durability = node.Durability(dur)
-	if s.Durability != node.DurabilitySync && s.Durability != node.DurabilityAsync {
+	dur, o = r.str("durability", envDurability, "durability", fc.Durability, string(store.DurabilitySync))
+	s.Durability = store.Durability(dur)
+	if s.Durability != store.DurabilitySync && s.Durability != store.DurabilityAsync {
 		r.errs.add(o, "%q is not a durability (want sync or async)", dur)
 	}
 
@@ -644,7 +645,7 @@ func resolveSettings(flags *pflag.FlagSet, env func(string) (string, bool)) (set
 	}
 
 	lim := fc.Limits
-	s.Limits = node.Limits{
+	s.Limits = store.Limits{
 		MaxPayloadBytes:     int(r.positive("limits.maxPayloadBytes", lim.MaxPayloadBytes.V, lim.MaxPayloadBytes.yPos, math.MaxInt32)),
 		MaxTagsPerEvent:     int(r.positive("limits.maxTagsPerEvent", lim.MaxTagsPerEvent.V, lim.MaxTagsPerEvent.yPos, math.MaxInt32)),
 		MaxTagBytes:         int(r.positive("limits.maxTagBytes", lim.MaxTagBytes.V, lim.MaxTagBytes.yPos, math.MaxInt32)),
@@ -657,15 +658,15 @@ func resolveSettings(flags *pflag.FlagSet, env func(string) (string, bool)) (set
 	}
 
 	st := fc.Storage
-	s.Storage = node.Storage{
+	s.Storage = store.Storage{
 		MemTableSize:   r.positive("storage.memTableSize", st.MemTableSize.V, st.MemTableSize.yPos, 1<<40),
 		BlockCacheSize: r.positive("storage.blockCacheSize", st.BlockCacheSize.V, st.BlockCacheSize.yPos, 1<<40),
 		NumCompactors:  int(r.positive("storage.numCompactors", st.NumCompactors.V, st.NumCompactors.yPos, 64)),
 		MinFreeBytes:   r.positive("storage.minFreeBytes", st.MinFreeBytes.V, st.MinFreeBytes.yPos, math.MaxInt64),
 		MaxDBBytes:     r.positive("storage.maxDBBytes", st.MaxDBBytes.V, st.MaxDBBytes.yPos, math.MaxInt64),
 	}
-	profile, o := r.str("profile", envProfile, "storage.profile", st.Profile, string(node.ProfileAuto))
-	if p, err := node.ParseProfile(profile); err != nil {
+	profile, o := r.str("profile", envProfile, "storage.profile", st.Profile, string(store.ProfileAuto))
+	if p, err := store.ParseProfile(profile); err != nil {
 		r.errs.add(o, "%q is not a profile (want auto, default, large or low-memory)", profile)
 	} else {
 		s.Storage.Profile = p

@@ -13,6 +13,7 @@ import (
 
 	"github.com/edgelog/edgelog/api"
 	"github.com/edgelog/edgelog/node"
+	"github.com/edgelog/edgelog/store"
 )
 
 // resolve parses args as flags of `edgelog run` and resolves the settings
@@ -46,12 +47,12 @@ func TestDefaults(t *testing.T) {
 	want := settings{
 		Data:            defaultData,
 		Listen:          defaultListen,
-		Durability:      node.DurabilitySync,
+		Durability:      store.DurabilitySync,
 		DevMode:         true,
 		TokenTTL:        api.DefaultTokenTTL,
-		Limits:          node.DefaultLimits,
+		Limits:          store.DefaultLimits,
 		MaxRequestBytes: api.DefaultMaxRequestBytes,
-		Storage:         node.Storage{Profile: node.ProfileAuto},
+		Storage:         store.Storage{Profile: store.ProfileAuto},
 		Replication:     &node.Replication{Listen: defaultP2PListen, Swarm: "default", MDNS: true},
 		LogFormat:       "text",
 	}
@@ -77,12 +78,12 @@ log:
 
 	type want struct {
 		data, listen, level, format string
-		durability                  node.Durability
+		durability                  store.Durability
 		devMode                     bool
 		apps                        []string
 		ttl                         time.Duration
 	}
-	fileWant := want{"/from/file", "127.0.0.1:1001", "WARN", "json", node.DurabilityAsync, false, []string{"com.file.*"}, time.Hour}
+	fileWant := want{"/from/file", "127.0.0.1:1001", "WARN", "json", store.DurabilityAsync, false, []string{"com.file.*"}, time.Hour}
 	tests := []struct {
 		name string
 		env  map[string]string
@@ -92,12 +93,12 @@ log:
 		{"file beats defaults", nil, []string{"--config", file}, fileWant},
 		{"EDGELOG_CONFIG names the file", map[string]string{envConfig: file}, nil, fileWant},
 		{"--config beats EDGELOG_CONFIG", map[string]string{envConfig: file}, []string{"--config", otherFile},
-			want{"/from/other-file", defaultListen, "INFO", "text", node.DurabilitySync, true, nil, api.DefaultTokenTTL}},
+			want{"/from/other-file", defaultListen, "INFO", "text", store.DurabilitySync, true, nil, api.DefaultTokenTTL}},
 		{"env beats file", map[string]string{
 			envData: "/from/env", envAPI: "127.0.0.1:2002", envDurability: "sync", envDevMode: "true",
 			envAllowedApps: "com.env.a, com.env.b", envTokenTTL: "2h", envLogLevel: "debug", envLogFormat: "text",
 		}, []string{"--config", file},
-			want{"/from/env", "127.0.0.1:2002", "DEBUG", "text", node.DurabilitySync, true, []string{"com.env.a", "com.env.b"}, 2 * time.Hour}},
+			want{"/from/env", "127.0.0.1:2002", "DEBUG", "text", store.DurabilitySync, true, []string{"com.env.a", "com.env.b"}, 2 * time.Hour}},
 		{"empty env counts as unset", map[string]string{envData: "", envDevMode: ""}, []string{"--config", file}, fileWant},
 		{"flags beat env and file", map[string]string{
 			envData: "/from/env", envAPI: "127.0.0.1:2002", envDurability: "sync", envDevMode: "true",
@@ -105,7 +106,7 @@ log:
 		}, []string{"--config", file, "--data", "/from/flag", "--api", "http://127.0.0.1:3003", "--durability", "async",
 			"--dev-mode=false", "--allowed-apps", "com.flag.x", "--allowed-apps", "com.flag.y", "--token-ttl", "3h",
 			"--log-level", "error", "--log-format", "json"},
-			want{"/from/flag", "127.0.0.1:3003", "ERROR", "json", node.DurabilityAsync, false, []string{"com.flag.x", "com.flag.y"}, 3 * time.Hour}},
+			want{"/from/flag", "127.0.0.1:3003", "ERROR", "json", store.DurabilityAsync, false, []string{"com.flag.x", "com.flag.y"}, 3 * time.Hour}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -143,19 +144,19 @@ storage:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (node.Limits{MaxPayloadBytes: 1024, MaxTagsPerEvent: 3, MaxTagBytes: 100, MaxEventsPerPublish: 7}); s.Limits != want {
+	if want := (store.Limits{MaxPayloadBytes: 1024, MaxTagsPerEvent: 3, MaxTagBytes: 100, MaxEventsPerPublish: 7}); s.Limits != want {
 		t.Errorf("limits: got %+v, want %+v", s.Limits, want)
 	}
-	if s.IdempotencyTTL != 36*time.Hour || s.nodeConfig(nil).IdempotencyTTL != 36*time.Hour {
-		t.Errorf("idempotencyTTL: got %v, handed to the node %v", s.IdempotencyTTL, s.nodeConfig(nil).IdempotencyTTL)
+	if s.IdempotencyTTL != 36*time.Hour || s.nodeConfig(nil).Store.IdempotencyTTL != 36*time.Hour {
+		t.Errorf("idempotencyTTL: got %v, handed to the node %v", s.IdempotencyTTL, s.nodeConfig(nil).Store.IdempotencyTTL)
 	}
-	if nc := s.nodeConfig(nil); nc.Storage != s.Storage || nc.Limits != s.Limits {
+	if nc := s.nodeConfig(nil).Store; nc.Storage != s.Storage || nc.Limits != s.Limits {
 		t.Errorf("the node gets storage %+v and limits %+v, want %+v and %+v", nc.Storage, nc.Limits, s.Storage, s.Limits)
 	}
 	if s.MaxRequestBytes != 2_000_000 {
 		t.Errorf("maxRequestBytes: got %d", s.MaxRequestBytes)
 	}
-	if want := (node.Storage{MemTableSize: 8 << 20, BlockCacheSize: 1 << 20, NumCompactors: 3, MinFreeBytes: 1 << 30, Profile: node.ProfileLowMemory, MaxDBBytes: 512 << 20, TrimInterval: -1}); s.Storage != want {
+	if want := (store.Storage{MemTableSize: 8 << 20, BlockCacheSize: 1 << 20, NumCompactors: 3, MinFreeBytes: 1 << 30, Profile: store.ProfileLowMemory, MaxDBBytes: 512 << 20, TrimInterval: -1}); s.Storage != want {
 		t.Errorf("storage: got %+v, want %+v", s.Storage, want)
 	}
 }
@@ -175,7 +176,7 @@ func TestExampleConfig(t *testing.T) {
 	def.ConfigFile = path
 	def.AllowedApps = []string{}
 	def.Replication.Bootstrap = []string{}
-	def.Storage = node.Storage{MemTableSize: 32 << 20, BlockCacheSize: 64 << 20, NumCompactors: 2, MinFreeBytes: 224 << 20, Profile: node.ProfileAuto}
+	def.Storage = store.Storage{MemTableSize: 32 << 20, BlockCacheSize: 64 << 20, NumCompactors: 2, MinFreeBytes: 224 << 20, Profile: store.ProfileAuto}
 	if !reflect.DeepEqual(s, def) {
 		t.Errorf("the example does not state the defaults:\n got %+v\nwant %+v", s, def)
 	}
@@ -301,7 +302,7 @@ log:
 		t.Errorf("bad profile: got %v", err)
 	}
 	s, err := resolve(t, map[string]string{envProfile: "default"}, "--profile", "low-memory")
-	if err != nil || s.Storage.Profile != node.ProfileLowMemory {
+	if err != nil || s.Storage.Profile != store.ProfileLowMemory {
 		t.Errorf("--profile low-memory over EDGELOG_PROFILE: got %q, %v", s.Storage.Profile, err)
 	}
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/edgelog/edgelog/event"
 	"github.com/edgelog/edgelog/node"
+	"github.com/edgelog/edgelog/store"
 )
 
 // timeout bounds every wait of these tests.
@@ -349,7 +350,7 @@ func TestEndToEnd(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, apiURLFile)); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("%s still exists after shutdown: %v", apiURLFile, err)
 	}
-	n, err := node.Open(context.Background(), node.Config{DataDir: dir})
+	n, err := node.Open(context.Background(), node.Config{Store: store.Config{DataDir: dir}})
 	if err != nil {
 		t.Fatalf("reopening the data directory: %v", err)
 	}

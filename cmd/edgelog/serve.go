@@ -16,6 +16,7 @@ import (
 
 	"github.com/edgelog/edgelog/api"
 	"github.com/edgelog/edgelog/node"
+	"github.com/edgelog/edgelog/store"
 )
 
 // exampleConfig documents the configuration file; `edgelog config example`
@@ -97,7 +98,7 @@ DATA/api.url, which is removed on shutdown.`,
 	f.Bool("mdns", true, "find the swarm's nodes on the LAN by mDNS (--mdns=false to turn off)")
 	f.String("log-level", defaultLogLevel, "log level: debug, info, warn or error")
 	f.String("log-format", defaultLogFormat, "log format: text or json")
-	f.String("profile", string(node.ProfileAuto), "storage and memory profile: auto, default, large or low-memory")
+	f.String("profile", string(store.ProfileAuto), "storage and memory profile: auto, default, large or low-memory")
 	return cmd
 }
 
@@ -113,16 +114,18 @@ func newLogger(w io.Writer, s settings) *slog.Logger {
 // nodeConfig is the node's part of s.
 func (s settings) nodeConfig(log *slog.Logger) node.Config {
 	return node.Config{
-		DataDir:        s.Data,
-		Durability:     s.Durability,
-		Limits:         s.Limits,
-		Storage:        s.Storage,
-		Replication:    s.Replication,
-		IdempotencyTTL: s.IdempotencyTTL,
-		Routes:         s.Routes,
-		Streams:        s.Streams,
-		Logger:         log,
-		Version:        version,
+		Store: store.Config{
+			DataDir:        s.Data,
+			Durability:     s.Durability,
+			Limits:         s.Limits,
+			Storage:        s.Storage,
+			IdempotencyTTL: s.IdempotencyTTL,
+			Routes:         s.Routes,
+			Streams:        s.Streams,
+			Logger:         log,
+		},
+		Replication: s.Replication,
+		Version:     version,
 	}
 }
 
@@ -136,7 +139,7 @@ func (a *app) serve(ctx context.Context, s settings) (err error) {
 
 	// The profile (and, for low memory, the Go memory limit) is settled
 	// before the database opens, so that its caches are sized under it.
-	if _, err := node.PrepareProcess(s.Storage, log); err != nil {
+	if _, err := store.PrepareProcess(s.Storage, log); err != nil {
 		return fmt.Errorf("choosing the storage profile: %w", err)
 	}
 	n, err := node.Open(ctx, s.nodeConfig(log))

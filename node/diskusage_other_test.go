@@ -1,8 +1,0 @@
-//go:build !unix
-
-package node
-
-import "os"
-
-// diskUsage is the space a file takes on disk: its size here.
-func diskUsage(fi os.FileInfo) int64 { return fi.Size() }
