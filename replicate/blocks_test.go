@@ -3,87 +3,18 @@ package replicate
 import (
 	"context"
 	"errors"
-	"fmt"
-	"iter"
 	"math/rand/v2"
 	"net"
 	"reflect"
 	"slices"
-	"sync/atomic"
 	"testing"
 
 	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 )
 
-// blockMemStore is a memStore that is a BlockStore. Its blocks are CBOR
-// arrays of wire events, up to blockEvents of them, cut at heads like a
-// node's, whose bytes it spoils once the reader moves on; decoded counts
-// the blocks it decoded.
-type blockMemStore struct {
-	*memStore
-	decoded atomic.Int64
-}
-
-const blockEvents = 7
-
-var _ BlockStore = (*blockMemStore)(nil)
-
-func (m *blockMemStore) ReadBlocks(ctx context.Context, stream event.StreamID, from int64, to uint64) iter.Seq2[chain.Entry, error] {
-	return func(yield func(chain.Entry, error) bool) {
-		var evs []event.Event
-		flush := func(head *chain.SignedHead) bool {
-			data, err := wireEnc.Marshal(toWireEvents(evs))
-			if err != nil {
-				yield(chain.Entry{}, err)
-				return false
-			}
-			en := chain.Entry{Block: &chain.Block{First: evs[0].Offset, Count: len(evs), Data: data}, Head: head}
-			evs = evs[:0]
-			goOn := yield(en, nil)
-			// Data is valid only until the iteration goes on: spoil it,
-			// as a store that reuses its buffer would.
-			for i := range data {
-				data[i] = 0xff
-			}
-			return goOn
-		}
-		for en, err := range m.ReadRange(ctx, stream, from, to) {
-			if err != nil {
-				yield(en, err)
-				return
-			}
-			evs = append(evs, en.Event)
-			if (en.Head != nil || len(evs) == blockEvents) && !flush(en.Head) {
-				return
-			}
-		}
-		if len(evs) > 0 {
-			flush(nil)
-		}
-	}
-}
-
-func (m *blockMemStore) DecodeBlock(dst []event.Event, stream event.StreamID, b chain.Block, budget int) ([]event.Event, error) {
-	var ws []wireEvent
-	if err := wireDec.Unmarshal(b.Data, &ws); err != nil || len(ws) == 0 {
-		return dst, fmt.Errorf("%w: test block: %v", chain.ErrMalformed, err)
-	}
-	for i, e := range fromWireEvents(stream, ws) {
-		if e.Offset != b.First+uint64(i) {
-			return dst, fmt.Errorf("%w: test block: offset %d at %d", chain.ErrMalformed, e.Offset, b.First+uint64(i))
-		}
-		if budget -= len(e.Payload); budget < 0 {
-			return dst, chain.ErrTooMuchUnverified
-		}
-		dst = append(dst, e)
-	}
-	m.decoded.Add(1)
-	return dst, nil
-}
-
 // pullBlocks is pull with ServeBlocks.
-func pullBlocks(t *testing.T, src, dst *blockMemStore, req PullRequest, lim Limits) (int64, error, error) {
+func pullBlocks(t *testing.T, src, dst *memStore, req PullRequest, lim Limits) (int64, error, error) {
 	t.Helper()
 	prev, _ := dst.head(req.Stream)
 	return pipeFetch(t, func(ctx context.Context, c net.Conn) error {
@@ -95,7 +26,7 @@ func pullBlocks(t *testing.T, src, dst *blockMemStore, req PullRequest, lim Limi
 func TestPullBlocksCopiesAStream(t *testing.T) {
 	o := newOrigin(t)
 	r := rand.New(rand.NewPCG(21, 1))
-	src, dst := &blockMemStore{memStore: newMemStore()}, &blockMemStore{memStore: newMemStore()}
+	src, dst := newMemStore(), newMemStore()
 	for range 30 {
 		src.publish(t, r, o, 1+r.IntN(30))
 	}
@@ -123,7 +54,7 @@ func TestPullBlocksCopiesAStream(t *testing.T) {
 func TestPullBlocksRejectsLies(t *testing.T) {
 	o := newOrigin(t)
 	r := rand.New(rand.NewPCG(22, 2))
-	honest := &blockMemStore{memStore: newMemStore()}
+	honest := newMemStore()
 	for range 5 {
 		honest.publish(t, r, o, 10)
 	}
@@ -149,7 +80,6 @@ func TestPullBlocksRejectsLies(t *testing.T) {
 	tests := []struct {
 		name   string
 		frames []Frame
-		store  Store
 		want   error
 	}{
 		{"altered event", func() []Frame {
@@ -158,19 +88,15 @@ func TestPullBlocksRejectsLies(t *testing.T) {
 			bs := slices.Clone(blocks)
 			bs[0] = block(evs)
 			return []Frame{{Blocks: bs, Head: last, End: true}}
-		}(), nil, chain.ErrBrokenChain},
-		{"garbage block", []Frame{{Blocks: []chain.Block{{First: 0, Data: []byte{0xff, 0x00}}}, Head: last, End: true}}, nil, chain.ErrMalformed},
-		{"misplaced block", []Frame{{Blocks: append([]chain.Block{blocks[1]}, blocks...), Head: last, End: true}}, nil, chain.ErrGap},
-		{"blocks to a store without them", []Frame{{Blocks: blocks, Head: last, End: true}}, newMemStore(), chain.ErrMalformed},
+		}(), chain.ErrBrokenChain},
+		{"garbage block", []Frame{{Blocks: []chain.Block{{First: 0, Data: []byte{0xff, 0x00}}}, Head: last, End: true}}, chain.ErrMalformed},
+		{"misplaced block", []Frame{{Blocks: append([]chain.Block{blocks[1]}, blocks...), Head: last, End: true}}, chain.ErrGap},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a, b := net.Pipe()
 			go lie(t, a, tt.frames)
-			dst := tt.store
-			if dst == nil {
-				dst = &blockMemStore{memStore: newMemStore()}
-			}
+			dst := newMemStore()
 			_, err := Fetch(context.Background(), dst, b, PullRequest{Stream: o.stream, From: -1, To: 49}, chain.Head{}, Limits{}, nil)
 			if !errors.Is(err, tt.want) || Blame(err) != FaultMisbehaviour {
 				t.Fatalf("err = %v, want %v", err, tt.want)
@@ -185,7 +111,7 @@ func TestPullBlocksRejectsLies(t *testing.T) {
 func TestPullBlocksBudget(t *testing.T) {
 	o := newOrigin(t)
 	r := rand.New(rand.NewPCG(23, 3))
-	src, dst := &blockMemStore{memStore: newMemStore()}, &blockMemStore{memStore: newMemStore()}
+	src, dst := newMemStore(), newMemStore()
 	src.publish(t, r, o, 200) // one run: nothing is verified before its end
 	_, err, _ := pullBlocks(t, src, dst, PullRequest{Stream: o.stream, From: -1, To: 199}, Limits{FrameFillBytes: 512, MaxUnverifiedBytes: 1000})
 	if !errors.Is(err, chain.ErrTooMuchUnverified) {

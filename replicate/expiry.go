@@ -1,7 +1,6 @@
 package replicate
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -23,24 +22,7 @@ import (
 // from a signed head, so a peer cannot forge or drop events in the middle.
 // It can only claim that older events expired, and a requester holding
 // such events accepts that only for streams whose origin announced a
-// retention rule (ExpiryStore.SkipTo).
-
-// ExpiryStore is implemented by Stores that expire events.
-type ExpiryStore interface {
-	Store
-	// Expiry returns the floor of every stream with expired events and the
-	// rules of the node's own streams, for gossip.
-	Expiry() []expiry.StreamExpiry
-	// LearnRetention records the rule a stream's origin announced; the
-	// store applies it to its copy.
-	LearnRetention(stream event.StreamID, r expiry.Retention)
-	// SkipTo makes the store continue floor.Stream after floor (the head at
-	// the peer's floor-1): the peer no longer holds the events below it. A
-	// store holding events of the stream below floor.Offset drops them, or
-	// refuses with an error wrapping ErrStale when it has no reason to
-	// believe they expired. Holding floor.Offset or more, it does nothing.
-	SkipTo(ctx context.Context, floor chain.Head) error
-}
+// retention rule (Store.SkipTo).
 
 // wireExpiry is expiry.StreamExpiry on the wire (announce key 4).
 type wireExpiry struct {
@@ -149,11 +131,7 @@ func (p *Planner) lowestFloor(s event.StreamID) uint64 {
 // expiryToAnnounce returns what the store says about floors and rules,
 // bounded like the heads.
 func (s *Service) expiryToAnnounce() []expiry.StreamExpiry {
-	es, ok := s.cfg.Store.(ExpiryStore)
-	if !ok {
-		return nil
-	}
-	xs := es.Expiry()
+	xs := s.cfg.Store.Expiry()
 	if len(xs) > s.cfg.Limits.MaxHeads {
 		xs = xs[:s.cfg.Limits.MaxHeads]
 	}
@@ -163,29 +141,9 @@ func (s *Service) expiryToAnnounce() []expiry.StreamExpiry {
 // learnRetention passes on the rules a node announced for its own streams;
 // rules it announces for other nodes' streams are ignored.
 func (s *Service) learnRetention(from peer.ID, xs []expiry.StreamExpiry) {
-	es, ok := s.cfg.Store.(ExpiryStore)
-	if !ok {
-		return
-	}
 	for _, x := range xs {
 		if x.HasRetention && x.Stream.Node() == from.String() {
-			es.LearnRetention(x.Stream, x.Retention)
+			s.cfg.Store.LearnRetention(x.Stream, x.Retention)
 		}
 	}
-}
-
-// floorSkipper is the part of ExpiryStore that Fetch needs.
-type floorSkipper interface {
-	SkipTo(ctx context.Context, floor chain.Head) error
-}
-
-// SkipTo serialises SkipTo with the service's ingests.
-func (l *lockedStore) SkipTo(ctx context.Context, floor chain.Head) error {
-	es, ok := l.Store.(floorSkipper)
-	if !ok {
-		return fmt.Errorf("%w: peer holds %s only from offset %d on, and this store cannot skip", ErrShortAnswer, floor.Stream, floor.Offset+1)
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return es.SkipTo(ctx, floor)
 }

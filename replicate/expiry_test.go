@@ -67,8 +67,10 @@ func (f *floorSrc) ReadRange(ctx context.Context, stream event.StreamID, from in
 	}
 }
 
-// skipDst is a Store that holds one stream from wherever SkipTo put it.
+// skipDst is a Store that holds one stream from wherever SkipTo put it;
+// the memStore it embeds serves nothing.
 type skipDst struct {
+	*memStore
 	mu      sync.Mutex
 	skipped *chain.Head
 	events  []event.Event
@@ -83,7 +85,12 @@ func (d *skipDst) ReadRange(context.Context, event.StreamID, int64, uint64) iter
 	return func(func(chain.Entry, error) bool) {}
 }
 
-func (d *skipDst) Ingest(_ context.Context, events []event.Event, head chain.SignedHead) error {
+func (d *skipDst) IngestAsync(_ context.Context, events []event.Event, _ []chain.Block, _ chain.SignedHead) (func() error, error) {
+	err := d.ingest(events)
+	return func() error { return err }, nil
+}
+
+func (d *skipDst) ingest(events []event.Event) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	next := uint64(0)
@@ -127,7 +134,7 @@ func TestPullBelowTheFloor(t *testing.T) {
 	floor := chain.Head{Stream: o.stream, Offset: 39, Lamport: all[39].Lamport, Hash: chain.LinkAll(chain.Genesis, all[:40])}
 	src := &floorSrc{memStore: mem, floor: floor}
 
-	dst := &skipDst{}
+	dst := &skipDst{memStore: newMemStore()}
 	have, err, serr := fetchFloor(t, src, dst, PullRequest{Stream: o.stream, From: -1, To: 104})
 	if err != nil || serr != nil || have != 104 {
 		t.Fatalf("have %d: %v / %v", have, err, serr)
@@ -139,13 +146,13 @@ func TestPullBelowTheFloor(t *testing.T) {
 	// A floor head that does not chain to the signed heads is caught.
 	bad := floor
 	bad.Hash[0] ^= 1
-	_, err, _ = fetchFloor(t, &floorSrc{memStore: mem, floor: bad}, &skipDst{}, PullRequest{Stream: o.stream, From: -1, To: 104})
+	_, err, _ = fetchFloor(t, &floorSrc{memStore: mem, floor: bad}, &skipDst{memStore: newMemStore()}, PullRequest{Stream: o.stream, From: -1, To: 104})
 	if !errors.Is(err, chain.ErrIntegrity) || Blame(err) != FaultMisbehaviour {
 		t.Fatalf("forged floor: %v", err)
 	}
 
 	// A store that will not skip stops the pull, without blaming the peer.
-	_, err, _ = fetchFloor(t, src, &skipDst{refuse: true}, PullRequest{Stream: o.stream, From: -1, To: 104})
+	_, err, _ = fetchFloor(t, src, &skipDst{memStore: newMemStore(), refuse: true}, PullRequest{Stream: o.stream, From: -1, To: 104})
 	if !errors.Is(err, chain.ErrStale) || Blame(err) == FaultMisbehaviour {
 		t.Fatalf("refused skip: %v", err)
 	}
@@ -154,7 +161,7 @@ func TestPullBelowTheFloor(t *testing.T) {
 	all2 := &floorSrc{memStore: mem, floor: chain.Head{Stream: o.stream, Offset: 104, Lamport: all[104].Lamport, Hash: chain.LinkAll(chain.Genesis, all)}}
 	empty := newMemStore()
 	all2.memStore = empty
-	dst = &skipDst{}
+	dst = &skipDst{memStore: newMemStore()}
 	have, err, serr = fetchFloor(t, all2, dst, PullRequest{Stream: o.stream, From: -1, To: 104})
 	if err != nil || serr != nil || have != 104 || dst.skipped == nil || len(dst.events) != 0 {
 		t.Fatalf("all expired: have %d, %v / %v, skipped %+v", have, err, serr, dst.skipped)

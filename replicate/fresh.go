@@ -168,8 +168,8 @@ func readFresh(ctx context.Context, st Store, h chain.SignedHead, from uint64, m
 // verifying again.
 func (s *Service) ingestFresh(ctx context.Context, as []*validAnnounce) (stored map[event.StreamID]uint64, forged []error, err error) {
 	forged = make([]error, len(as))
-	s.ingest.Lock()
-	defer s.ingest.Unlock()
+	s.serial.mu.Lock() // from reading the heads until the runs are queued
+	defer s.serial.mu.Unlock()
 	heads, err := s.cfg.Store.Heads(ctx)
 	if err != nil {
 		return nil, forged, fmt.Errorf("fresh events: %w", err)
@@ -215,7 +215,7 @@ func (s *Service) ingestFresh(ctx context.Context, as []*validAnnounce) (stored 
 	var wg sync.WaitGroup
 	for st, r := range runs {
 		wg.Go(func() {
-			err := s.cfg.Store.Ingest(ctx, r.events, r.head)
+			err := Ingest(ctx, s.cfg.Store, r.events, r.head)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {

@@ -171,7 +171,7 @@ func TestIngestFreshBatch(t *testing.T) {
 	}
 	service := func() (*Service, *memStore) {
 		dst := newMemStore()
-		return &Service{cfg: Config{Store: dst}, self: newOrigin(t).id, heads: newHeadCache(16), log: slog.New(slog.DiscardHandler)}, dst
+		return &Service{cfg: Config{Store: dst}, serial: &serialStore{Store: dst}, self: newOrigin(t).id, heads: newHeadCache(16), log: slog.New(slog.DiscardHandler)}, dst
 	}
 	check := func(name string, dst *memStore, stored map[event.StreamID]uint64, want int) {
 		t.Helper()

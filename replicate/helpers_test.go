@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -16,6 +17,7 @@ import (
 	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/chain/chaintest"
 	"github.com/edgelog/edgelog/event"
+	"github.com/edgelog/edgelog/expiry"
 )
 
 // origin is a node key able to write and sign its stream 0.
@@ -71,12 +73,14 @@ type memStore struct {
 	lamport uint64
 	changed chan struct{}
 	ingests int
+	rules   map[event.StreamID]expiry.Retention // learnt
+	decoded atomic.Int64                        // blocks DecodeBlock decoded
 }
 
 var _ Store = (*memStore)(nil)
 
 func newMemStore() *memStore {
-	return &memStore{streams: map[event.StreamID]*memStream{}, changed: make(chan struct{})}
+	return &memStore{streams: map[event.StreamID]*memStream{}, changed: make(chan struct{}), rules: map[event.StreamID]expiry.Retention{}}
 }
 
 func (m *memStore) Heads(ctx context.Context) (map[event.StreamID]chain.SignedHead, error) {
@@ -118,7 +122,28 @@ func (m *memStore) ReadRange(ctx context.Context, stream event.StreamID, from in
 	}
 }
 
-func (m *memStore) Ingest(ctx context.Context, events []event.Event, head chain.SignedHead) error {
+// IngestAsync stores at once; wait returns the result.
+func (m *memStore) IngestAsync(ctx context.Context, events []event.Event, _ []chain.Block, head chain.SignedHead) (func() error, error) {
+	err := m.ingest(events, head)
+	return func() error { return err }, nil
+}
+
+// Expiry: nothing expires in a memStore.
+func (m *memStore) Expiry() []expiry.StreamExpiry { return nil }
+
+// LearnRetention records the rule.
+func (m *memStore) LearnRetention(stream event.StreamID, r expiry.Retention) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.rules[stream] = r
+}
+
+// SkipTo refuses: a memStore holds its streams from offset 0.
+func (m *memStore) SkipTo(ctx context.Context, floor chain.Head) error {
+	return fmt.Errorf("memStore: cannot skip %s to %d: %w", floor.Stream, floor.Offset+1, chain.ErrStale)
+}
+
+func (m *memStore) ingest(events []event.Event, head chain.SignedHead) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ms := m.streams[head.Stream]
@@ -163,7 +188,7 @@ func (m *memStore) publish(t testing.TB, r *rand.Rand, o origin, n int) []event.
 	}
 	evs := randomEvents(r, o.stream, first, m.lamport, n)
 	m.mu.Unlock()
-	if err := m.Ingest(context.Background(), evs, o.sign(t, prev, evs)); err != nil {
+	if err := m.ingest(evs, o.sign(t, prev, evs)); err != nil {
 		t.Fatal(err)
 	}
 	return evs
@@ -187,4 +212,65 @@ func (m *memStore) head(s event.StreamID) (chain.Head, int64) {
 		return chain.Head{}, -1
 	}
 	return h.Head, int64(h.Offset)
+}
+
+// blockEvents is how many events a memStore's block holds at most.
+const blockEvents = 7
+
+// ReadBlocks yields blocks that are CBOR arrays of wire events, up to
+// blockEvents of them, cut at heads like a node's, whose bytes it spoils
+// once the reader moves on.
+
+func (m *memStore) ReadBlocks(ctx context.Context, stream event.StreamID, from int64, to uint64) iter.Seq2[chain.Entry, error] {
+	return func(yield func(chain.Entry, error) bool) {
+		var evs []event.Event
+		flush := func(head *chain.SignedHead) bool {
+			data, err := wireEnc.Marshal(toWireEvents(evs))
+			if err != nil {
+				yield(chain.Entry{}, err)
+				return false
+			}
+			en := chain.Entry{Block: &chain.Block{First: evs[0].Offset, Count: len(evs), Data: data}, Head: head}
+			evs = evs[:0]
+			goOn := yield(en, nil)
+			// Data is valid only until the iteration goes on: spoil it,
+			// as a store that reuses its buffer would.
+			for i := range data {
+				data[i] = 0xff
+			}
+			return goOn
+		}
+		for en, err := range m.ReadRange(ctx, stream, from, to) {
+			if err != nil {
+				yield(en, err)
+				return
+			}
+			evs = append(evs, en.Event)
+			if (en.Head != nil || len(evs) == blockEvents) && !flush(en.Head) {
+				return
+			}
+		}
+		if len(evs) > 0 {
+			flush(nil)
+		}
+	}
+}
+
+// DecodeBlock decodes a block of ReadBlocks and counts it in decoded.
+func (m *memStore) DecodeBlock(dst []event.Event, stream event.StreamID, b chain.Block, budget int) ([]event.Event, error) {
+	var ws []wireEvent
+	if err := wireDec.Unmarshal(b.Data, &ws); err != nil || len(ws) == 0 {
+		return dst, fmt.Errorf("%w: test block: %v", chain.ErrMalformed, err)
+	}
+	for i, e := range fromWireEvents(stream, ws) {
+		if e.Offset != b.First+uint64(i) {
+			return dst, fmt.Errorf("%w: test block: offset %d at %d", chain.ErrMalformed, e.Offset, b.First+uint64(i))
+		}
+		if budget -= len(e.Payload); budget < 0 {
+			return dst, chain.ErrTooMuchUnverified
+		}
+		dst = append(dst, e)
+	}
+	m.decoded.Add(1)
+	return dst, nil
 }

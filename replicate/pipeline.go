@@ -8,36 +8,6 @@ import (
 	"github.com/edgelog/edgelog/event"
 )
 
-// PipelinedStore is a Store that takes a stream's next verified range
-// before the previous one is stored. Fetch uses it when the Store has it:
-// receiving and verifying a frame then overlap with storing the ranges
-// before it, and the store may write several queued ranges in one
-// transaction (and one fsync).
-type PipelinedStore interface {
-	Store
-
-	// IngestAsync queues a range for storing, with Ingest's contract, and
-	// returns once it is queued, without waiting for it to be stored. Ranges
-	// queued one after another (by one caller, each returned before the next
-	// is queued) are stored in that order. wait blocks until the range is
-	// stored (as durably as Ingest) or refused, and returns Ingest's error;
-	// it must be called exactly once. A range queued behind one that fails
-	// no longer continues the stream and fails with ErrStale, so nothing is
-	// stored above a gap. err is an error of queueing (the store is closed,
-	// ctx ended, the range is invalid): nothing was queued, and wait is nil.
-	IngestAsync(ctx context.Context, events []event.Event, head chain.SignedHead) (wait func() error, err error)
-}
-
-// BlockIngester is a PipelinedStore that can keep a verified range in the
-// blocks it arrived in (PullBlocksProtocol). IngestBlocksAsync is
-// IngestAsync, with blocks holding exactly events, in order: the blocks
-// events were decoded from by the store's DecodeBlock and then verified.
-// The store may keep the blocks' bytes rather than encode the events again.
-type BlockIngester interface {
-	PipelinedStore
-	IngestBlocksAsync(ctx context.Context, events []event.Event, blocks []chain.Block, head chain.SignedHead) (wait func() error, err error)
-}
-
 // Bounds of the ranges a Fetch has queued but not yet seen stored: enough
 // for the store to fill a large transaction while the previous one
 // commits, and little enough memory for a small device.
@@ -46,13 +16,13 @@ const (
 	maxInflightRanges = 64
 )
 
-// ingestPipe stores a Fetch's verified ranges through a PipelinedStore:
+// ingestPipe stores a Fetch's verified ranges through Store.IngestAsync:
 // the fetching goroutine queues them in offset order (put), a second
 // goroutine waits for each in turn, reports progress and records the
 // highest offset stored. After a failed range the pipe refuses more and
 // cancels the fetch, so the connection is closed and its reads return.
 type ingestPipe struct {
-	st       PipelinedStore
+	st       Store
 	progress func(uint64)
 	cancel   context.CancelFunc
 	queue    chan inflight
@@ -71,7 +41,7 @@ type inflight struct {
 	bytes  int
 }
 
-func newIngestPipe(st PipelinedStore, from int64, progress func(uint64), cancel context.CancelFunc) *ingestPipe {
+func newIngestPipe(st Store, from int64, progress func(uint64), cancel context.CancelFunc) *ingestPipe {
 	p := &ingestPipe{st: st, progress: progress, cancel: cancel, stored: from,
 		queue: make(chan inflight, maxInflightRanges), done: make(chan struct{})}
 	p.cond = sync.NewCond(&p.mu)
@@ -80,7 +50,7 @@ func newIngestPipe(st PipelinedStore, from int64, progress func(uint64), cancel 
 }
 
 // put queues events, verified up to head, behind the ranges queued before;
-// blocks, if not nil, are the blocks they arrived in (see BlockIngester).
+// blocks, if not nil, are the blocks they arrived in.
 // It blocks while the ranges in flight hold more than maxInflightBytes and
 // returns the first error of any range.
 func (p *ingestPipe) put(ctx context.Context, events []event.Event, blocks []chain.Block, head chain.SignedHead) error {
@@ -99,13 +69,7 @@ func (p *ingestPipe) put(ctx context.Context, events []event.Event, blocks []cha
 	}
 	p.bytes += size
 	p.mu.Unlock()
-	var wait func() error
-	var err error
-	if bi, ok := p.st.(BlockIngester); ok && blocks != nil {
-		wait, err = bi.IngestBlocksAsync(ctx, events, blocks, head)
-	} else {
-		wait, err = p.st.IngestAsync(ctx, events, head)
-	}
+	wait, err := p.st.IngestAsync(ctx, events, blocks, head)
 	if err != nil {
 		p.fail(err)
 		return err
@@ -160,6 +124,14 @@ func (p *ingestPipe) drain() error {
 	return p.err
 }
 
+// skipped records that the store moved up to offset (Store.SkipTo) while
+// nothing was queued (after drain).
+func (p *ingestPipe) skipped(offset uint64) {
+	p.mu.Lock()
+	p.stored = max(p.stored, int64(offset))
+	p.mu.Unlock()
+}
+
 // close waits for every queued range and returns the highest offset stored
 // and the first error of a range.
 func (p *ingestPipe) close() (int64, error) {
@@ -170,40 +142,23 @@ func (p *ingestPipe) close() (int64, error) {
 	return p.stored, p.err
 }
 
-// pullStore is the Store a pull of the service ingests into: ingests (and
-// queueing them) are serialised with the service's other ingests.
-func (s *Service) pullStore() Store {
-	locked := &lockedStore{Store: s.cfg.Store, mu: &s.ingest}
-	if ps, ok := s.cfg.Store.(PipelinedStore); ok {
-		return &lockedPipeline{lockedStore: locked, ps: ps}
-	}
-	return locked
+// serialStore is the service's Store as its pulls and fresh events use
+// it: queueing an ingest and skipping to a floor hold the service's ingest
+// lock, so one ingest at a time checks the present offset; waiting for an
+// ingest to be stored does not.
+type serialStore struct {
+	Store
+	mu sync.Mutex
 }
 
-// lockedPipeline is a lockedStore over a PipelinedStore: queueing a range
-// holds the service's ingest lock, waiting for it does not.
-type lockedPipeline struct {
-	*lockedStore
-	ps PipelinedStore
-}
-
-var _ PipelinedStore = (*lockedPipeline)(nil)
-
-func (l *lockedPipeline) IngestAsync(ctx context.Context, events []event.Event, head chain.SignedHead) (func() error, error) {
+func (l *serialStore) IngestAsync(ctx context.Context, events []event.Event, blocks []chain.Block, head chain.SignedHead) (func() error, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.ps.IngestAsync(ctx, events, head)
+	return l.Store.IngestAsync(ctx, events, blocks, head)
 }
 
-var _ BlockIngester = (*lockedPipeline)(nil)
-
-// IngestBlocksAsync passes blocks on if the store takes them.
-func (l *lockedPipeline) IngestBlocksAsync(ctx context.Context, events []event.Event, blocks []chain.Block, head chain.SignedHead) (func() error, error) {
-	bi, ok := l.ps.(BlockIngester)
-	if !ok {
-		return l.IngestAsync(ctx, events, head)
-	}
+func (l *serialStore) SkipTo(ctx context.Context, floor chain.Head) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return bi.IngestBlocksAsync(ctx, events, blocks, head)
+	return l.Store.SkipTo(ctx, floor)
 }

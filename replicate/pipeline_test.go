@@ -31,13 +31,11 @@ type pipeStore struct {
 	failed     bool
 }
 
-var _ PipelinedStore = (*pipeStore)(nil)
-
 func newPipeStore(failAt int) *pipeStore {
 	return &pipeStore{memStore: newMemStore(), failAt: failAt, errFail: errors.New("disk on fire"), second: make(chan struct{})}
 }
 
-func (p *pipeStore) IngestAsync(ctx context.Context, events []event.Event, head chain.SignedHead) (func() error, error) {
+func (p *pipeStore) IngestAsync(ctx context.Context, events []event.Event, _ []chain.Block, head chain.SignedHead) (func() error, error) {
 	p.mu.Lock()
 	p.queued++
 	n := p.queued
@@ -85,7 +83,7 @@ func (p *pipeStore) store(n int, events []event.Event, head chain.SignedHead) er
 		p.failed = true
 		return p.errFail
 	}
-	return p.memStore.Ingest(context.Background(), events, head)
+	return p.memStore.ingest(events, head)
 }
 
 func pipePull(t *testing.T, src *memStore, dst *pipeStore, top int64, lim Limits) (int64, []uint64, error) {

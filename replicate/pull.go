@@ -39,11 +39,11 @@ func Serve(ctx context.Context, st Store, conn io.ReadWriter, lim Limits) (PullR
 
 // ServeBlocks answers like Serve, with the events in the store's record
 // blocks (PullBlocksProtocol).
-func ServeBlocks(ctx context.Context, st BlockStore, conn io.ReadWriter, lim Limits) (PullRequest, error) {
+func ServeBlocks(ctx context.Context, st Store, conn io.ReadWriter, lim Limits) (PullRequest, error) {
 	return serve(ctx, st.ReadBlocks, conn, lim)
 }
 
-// readFunc is Store.ReadRange or BlockStore.ReadBlocks.
+// readFunc is Store.ReadRange or Store.ReadBlocks.
 type readFunc func(ctx context.Context, stream event.StreamID, from int64, to uint64) iter.Seq2[chain.Entry, error]
 
 func serve(ctx context.Context, read readFunc, conn io.ReadWriter, lim Limits) (PullRequest, error) {
@@ -139,15 +139,14 @@ func endWithError(w io.Writer, msg string) error {
 
 // Fetch runs the requesting side of one pull over conn: it sends req,
 // verifies frames as they arrive, chaining from prev (the head held at
-// req.From; ignored when From is -1), and stores each verified piece with
-// st.Ingest as soon as a signed checkpoint covers it, calling progress (if
-// not nil) with the offset stored. So an interrupted transfer keeps what was
-// verified. If st is a PipelinedStore, pieces are queued with IngestAsync
-// and the next frames are read and verified while they are stored; Fetch
-// returns only after every queued piece is stored or failed. Frames in
-// blocks (PullBlocksProtocol) are decoded by st, which must then be a
-// BlockStore, and a piece that arrived in whole blocks goes to a
-// BlockIngester with them. It returns the highest offset stored
+// req.From; ignored when From is -1), and queues each verified piece with
+// st.IngestAsync as soon as a signed checkpoint covers it, calling progress
+// (if not nil) with each offset stored. So an interrupted transfer keeps
+// what was verified. The next frames are read and verified while queued
+// pieces are stored; Fetch returns only after every queued piece is stored
+// or failed. Frames in blocks (PullBlocksProtocol) are decoded by st, and
+// a piece that arrived in whole blocks is queued with them. It returns the
+// highest offset stored
 // (req.From if none) and an error: ErrIntegrity-wrapped for data that
 // fails verification, ErrShortAnswer if the answer ended below req.To.
 func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, prev chain.Head, lim Limits, progress func(offset uint64)) (int64, error) {
@@ -160,23 +159,17 @@ func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, p
 		prev = chain.Head{}
 	}
 	v := chain.NewVerifier(req.Stream, req.From, prev.Lamport, prev.Hash)
-	// With a PipelinedStore, verified ranges are stored while the next
-	// frames arrive (pipeline.go); a failed range cancels ctx, which ends
-	// the read in progress.
-	var pipe *ingestPipe
-	if ps, ok := st.(PipelinedStore); ok {
-		pipe = newIngestPipe(ps, req.From, progress, cancel)
-	}
+	// Verified ranges are stored while the next frames arrive
+	// (pipeline.go); a failed range cancels ctx, which ends the read in
+	// progress.
+	pipe := newIngestPipe(st, req.From, progress, cancel)
 	fail := func(err error) (int64, error) {
-		have, _, _ := v.Tip()
-		if pipe != nil {
-			var perr error
-			if have, perr = pipe.close(); perr != nil && !errors.Is(err, perr) {
-				if err != nil {
-					err = errors.Join(err, fmt.Errorf("store: %w", perr))
-				} else {
-					err = fmt.Errorf("store: %w", perr)
-				}
+		have, perr := pipe.close()
+		if perr != nil && !errors.Is(err, perr) {
+			if err != nil {
+				err = errors.Join(err, fmt.Errorf("store: %w", perr))
+			} else {
+				err = fmt.Errorf("store: %w", perr)
 			}
 		}
 		if outer.Err() != nil {
@@ -195,7 +188,7 @@ func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, p
 	for {
 		f, err := readFrame(r, req.Stream, lim.MaxFrameBytes, &msg)
 		if err != nil {
-			if pipe != nil && ctx.Err() != nil && outer.Err() == nil {
+			if ctx.Err() != nil && outer.Err() == nil {
 				// A range failed to store and the pipe cancelled ctx,
 				// which closed conn under this read: the store's error
 				// (fail adds it) is the cause, not the peer.
@@ -214,18 +207,13 @@ func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, p
 				return fail(fmt.Errorf("%w: floor after events", chain.ErrMalformed))
 			}
 			if int64(f.Floor.Offset) > have {
-				if pipe != nil {
-					if err := pipe.drain(); err != nil {
-						return fail(fmt.Errorf("store: %w", err))
-					}
-				}
-				sk, ok := st.(floorSkipper)
-				if !ok {
-					return fail(fmt.Errorf("%w: peer holds %s from offset %d on", ErrShortAnswer, req.Stream, f.Floor.Offset+1))
-				}
-				if err := sk.SkipTo(ctx, *f.Floor); err != nil {
+				if err := pipe.drain(); err != nil {
 					return fail(fmt.Errorf("store: %w", err))
 				}
+				if err := st.SkipTo(ctx, *f.Floor); err != nil {
+					return fail(fmt.Errorf("store: %w", err))
+				}
+				pipe.skipped(f.Floor.Offset)
 				v = chain.NewVerifier(req.Stream, int64(f.Floor.Offset), f.Floor.Lamport, f.Floor.Hash)
 				if progress != nil {
 					progress(f.Floor.Offset)
@@ -257,18 +245,9 @@ func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, p
 			if len(evs) > 0 {
 				blocks, waiting = takeBlocks(waiting, evs)
 			}
-			switch {
-			case len(evs) == 0:
-			case pipe != nil:
+			if len(evs) > 0 {
 				if err := pipe.put(ctx, evs, blocks, *f.Head); err != nil {
 					return fail(fmt.Errorf("store: %w", err))
-				}
-			default:
-				if err := st.Ingest(ctx, evs, *f.Head); err != nil {
-					return fail(fmt.Errorf("store: %w", err))
-				}
-				if progress != nil {
-					progress(f.Head.Offset)
 				}
 			}
 		}
@@ -284,14 +263,11 @@ func Fetch(ctx context.Context, st Store, conn io.ReadWriter, req PullRequest, p
 		case have < 0 || uint64(have) < req.To:
 			return fail(fmt.Errorf("%w: answer ends at %d", ErrShortAnswer, have))
 		}
-		if pipe != nil {
-			stored, err := pipe.close()
-			if err != nil {
-				return stored, fmt.Errorf("pull %s (%d, %d]: store: %w", req.Stream, req.From, req.To, err)
-			}
-			return stored, nil
+		stored, err := pipe.close()
+		if err != nil {
+			return stored, fmt.Errorf("pull %s (%d, %d]: store: %w", req.Stream, req.From, req.To, err)
 		}
-		return have, nil
+		return stored, nil
 	}
 }
 
@@ -318,19 +294,12 @@ func takeBlocks(pending []chain.Block, events []event.Event) (blocks, rest []cha
 }
 
 // decodeBlocks appends to dst the events of a frame's blocks, decoded by
-// st, which must be a BlockStore, into at most budget bytes of events.
+// st, into at most budget bytes of events.
 func decodeBlocks(dst []event.Event, st Store, stream event.StreamID, blocks []chain.Block, budget int) ([]event.Event, error) {
-	if u, ok := st.(interface{ unwrap() Store }); ok {
-		st = u.unwrap()
-	}
-	bs, ok := st.(BlockStore)
-	if !ok {
-		return dst, fmt.Errorf("%w: frame with blocks, which this node does not take", chain.ErrMalformed)
-	}
 	for i, b := range blocks {
 		n := len(dst)
 		var err error
-		if dst, err = bs.DecodeBlock(dst, stream, b, budget); err != nil {
+		if dst, err = st.DecodeBlock(dst, stream, b, budget); err != nil {
 			return dst, fmt.Errorf("block at %d: %w", b.First, err)
 		}
 		blocks[i].Count = len(dst) - n
@@ -342,7 +311,7 @@ func decodeBlocks(dst []event.Event, st Store, stream event.StreamID, blocks []c
 }
 
 // FreshRange verifies events that rode along in gossip against the head
-// held here (prev at offset have) and returns them ready for Store.Ingest,
+// held here (prev at offset have) and returns them ready for Ingest,
 // or nil if they start above have+1 (a pull must fill the gap first) or
 // hold nothing new. checkSig checks f.Head's signature: VerifyHead, or a
 // cache in front of it, as the gossip validator has just verified the

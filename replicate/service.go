@@ -25,10 +25,9 @@ import (
 )
 
 // The libp2p protocols of pull streams. PullProtocol answers with events
-// in CBOR; PullBlocksProtocol, spoken when both nodes' stores are
-// BlockStores, with the serving node's record blocks as they are stored.
-// A puller offers both, the blocks protocol first, so nodes with and
-// without it still pull from each other.
+// in CBOR; PullBlocksProtocol with the serving node's record blocks as
+// they are stored (Store.ReadBlocks). A puller offers both, the blocks
+// protocol first, so it still pulls from nodes without it.
 const (
 	PullProtocol       protocol.ID = "/edgelog/pull/1"
 	PullBlocksProtocol protocol.ID = "/edgelog/pull/2"
@@ -120,7 +119,7 @@ type Service struct {
 	events chan func(*Planner) // run on the loop goroutine, which owns the planner
 	mu     sync.Mutex
 	toRep  map[event.StreamID]uint64
-	ingest sync.Mutex    // one ingest at a time: Ingest checks the present offset
+	serial *serialStore  // cfg.Store, one ingest at a time
 	joined chan struct{} // a peer joined the topic: announce now
 
 	ctx     context.Context // ends at Close
@@ -194,7 +193,7 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Service{cfg: cfg, log: log, host: h, self: h.ID(), ctx: ctx,
 		events: make(chan func(*Planner), 256), joined: make(chan struct{}, 1), cancel: cancel,
-		peerOps: make(chan func(*peerMgr), 256), heads: newHeadCache(2 * cfg.Limits.MaxHeads)}
+		peerOps: make(chan func(*peerMgr), 256), heads: newHeadCache(2 * cfg.Limits.MaxHeads), serial: &serialStore{Store: cfg.Store}}
 	// Connection events from here on reach the peers loop (buffered until
 	// it runs).
 	s.watchConns(ctx)
@@ -237,9 +236,7 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	s.ps, s.topic = ps, topic
 	h.SetStreamHandler(PullProtocol, func(st network.Stream) { s.serve(ctx, st) })
-	if _, ok := cfg.Store.(BlockStore); ok {
-		h.SetStreamHandler(PullBlocksProtocol, func(st network.Stream) { s.serve(ctx, st) })
-	}
+	h.SetStreamHandler(PullBlocksProtocol, func(st network.Stream) { s.serve(ctx, st) })
 	h.Network().Notify(&network.NotifyBundle{DisconnectedF: func(n network.Network, c network.Conn) {
 		p := c.RemotePeer()
 		if n.Connectedness(p) != network.Connected {
@@ -405,16 +402,12 @@ func (s *Service) pull(ctx context.Context, p Pull) error {
 		return nil
 	}
 	s.stats.pulls.Add(1)
-	protos := []protocol.ID{PullProtocol}
-	if _, ok := s.cfg.Store.(BlockStore); ok {
-		protos = []protocol.ID{PullBlocksProtocol, PullProtocol}
-	}
-	st, err := s.host.NewStream(ctx, p.Peer, protos...)
+	st, err := s.host.NewStream(ctx, p.Peer, PullBlocksProtocol, PullProtocol)
 	if err != nil {
 		return fmt.Errorf("pull: open stream: %w", err)
 	}
 	defer st.Close()
-	_, err = Fetch(ctx, s.pullStore(), st, PullRequest{Stream: p.Stream, From: from, To: p.To}, prev, s.cfg.Limits, func(off uint64) {
+	_, err = Fetch(ctx, s.serial, st, PullRequest{Stream: p.Stream, From: from, To: p.To}, prev, s.cfg.Limits, func(off uint64) {
 		s.send(ctx, func(pl *Planner) { pl.Stored(p.Stream, off) })
 	})
 	if err != nil && Blame(err) == FaultMisbehaviour {
@@ -423,29 +416,14 @@ func (s *Service) pull(ctx context.Context, p Pull) error {
 	return err
 }
 
-// lockedStore serialises Ingest calls of the service.
-type lockedStore struct {
-	Store
-	mu *sync.Mutex
-}
-
-// unwrap returns the store l locks.
-func (l *lockedStore) unwrap() Store { return l.Store }
-
-func (l *lockedStore) Ingest(ctx context.Context, events []event.Event, head chain.SignedHead) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.Store.Ingest(ctx, events, head)
-}
-
 func (s *Service) serve(ctx context.Context, st network.Stream) {
 	defer st.Close()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	var req PullRequest
 	var err error
-	if bs, ok := s.cfg.Store.(BlockStore); ok && st.Protocol() == PullBlocksProtocol {
-		req, err = ServeBlocks(ctx, bs, st, s.cfg.Limits)
+	if st.Protocol() == PullBlocksProtocol {
+		req, err = ServeBlocks(ctx, s.cfg.Store, st, s.cfg.Limits)
 	} else {
 		req, err = Serve(ctx, s.cfg.Store, st, s.cfg.Limits)
 	}

@@ -375,7 +375,7 @@ func TestValidator(t *testing.T) {
 	// The receiver holds the sender's stream up to offset 4.
 	evs := randomEvents(r, sender.stream, 0, 0, 8)
 	first := sender.sign(t, chain.Genesis, evs[:5])
-	if err := store.Ingest(context.Background(), evs[:5], first); err != nil {
+	if err := Ingest(context.Background(), store, evs[:5], first); err != nil {
 		t.Fatal(err)
 	}
 	head := sender.sign(t, chain.Genesis, evs)

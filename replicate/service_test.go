@@ -41,38 +41,36 @@ func (g *blockGater) InterceptSecured(_ network.Direction, p peer.ID, _ network.
 }
 
 type testNode struct {
-	o      origin
-	store  *memStore
-	blocks *blockMemStore // the store as a BlockStore, if it is one
-	svc    *Service
-	gater  *blockGater
+	o     origin
+	store *memStore
+	svc   *Service
+	gater *blockGater
 }
 
 func startNodes(t *testing.T, n int) []*testNode {
 	return startNodesBlocks(t, make([]bool, n))
 }
 
-// startNodesBlocks starts a node per element of blocks, whose store is a
-// BlockStore where the element is true.
+// startNodesBlocks starts a node per element of blocks, which speaks
+// PullBlocksProtocol where the element is true and otherwise only
+// PullProtocol, as an older node would.
 func startNodesBlocks(t *testing.T, blocks []bool) []*testNode {
 	t.Helper()
 	nodes := make([]*testNode, len(blocks))
 	for i := range nodes {
 		o := newOrigin(t)
 		tn := &testNode{o: o, store: newMemStore(), gater: &blockGater{blocked: map[peer.ID]bool{}}}
-		var st Store = tn.store
-		if blocks[i] {
-			tn.blocks = &blockMemStore{memStore: tn.store}
-			st = tn.blocks
-		}
 		svc, err := Start(context.Background(), Config{
-			Key: o.key, Store: st, Swarm: t.Name(), Heartbeat: 300 * time.Millisecond,
+			Key: o.key, Store: tn.store, Swarm: t.Name(), Heartbeat: 300 * time.Millisecond,
 			ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Gater: tn.gater,
 			Planner: PlannerConfig{BaseBackoff: 200 * time.Millisecond, MaxBackoff: time.Second},
 			Logger:  slog.New(slog.DiscardHandler),
 		})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if !blocks[i] {
+			svc.Host().RemoveStreamHandler(PullBlocksProtocol)
 		}
 		tn.svc = svc
 		t.Cleanup(func() { svc.Close() })
@@ -193,6 +191,8 @@ func TestServiceLyingRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close() })
+	// It lies in ReadRange: answer pulls with PullProtocol only.
+	svc.Host().RemoveStreamHandler(PullBlocksProtocol)
 	b.svc = svc
 	c.gater.blocked[a.svc.Host().ID()] = true
 	a.gater.blocked[c.svc.Host().ID()] = true
@@ -240,7 +240,7 @@ func TestServiceMixedPullProtocols(t *testing.T) {
 	a.store.publish(t, r, a.o, 40)
 	c.store.publish(t, r, c.o, 40)
 	waitFor(t, 20*time.Second, "convergence", func() bool { return holdsAll(nodes, a, c) })
-	if b.blocks.decoded.Load() == 0 {
+	if b.store.decoded.Load() == 0 {
 		t.Fatal("B pulled from A without blocks")
 	}
 }

@@ -92,7 +92,7 @@ type PullRequest struct {
 type Frame struct {
 	Events []event.Event
 	// Blocks, in answers of PullBlocksProtocol, hold the events instead
-	// of Events (see BlockStore); a frame has one or the other.
+	// of Events (see Store.ReadBlocks); a frame has one or the other.
 	Blocks []chain.Block
 	Head   *chain.SignedHead
 	End    bool

@@ -166,7 +166,7 @@ func TestLayout6BlocksStay(t *testing.T) {
 		if blocks = append(blocks, *en.Block); en.Head == nil {
 			continue
 		}
-		wait, err := b.IngestBlocksAsync(ctx, evs, blocks, *en.Head)
+		wait, err := b.IngestAsync(ctx, evs, blocks, *en.Head)
 		if err != nil {
 			t.Fatal(err)
 		}

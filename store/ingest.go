@@ -12,25 +12,16 @@ import (
 
 // IngestAsync queues a verified range of another node's stream with the
 // writer and returns without waiting for its commit (see
-// replicate.PipelinedStore). The writer takes requests in the order they
+// replicate.Store.IngestAsync). The writer takes requests in the order they
 // are queued and commits whatever waits in one transaction, so a pull that
 // keeps several ranges queued gets them written with one fsync while it
 // receives the next; a range that does not continue the stream (because
-// one before it failed) is refused with ErrStale.
-func (n *Store) IngestAsync(ctx context.Context, events []event.Event, head chain.SignedHead) (func() error, error) {
-	return n.ingestAsync(ctx, events, nil, head)
-}
-
-// IngestBlocksAsync is IngestAsync with the record blocks the events
-// arrived in (see replicate.BlockIngester). Blocks that a peer's store
-// made are valid here too, so the writer stores their bytes rather than
-// encode every record again, unless a block spans two aligned ranges of
-// offsets (drop.go needs each in one) or a record's tags need sorting.
-func (n *Store) IngestBlocksAsync(ctx context.Context, events []event.Event, blocks []chain.Block, head chain.SignedHead) (func() error, error) {
-	return n.ingestAsync(ctx, events, blocks, head)
-}
-
-func (n *Store) ingestAsync(ctx context.Context, events []event.Event, blocks []chain.Block, head chain.SignedHead) (func() error, error) {
+// one before it failed) is refused with chain.ErrStale. blocks, if not
+// nil, are the record blocks the events arrived in: blocks that a peer's
+// store made are valid here too, so the writer stores their bytes rather
+// than encode every record again, unless a block spans two aligned ranges
+// of offsets (drop.go needs each in one) or a record's tags need sorting.
+func (n *Store) IngestAsync(ctx context.Context, events []event.Event, blocks []chain.Block, head chain.SignedHead) (func() error, error) {
 	if len(events) == 0 {
 		return func() error { return nil }, nil
 	}

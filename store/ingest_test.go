@@ -78,13 +78,13 @@ func TestIngestAsyncQueuesRanges(t *testing.T) {
 		if i == 9 {
 			break // 9 ranges queued, then a gap
 		}
-		w, err := rs.IngestAsync(ctx, ranges[i], heads[i])
+		w, err := rs.IngestAsync(ctx, ranges[i], nil, heads[i])
 		if err != nil {
 			t.Fatal(err)
 		}
 		waits = append(waits, w)
 	}
-	gap, err := rs.IngestAsync(ctx, ranges[10], heads[10])
+	gap, err := rs.IngestAsync(ctx, ranges[10], nil, heads[10])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,4 +113,13 @@ func TestIngestAsyncQueuesRanges(t *testing.T) {
 	if h, _ := rs.Heads(ctx); h[stream].Head != heads[8].Head {
 		t.Fatalf("B's head of A's stream %+v, want %+v", h[stream].Head, heads[8].Head)
 	}
+}
+
+// ingest stores a verified range and waits until it is stored.
+func ingest(ctx context.Context, s *Store, events []event.Event, head chain.SignedHead) error {
+	wait, err := s.IngestAsync(ctx, events, nil, head)
+	if err != nil {
+		return err
+	}
+	return wait()
 }

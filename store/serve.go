@@ -108,7 +108,7 @@ func (n *Store) readChain(ctx context.Context, stream event.StreamID, from int64
 				last := off + uint64(len(recs)) - 1
 				if blocks {
 					// The whole block as stored, or the part asked for;
-					// the caller copies it (see replicate.BlockStore).
+					// the caller copies it (see replicate.Store.ReadBlocks).
 					data := b.val
 					if len(recs) < len(b.recs) {
 						part = appendBlock(part[:0], recs)
@@ -146,16 +146,6 @@ func (n *Store) readChain(ctx context.Context, stream event.StreamID, from int64
 	}
 }
 
-// Ingest stores a verified range of another node's stream through the
-// writer, with the same durability as a publish.
-func (n *Store) Ingest(ctx context.Context, events []event.Event, head chain.SignedHead) error {
-	wait, err := n.IngestAsync(ctx, events, head)
-	if err != nil {
-		return err
-	}
-	return wait()
-}
-
 // Expiry returns the floors held and the rules of this node's streams.
 func (n *Store) Expiry() []expiry.StreamExpiry { return n.expiryOf() }
 
@@ -165,7 +155,7 @@ func (n *Store) LearnRetention(stream event.StreamID, rule expiry.Retention) {
 	n.learnRetention(stream, rule)
 }
 
-// SkipTo continues a stream at a peer's floor (see replicate.ExpiryStore).
+// SkipTo continues a stream at a peer's floor (see replicate.Store.SkipTo).
 func (n *Store) SkipTo(ctx context.Context, floor chain.Head) error {
 	if floor.Stream.Node() == n.nodeID {
 		return fmt.Errorf("skip: %s is this node's own stream: %w", floor.Stream, chain.ErrStale)

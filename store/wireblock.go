@@ -19,7 +19,7 @@ import (
 // its header declares and the caller's budget allows.
 
 // DecodeBlock decodes a block received from a peer (see
-// replicate.BlockStore); budget bounds the decoded payload bytes. Payloads
+// replicate.Store.DecodeBlock); budget bounds the decoded payload bytes. Payloads
 // may alias b.Data.
 func (n *Store) DecodeBlock(dst []event.Event, stream event.StreamID, b chain.Block, budget int) ([]event.Event, error) {
 	return decodeWireBlock(dst, stream, b, budget)

@@ -61,7 +61,7 @@ func TestReadBlocksMatchesReadRange(t *testing.T) {
 	b := openTest(t, t.TempDir())
 	ranges, heads := signedRanges(t, a)
 	for i, r := range ranges {
-		if err := b.Ingest(ctx, r, heads[i]); err != nil {
+		if err := ingest(ctx, b, r, heads[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -250,7 +250,7 @@ func TestIngestBlocksKeepsThem(t *testing.T) {
 		if en.Head == nil {
 			continue
 		}
-		wait, err := rb.IngestBlocksAsync(ctx, evs, blocks, *en.Head)
+		wait, err := rb.IngestAsync(ctx, evs, blocks, *en.Head)
 		if err != nil {
 			t.Fatal(err)
 		}

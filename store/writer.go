@@ -70,7 +70,7 @@ type writeReq struct {
 
 	// For an ingest: the events, consecutive offsets of stream, and the
 	// origin's signed head at the last of them; blocks, if set, hold the
-	// events' records as a peer stored them (IngestBlocksAsync).
+	// events' records as a peer stored them (IngestAsync with blocks).
 	ingest []event.Event
 	head   *chain.SignedHead
 	blocks []chain.Block
