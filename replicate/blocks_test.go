@@ -11,12 +11,13 @@ import (
 
 	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
+	"github.com/edgelog/edgelog/replicate/replicatetest"
 )
 
 // pullBlocks is pull with ServeBlocks.
 func pullBlocks(t *testing.T, src, dst *memStore, req PullRequest, lim Limits) (int64, error, error) {
 	t.Helper()
-	prev, _ := dst.head(req.Stream)
+	prev, _ := dst.Head(req.Stream)
 	return pipeFetch(t, func(ctx context.Context, c net.Conn) error {
 		_, err := ServeBlocks(ctx, src, c, lim)
 		return err
@@ -28,25 +29,25 @@ func TestPullBlocksCopiesAStream(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 1))
 	src, dst := newMemStore(), newMemStore()
 	for range 30 {
-		src.publish(t, r, o, 1+r.IntN(30))
+		src.Publish(t, r, o, 1+r.IntN(30))
 	}
-	_, top := src.head(o.stream)
+	_, top := src.Head(o.Stream)
 	lim := Limits{FrameFillBytes: 2048}
 	// In pieces whose ends fall inside blocks and runs, then the rest.
 	for _, to := range []int64{5, 6, 40, 41, 300, top} {
-		_, mine := dst.head(o.stream)
+		_, mine := dst.Head(o.Stream)
 		if mine >= to {
 			continue
 		}
-		have, err, serr := pullBlocks(t, src, dst, PullRequest{Stream: o.stream, From: mine, To: uint64(to)}, lim)
+		have, err, serr := pullBlocks(t, src, dst, PullRequest{Stream: o.Stream, From: mine, To: uint64(to)}, lim)
 		if err != nil || serr != nil || have < to {
 			t.Fatalf("to %d: have %d: %v / %v", to, have, err, serr)
 		}
 	}
-	if !reflect.DeepEqual(dst.events(o.stream), src.events(o.stream)) {
+	if !reflect.DeepEqual(dst.Events(o.Stream), src.Events(o.Stream)) {
 		t.Fatal("copy differs")
 	}
-	if dst.decoded.Load() == 0 {
+	if dst.Decoded() == 0 {
 		t.Fatal("no blocks were decoded: the answer was not in blocks")
 	}
 }
@@ -56,12 +57,12 @@ func TestPullBlocksRejectsLies(t *testing.T) {
 	r := rand.New(rand.NewPCG(22, 2))
 	honest := newMemStore()
 	for range 5 {
-		honest.publish(t, r, o, 10)
+		honest.Publish(t, r, o, 10)
 	}
-	all := honest.events(o.stream)
+	all := honest.Events(o.Stream)
 	var blocks []chain.Block
 	var heads []*chain.SignedHead
-	for en, err := range honest.ReadBlocks(context.Background(), o.stream, -1, 49) {
+	for en, err := range honest.ReadBlocks(context.Background(), o.Stream, -1, 49) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,7 +71,7 @@ func TestPullBlocksRejectsLies(t *testing.T) {
 		blocks, heads = append(blocks, b), append(heads, en.Head)
 	}
 	block := func(evs []event.Event) chain.Block {
-		data, err := wireEnc.Marshal(toWireEvents(evs))
+		data, err := replicatetest.EncodeBlock(evs)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,7 +98,7 @@ func TestPullBlocksRejectsLies(t *testing.T) {
 			a, b := net.Pipe()
 			go lie(t, a, tt.frames)
 			dst := newMemStore()
-			_, err := Fetch(context.Background(), dst, b, PullRequest{Stream: o.stream, From: -1, To: 49}, chain.Head{}, Limits{}, nil)
+			_, err := Fetch(context.Background(), dst, b, PullRequest{Stream: o.Stream, From: -1, To: 49}, chain.Head{}, Limits{}, nil)
 			if !errors.Is(err, tt.want) || Blame(err) != FaultMisbehaviour {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
@@ -112,8 +113,8 @@ func TestPullBlocksBudget(t *testing.T) {
 	o := newOrigin(t)
 	r := rand.New(rand.NewPCG(23, 3))
 	src, dst := newMemStore(), newMemStore()
-	src.publish(t, r, o, 200) // one run: nothing is verified before its end
-	_, err, _ := pullBlocks(t, src, dst, PullRequest{Stream: o.stream, From: -1, To: 199}, Limits{FrameFillBytes: 512, MaxUnverifiedBytes: 1000})
+	src.Publish(t, r, o, 200) // one run: nothing is verified before its end
+	_, err, _ := pullBlocks(t, src, dst, PullRequest{Stream: o.Stream, From: -1, To: 199}, Limits{FrameFillBytes: 512, MaxUnverifiedBytes: 1000})
 	if !errors.Is(err, chain.ErrTooMuchUnverified) {
 		t.Fatalf("err = %v, want chain.ErrTooMuchUnverified", err)
 	}

@@ -75,7 +75,7 @@ func TestMDNSDiscovery(t *testing.T) {
 		o := newOrigin(t)
 		tn := &testNode{o: o, store: newMemStore()}
 		svc, err := Start(context.Background(), Config{
-			Key: o.key, Store: tn.store, Swarm: swarm, MDNS: true,
+			Key: o.Key, Store: tn.store, Swarm: swarm, MDNS: true,
 			ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
 			Logger:      slog.New(slog.DiscardHandler),
 		})
@@ -92,7 +92,7 @@ func TestMDNSDiscovery(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "A and B connected by mDNS", func() bool { return connected(a, b) })
 	// Replication runs over the connection mDNS made.
-	a.store.publish(t, rand.New(rand.NewPCG(4, 4)), a.o, 5)
+	a.store.Publish(t, rand.New(rand.NewPCG(4, 4)), a.o, 5)
 	waitFor(t, 10*time.Second, "A's events at B", func() bool { return holdsAll([]*testNode{b}, a) })
 	if connected(a, other) || connected(b, other) {
 		t.Fatal("a node of another swarm was dialled")

@@ -128,14 +128,14 @@ func TestPullBelowTheFloor(t *testing.T) {
 	r := rand.New(rand.NewPCG(4, 4))
 	mem := newMemStore()
 	for range 15 {
-		mem.publish(t, r, o, 7) // batches of 7: offset 39 carries no signed head
+		mem.Publish(t, r, o, 7) // batches of 7: offset 39 carries no signed head
 	}
-	all := mem.events(o.stream)
-	floor := chain.Head{Stream: o.stream, Offset: 39, Lamport: all[39].Lamport, Hash: chain.LinkAll(chain.Genesis, all[:40])}
+	all := mem.Events(o.Stream)
+	floor := chain.Head{Stream: o.Stream, Offset: 39, Lamport: all[39].Lamport, Hash: chain.LinkAll(chain.Genesis, all[:40])}
 	src := &floorSrc{memStore: mem, floor: floor}
 
 	dst := &skipDst{memStore: newMemStore()}
-	have, err, serr := fetchFloor(t, src, dst, PullRequest{Stream: o.stream, From: -1, To: 104})
+	have, err, serr := fetchFloor(t, src, dst, PullRequest{Stream: o.Stream, From: -1, To: 104})
 	if err != nil || serr != nil || have != 104 {
 		t.Fatalf("have %d: %v / %v", have, err, serr)
 	}
@@ -146,23 +146,23 @@ func TestPullBelowTheFloor(t *testing.T) {
 	// A floor head that does not chain to the signed heads is caught.
 	bad := floor
 	bad.Hash[0] ^= 1
-	_, err, _ = fetchFloor(t, &floorSrc{memStore: mem, floor: bad}, &skipDst{memStore: newMemStore()}, PullRequest{Stream: o.stream, From: -1, To: 104})
+	_, err, _ = fetchFloor(t, &floorSrc{memStore: mem, floor: bad}, &skipDst{memStore: newMemStore()}, PullRequest{Stream: o.Stream, From: -1, To: 104})
 	if !errors.Is(err, chain.ErrIntegrity) || Blame(err) != FaultMisbehaviour {
 		t.Fatalf("forged floor: %v", err)
 	}
 
 	// A store that will not skip stops the pull, without blaming the peer.
-	_, err, _ = fetchFloor(t, src, &skipDst{memStore: newMemStore(), refuse: true}, PullRequest{Stream: o.stream, From: -1, To: 104})
+	_, err, _ = fetchFloor(t, src, &skipDst{memStore: newMemStore(), refuse: true}, PullRequest{Stream: o.Stream, From: -1, To: 104})
 	if !errors.Is(err, chain.ErrStale) || Blame(err) == FaultMisbehaviour {
 		t.Fatalf("refused skip: %v", err)
 	}
 
 	// Everything expired: the floor alone answers.
-	all2 := &floorSrc{memStore: mem, floor: chain.Head{Stream: o.stream, Offset: 104, Lamport: all[104].Lamport, Hash: chain.LinkAll(chain.Genesis, all)}}
+	all2 := &floorSrc{memStore: mem, floor: chain.Head{Stream: o.Stream, Offset: 104, Lamport: all[104].Lamport, Hash: chain.LinkAll(chain.Genesis, all)}}
 	empty := newMemStore()
 	all2.memStore = empty
 	dst = &skipDst{memStore: newMemStore()}
-	have, err, serr = fetchFloor(t, all2, dst, PullRequest{Stream: o.stream, From: -1, To: 104})
+	have, err, serr = fetchFloor(t, all2, dst, PullRequest{Stream: o.Stream, From: -1, To: 104})
 	if err != nil || serr != nil || have != 104 || dst.skipped == nil || len(dst.events) != 0 {
 		t.Fatalf("all expired: have %d, %v / %v, skipped %+v", have, err, serr, dst.skipped)
 	}
@@ -172,10 +172,10 @@ func TestExpiryOnTheWire(t *testing.T) {
 	o := newOrigin(t)
 	r := rand.New(rand.NewPCG(5, 5))
 	mem := newMemStore()
-	mem.publish(t, r, o, 3)
+	mem.Publish(t, r, o, 3)
 	hs, _ := mem.Heads(context.Background())
-	a := Announce{Node: o.id.String(), Heads: []chain.SignedHead{hs[o.stream]}, Expiry: []expiry.StreamExpiry{
-		{Stream: o.stream, Floor: 2, HasRetention: true, Retention: expiry.Retention{MaxEvents: 1000, MaxBytes: 50 << 20, MaxAge: 7 * 24 * time.Hour}},
+	a := Announce{Node: o.ID.String(), Heads: []chain.SignedHead{hs[o.Stream]}, Expiry: []expiry.StreamExpiry{
+		{Stream: o.Stream, Floor: 2, HasRetention: true, Retention: expiry.Retention{MaxEvents: 1000, MaxBytes: 50 << 20, MaxAge: 7 * 24 * time.Hour}},
 		{Stream: "12D3KooWrelayed-3", Floor: 77},
 	}}
 	b, err := EncodeAnnounce(a, Limits{})
@@ -193,25 +193,25 @@ func TestExpiryOnTheWire(t *testing.T) {
 		t.Fatalf("announce without expiry: %+v, %v", got, err)
 	}
 	// Bad floors are malformed.
-	w := wireAnnounce{Node: o.id.String(), Expiry: []wireExpiry{{Stream: "not a stream", Floor: 1}}}
+	w := wireAnnounce{Node: o.ID.String(), Expiry: []wireExpiry{{Stream: "not a stream", Floor: 1}}}
 	b, _ = wireEnc.Marshal(w)
 	if _, err := DecodeAnnounce(b, Limits{}); !errors.Is(err, chain.ErrMalformed) {
 		t.Fatalf("bad stream: %v", err)
 	}
-	w.Expiry = []wireExpiry{{Stream: string(o.stream), HasRule: true, MaxBytes: -1}}
+	w.Expiry = []wireExpiry{{Stream: string(o.Stream), HasRule: true, MaxBytes: -1}}
 	b, _ = wireEnc.Marshal(w)
 	if _, err := DecodeAnnounce(b, Limits{}); !errors.Is(err, chain.ErrMalformed) {
 		t.Fatalf("negative rule: %v", err)
 	}
 
 	// A frame's floor.
-	fl := chain.Head{Stream: o.stream, Offset: 9, Lamport: 12, Hash: chain.Hash{1, 2, 3}}
+	fl := chain.Head{Stream: o.Stream, Offset: 9, Lamport: 12, Hash: chain.Hash{1, 2, 3}}
 	c1, c2 := net.Pipe()
 	go func() {
 		WriteFrame(c1, Frame{Floor: &fl})
 		c1.Close()
 	}()
-	f, err := ReadFrame(bufio.NewReader(c2), o.stream, 1<<20)
+	f, err := ReadFrame(bufio.NewReader(c2), o.Stream, 1<<20)
 	if err != nil || f.Floor == nil || *f.Floor != fl {
 		t.Fatalf("frame floor: %+v, %v", f.Floor, err)
 	}

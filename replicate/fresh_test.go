@@ -19,8 +19,8 @@ func TestCollectFresh(t *testing.T) {
 	o, other := newOrigin(t), newOrigin(t)
 	st := newMemStore()
 	r := rand.New(rand.NewPCG(11, 11))
-	st.publish(t, r, o, 4)
-	st.publish(t, r, other, 2) // relayed: never fresh
+	st.Publish(t, r, o, 4)
+	st.Publish(t, r, other, 2) // relayed: never fresh
 	cur := newFreshCursor(50*time.Millisecond, 50*time.Millisecond)
 	t0 := time.Unix(1000, 0)
 	collect := func(at time.Duration, maxEvents, maxBytes int) []FreshEvents {
@@ -30,7 +30,7 @@ func TestCollectFresh(t *testing.T) {
 		for _, h := range hs {
 			heads = append(heads, h)
 		}
-		f, err := collectFresh(ctx, st, o.id.String(), heads, cur, t0.Add(at), maxEvents, maxBytes)
+		f, err := collectFresh(ctx, st, o.ID.String(), heads, cur, t0.Add(at), maxEvents, maxBytes)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,8 +38,8 @@ func TestCollectFresh(t *testing.T) {
 	}
 	span := func(f []FreshEvents) (first, last uint64, n int) {
 		t.Helper()
-		if len(f) != 1 || f[0].Head.Stream != o.stream {
-			t.Fatalf("fresh batches %+v, want one of %s", f, o.stream)
+		if len(f) != 1 || f[0].Head.Stream != o.Stream {
+			t.Fatalf("fresh batches %+v, want one of %s", f, o.Stream)
 		}
 		evs := f[0].Events
 		if evs[len(evs)-1].Offset != f[0].Head.Offset {
@@ -51,12 +51,12 @@ func TestCollectFresh(t *testing.T) {
 	if f := collect(0, 256, 1<<20); len(f) != 0 {
 		t.Fatalf("first announce carries %d batches", len(f))
 	}
-	st.publish(t, r, o, 3) // offsets 4..6
+	st.Publish(t, r, o, 3) // offsets 4..6
 	if a, b, _ := span(collect(time.Millisecond, 256, 1<<20)); a != 4 || b != 6 {
 		t.Fatalf("fresh %d..%d, want 4..6", a, b)
 	}
 	// Within the repeat window, earlier fresh events ride along again.
-	st.publish(t, r, o, 2) // 7..8
+	st.Publish(t, r, o, 2) // 7..8
 	if a, b, _ := span(collect(2*time.Millisecond, 256, 1<<20)); a != 4 || b != 8 {
 		t.Fatalf("fresh %d..%d, want 4..8 (repeated)", a, b)
 	}
@@ -65,7 +65,7 @@ func TestCollectFresh(t *testing.T) {
 		t.Fatalf("heartbeat in the window: %d..%d, want 4..8", a, b)
 	}
 	// Past the window only newer events go.
-	st.publish(t, r, o, 1) // 9
+	st.Publish(t, r, o, 1) // 9
 	if a, b, _ := span(collect(100*time.Millisecond, 256, 1<<20)); a != 9 || b != 9 {
 		t.Fatalf("fresh %d..%d, want 9..9", a, b)
 	}
@@ -73,23 +73,23 @@ func TestCollectFresh(t *testing.T) {
 		t.Fatalf("nothing new, yet %d batches", len(f))
 	}
 	// Too many with the repeat: only what is new since the last announce.
-	st.publish(t, r, o, 3) // 10..12
+	st.Publish(t, r, o, 3) // 10..12
 	collect(501*time.Millisecond, 256, 1<<20)
-	st.publish(t, r, o, 2) // 13..14
+	st.Publish(t, r, o, 2) // 13..14
 	if a, b, _ := span(collect(502*time.Millisecond, 3, 1<<20)); a != 13 || b != 14 {
 		t.Fatalf("bounded by count: %d..%d, want 13..14", a, b)
 	}
 	// Too many even then (by count or bytes): none; peers pull.
-	st.publish(t, r, o, 5)
+	st.Publish(t, r, o, 5)
 	if f := collect(503*time.Millisecond, 4, 1<<20); len(f) != 0 {
 		t.Fatal("a batch over the count limit was sent")
 	}
-	st.publish(t, r, o, 1)
+	st.Publish(t, r, o, 1)
 	if f := collect(504*time.Millisecond, 256, 10); len(f) != 0 {
 		t.Fatal("a batch over the byte limit was sent")
 	}
 	// The cursor keeps only what a base can still need.
-	if n := len(cur.hist[o.stream]); n > 6 {
+	if n := len(cur.hist[o.Stream]); n > 6 {
 		t.Fatalf("cursor holds %d entries", n)
 	}
 }
@@ -102,14 +102,14 @@ func TestCollectFreshHeartbeat(t *testing.T) {
 	o := newOrigin(t)
 	st := newMemStore()
 	r := rand.New(rand.NewPCG(12, 12))
-	st.publish(t, r, o, 4)
+	st.Publish(t, r, o, 4)
 	const announce, heartbeat = 10 * time.Millisecond, 300 * time.Millisecond
 	cur := newFreshCursor(announce, heartbeat)
 	t0 := time.Unix(1000, 0)
 	collect := func(at time.Duration) (first, last uint64, n int) {
 		t.Helper()
 		hs, _ := st.Heads(ctx)
-		f, err := collectFresh(ctx, st, o.id.String(), []chain.SignedHead{hs[o.stream]}, cur, t0.Add(at), 1024, 1<<20)
+		f, err := collectFresh(ctx, st, o.ID.String(), []chain.SignedHead{hs[o.Stream]}, cur, t0.Add(at), 1024, 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,11 +120,11 @@ func TestCollectFreshHeartbeat(t *testing.T) {
 		return evs[0].Offset, evs[len(evs)-1].Offset, len(evs)
 	}
 	collect(0)             // offsets 0..3 were there before: not fresh
-	st.publish(t, r, o, 3) // 4..6
+	st.Publish(t, r, o, 3) // 4..6
 	if a, b, _ := collect(time.Millisecond); a != 4 || b != 6 {
 		t.Fatalf("announce: fresh %d..%d, want 4..6", a, b)
 	}
-	st.publish(t, r, o, 1) // 7: grown, so the short window
+	st.Publish(t, r, o, 1) // 7: grown, so the short window
 	if a, b, _ := collect(200 * time.Millisecond); a != 7 || b != 7 {
 		t.Fatalf("announce past the short window: fresh %d..%d, want 7..7", a, b)
 	}
@@ -137,14 +137,14 @@ func TestCollectFreshHeartbeat(t *testing.T) {
 	// A steady stream of announces, one per millisecond: the cursor keeps
 	// what a heartbeat needs, and not much more.
 	for i := range 1000 {
-		st.publish(t, r, o, 1)
+		st.Publish(t, r, o, 1)
 		at := time.Second + time.Duration(i)*time.Millisecond
 		// The events of the last 10 ms (the short window) ride along.
 		if a, b, _ := collect(at); b != uint64(8+i) || a != uint64(max(8, i-1)) {
 			t.Fatalf("announce %d: fresh %d..%d, want %d..%d", i, a, b, max(8, i-1), 8+i)
 		}
 	}
-	if n := len(cur.hist[o.stream]); n < 300 || n > 2*300+2 {
+	if n := len(cur.hist[o.Stream]); n < 300 || n > 2*300+2 {
 		t.Fatalf("the cursor holds %d announces, want 300-602 (a heartbeat's worth, dropped in halves)", n)
 	}
 	// A heartbeat at 2 s repeats the events announced after 1.7 s.
@@ -161,24 +161,30 @@ func TestIngestFreshBatch(t *testing.T) {
 	o := newOrigin(t)
 	r := rand.New(rand.NewPCG(9, 9))
 	src := newMemStore()
-	src.publish(t, r, o, 5) // offsets 0-4
-	src.publish(t, r, o, 3) // 5-7
-	src.publish(t, r, o, 2) // 8-9
-	all := src.events(o.stream)
-	h := src.streams[o.stream].heads
+	src.Publish(t, r, o, 5) // offsets 0-4
+	src.Publish(t, r, o, 3) // 5-7
+	src.Publish(t, r, o, 2) // 8-9
+	all := src.Events(o.Stream)
+	h := func(off uint64) chain.SignedHead {
+		sh, ok := src.HeadAt(o.Stream, off)
+		if !ok {
+			t.Fatalf("no head at %d", off)
+		}
+		return sh
+	}
 	ann := func(head uint64, evs []event.Event) *validAnnounce {
-		return &validAnnounce{a: Announce{Node: o.id.String(), Fresh: []FreshEvents{{Head: h[head], Events: evs}}}}
+		return &validAnnounce{a: Announce{Node: o.ID.String(), Fresh: []FreshEvents{{Head: h(head), Events: evs}}}}
 	}
 	service := func() (*Service, *memStore) {
 		dst := newMemStore()
-		return &Service{cfg: Config{Store: dst}, serial: &serialStore{Store: dst}, self: newOrigin(t).id, heads: newHeadCache(16), log: slog.New(slog.DiscardHandler)}, dst
+		return &Service{cfg: Config{Store: dst}, serial: &serialStore{Store: dst}, self: newOrigin(t).ID, heads: newHeadCache(16), log: slog.New(slog.DiscardHandler)}, dst
 	}
 	check := func(name string, dst *memStore, stored map[event.StreamID]uint64, want int) {
 		t.Helper()
-		if got := dst.events(o.stream); !reflect.DeepEqual(got, all[:want]) {
+		if got := dst.Events(o.Stream); !reflect.DeepEqual(got, all[:want]) {
 			t.Fatalf("%s: stored %d events, want the first %d", name, len(got), want)
 		}
-		if stored[o.stream] != uint64(want-1) {
+		if stored[o.Stream] != uint64(want-1) {
 			t.Fatalf("%s: reported %v stored, want offset %d", name, stored, want-1)
 		}
 	}
@@ -190,25 +196,25 @@ func TestIngestFreshBatch(t *testing.T) {
 		t.Fatalf("honest batch: %v, forged %v", err, forged)
 	}
 	check("honest batch", dst, stored, 10)
-	if dst.ingests != 1 {
-		t.Fatalf("honest batch: %d ingests, want 1", dst.ingests)
+	if dst.Ingests() != 1 {
+		t.Fatalf("honest batch: %d ingests, want 1", dst.Ingests())
 	}
 
 	// Two streams in one batch: each stored in its own Ingest (they run
 	// concurrently).
 	o2 := newOrigin(t)
-	src.publish(t, r, o2, 3)
-	all2 := src.events(o2.stream)
+	src.Publish(t, r, o2, 3)
+	all2 := src.Events(o2.Stream)
 	s, dst = service()
 	two := ann(4, all[0:5])
-	two.a.Fresh = append(two.a.Fresh, FreshEvents{Head: src.streams[o2.stream].heads[2], Events: all2})
+	two.a.Fresh = append(two.a.Fresh, FreshEvents{Head: func() chain.SignedHead { sh, _ := src.HeadAt(o2.Stream, 2); return sh }(), Events: all2})
 	stored, forged, err = s.ingestFresh(ctx, []*validAnnounce{two, ann(9, all[3:10])})
 	if err != nil || slices.ContainsFunc(forged, func(e error) bool { return e != nil }) {
 		t.Fatalf("two streams: %v, forged %v", err, forged)
 	}
 	check("two streams", dst, stored, 10)
-	if got := dst.events(o2.stream); !reflect.DeepEqual(got, all2) || stored[o2.stream] != 2 || dst.ingests != 2 {
-		t.Fatalf("two streams: second stream has %d events, stored %v, %d ingests", len(got), stored, dst.ingests)
+	if got := dst.Events(o2.Stream); !reflect.DeepEqual(got, all2) || stored[o2.Stream] != 2 || dst.Ingests() != 2 {
+		t.Fatalf("two streams: second stream has %d events, stored %v, %d ingests", len(got), stored, dst.Ingests())
 	}
 
 	// A forged announce in the middle: the one before it is stored, the
@@ -226,7 +232,7 @@ func TestIngestFreshBatch(t *testing.T) {
 	// batch now extends is verified again, not taken on trust.
 	s, dst = service()
 	a := ann(4, all[0:5])
-	a.fresh = []checkedFresh{{ok: true, have: -1, prev: chain.Hash{1}, events: randomEvents(r, o.stream, 0, 0, 5)}}
+	a.fresh = []checkedFresh{{ok: true, have: -1, prev: chain.Hash{1}, events: randomEvents(r, o.Stream, 0, 0, 5)}}
 	stored, forged, err = s.ingestFresh(ctx, []*validAnnounce{a})
 	if err != nil || forged[0] != nil {
 		t.Fatalf("stale verdict: %v, forged %v", err, forged)

@@ -15,7 +15,7 @@ import (
 
 func testPeerID(t *testing.T) peer.ID {
 	t.Helper()
-	return newOrigin(t).id
+	return newOrigin(t).ID
 }
 
 func addrs(t *testing.T, ss ...string) []multiaddr.Multiaddr {

@@ -66,7 +66,7 @@ func (p *pipeStore) IngestAsync(ctx context.Context, events []event.Event, _ []c
 func (p *pipeStore) store(n int, events []event.Event, head chain.SignedHead) error {
 	for {
 		p.mu.Lock()
-		done := p.memStore.ingests // ranges stored so far (memStore counts)
+		done := p.memStore.Ingests() // ranges stored so far (memStore counts)
 		failed := p.failed
 		p.mu.Unlock()
 		if failed || done >= n-1 {
@@ -83,7 +83,7 @@ func (p *pipeStore) store(n int, events []event.Event, head chain.SignedHead) er
 		p.failed = true
 		return p.errFail
 	}
-	return p.memStore.ingest(events, head)
+	return p.memStore.Put(events, head)
 }
 
 func pipePull(t *testing.T, src *memStore, dst *pipeStore, top int64, lim Limits) (int64, []uint64, error) {
@@ -109,9 +109,8 @@ func pipePull(t *testing.T, src *memStore, dst *pipeStore, top int64, lim Limits
 }
 
 func streamOf(m *memStore) event.StreamID {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for s := range m.streams {
+	hs, _ := m.Heads(context.Background())
+	for s := range hs {
 		return s
 	}
 	return ""
@@ -122,15 +121,15 @@ func TestPipelinedPullOverlapsAndCopies(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 3))
 	src := newMemStore()
 	for range 40 {
-		src.publish(t, r, o, 1+r.IntN(30))
+		src.Publish(t, r, o, 1+r.IntN(30))
 	}
-	_, top := src.head(o.stream)
+	_, top := src.Head(o.Stream)
 	dst := newPipeStore(0)
 	have, progress, err := pipePull(t, src, dst, top, Limits{FrameFillBytes: 2048})
 	if err != nil || have != top {
 		t.Fatalf("have %d of %d: %v", have, top, err)
 	}
-	if !reflect.DeepEqual(dst.events(o.stream), src.events(o.stream)) {
+	if !reflect.DeepEqual(dst.Events(o.Stream), src.Events(o.Stream)) {
 		t.Fatal("copy differs")
 	}
 	if !dst.overlapped {
@@ -151,9 +150,9 @@ func TestPipelinedPullStopsAtAFailedRange(t *testing.T) {
 	r := rand.New(rand.NewPCG(4, 4))
 	src := newMemStore()
 	for range 40 {
-		src.publish(t, r, o, 1+r.IntN(30))
+		src.Publish(t, r, o, 1+r.IntN(30))
 	}
-	_, top := src.head(o.stream)
+	_, top := src.Head(o.Stream)
 	dst := newPipeStore(4)
 	have, progress, err := pipePull(t, src, dst, top, Limits{FrameFillBytes: 2048})
 	if !errors.Is(err, dst.errFail) {
@@ -162,15 +161,15 @@ func TestPipelinedPullStopsAtAFailedRange(t *testing.T) {
 	if Blame(err) == FaultMisbehaviour {
 		t.Fatalf("a store failure blamed on the peer: %v", err)
 	}
-	held := dst.events(o.stream)
+	held := dst.Events(o.Stream)
 	if len(held) == 0 || have != int64(len(held))-1 {
 		t.Fatalf("Fetch says %d stored, the store holds %d events", have, len(held))
 	}
-	if !reflect.DeepEqual(held, src.events(o.stream)[:len(held)]) {
+	if !reflect.DeepEqual(held, src.Events(o.Stream)[:len(held)]) {
 		t.Fatal("stored prefix differs")
 	}
-	if dst.memStore.ingests != 3 || len(progress) != 3 || progress[2] != uint64(have) {
-		t.Fatalf("%d ranges stored, progress %v: want the 3 before the failed one", dst.memStore.ingests, progress)
+	if dst.memStore.Ingests() != 3 || len(progress) != 3 || progress[2] != uint64(have) {
+		t.Fatalf("%d ranges stored, progress %v: want the 3 before the failed one", dst.memStore.Ingests(), progress)
 	}
 }
 
@@ -180,25 +179,22 @@ func TestPipelinedPullRejectsAlteredEvents(t *testing.T) {
 	src := newMemStore()
 	var batches [][]event.Event
 	for range 30 {
-		batches = append(batches, src.publish(t, r, o, 1+r.IntN(30)))
+		batches = append(batches, src.Publish(t, r, o, 1+r.IntN(30)))
 	}
-	_, top := src.head(o.stream)
+	_, top := src.Head(o.Stream)
 	// A relay alters one event of batch 20.
 	bad := batches[20][0].Offset
-	src.mu.Lock()
-	ev := &src.streams[o.stream].events[bad]
-	ev.Payload = append([]byte{0x01}, ev.Payload...)
-	src.mu.Unlock()
+	src.Tamper(o.Stream, bad, func(ev *event.Event) { ev.Payload = append([]byte{0x01}, ev.Payload...) })
 	dst := newPipeStore(0)
 	have, _, err := pipePull(t, src, dst, top, Limits{FrameFillBytes: 2048})
 	if !errors.Is(err, chain.ErrIntegrity) {
 		t.Fatalf("err %v, want chain.ErrIntegrity", err)
 	}
-	held := dst.events(o.stream)
+	held := dst.Events(o.Stream)
 	if have >= int64(bad) || int64(len(held))-1 != have {
 		t.Fatalf("stored up to %d (store holds %d events), the altered event is at %d", have, len(held), bad)
 	}
-	if !reflect.DeepEqual(held, src.events(o.stream)[:len(held)]) {
+	if !reflect.DeepEqual(held, src.Events(o.Stream)[:len(held)]) {
 		t.Fatal("stored prefix differs")
 	}
 }

@@ -19,7 +19,7 @@ import (
 // pull runs Serve on src and Fetch into dst over an in-memory connection.
 func pull(t *testing.T, src, dst *memStore, req PullRequest, lim Limits, wrap func(net.Conn) net.Conn) (int64, error, error) {
 	t.Helper()
-	prev, _ := dst.head(req.Stream)
+	prev, _ := dst.Head(req.Stream)
 	return pipeFetch(t, func(ctx context.Context, c net.Conn) error {
 		_, err := Serve(ctx, src, c, lim)
 		return err
@@ -53,28 +53,28 @@ func TestPullCopiesAStream(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 1))
 	src, dst := newMemStore(), newMemStore()
 	for range 50 {
-		src.publish(t, r, o, 1+r.IntN(30))
+		src.Publish(t, r, o, 1+r.IntN(30))
 	}
-	_, top := src.head(o.stream)
+	_, top := src.Head(o.Stream)
 	lim := Limits{FrameFillBytes: 2048}
-	have, err, serr := pull(t, src, dst, PullRequest{Stream: o.stream, From: -1, To: uint64(top)}, lim, nil)
+	have, err, serr := pull(t, src, dst, PullRequest{Stream: o.Stream, From: -1, To: uint64(top)}, lim, nil)
 	if err != nil || serr != nil || have != top {
 		t.Fatalf("have %d of %d: %v / %v", have, top, err, serr)
 	}
-	if !reflect.DeepEqual(dst.events(o.stream), src.events(o.stream)) {
+	if !reflect.DeepEqual(dst.Events(o.Stream), src.Events(o.Stream)) {
 		t.Fatal("copy differs")
 	}
-	if dst.ingests < 10 {
-		t.Fatalf("only %d ingests: verified pieces are not stored as they arrive", dst.ingests)
+	if dst.Ingests() < 10 {
+		t.Fatalf("only %d ingests: verified pieces are not stored as they arrive", dst.Ingests())
 	}
-	if dst.lamport != src.lamport {
-		t.Fatalf("lamport %d, want %d", dst.lamport, src.lamport)
+	if dst.Lamport() != src.Lamport() {
+		t.Fatalf("lamport %d, want %d", dst.Lamport(), src.Lamport())
 	}
 	// Incremental pull from where dst is.
-	src.publish(t, r, o, 7)
-	_, top = src.head(o.stream)
-	_, mine := dst.head(o.stream)
-	if have, err, _ := pull(t, src, dst, PullRequest{Stream: o.stream, From: mine, To: uint64(top)}, lim, nil); err != nil || have != top {
+	src.Publish(t, r, o, 7)
+	_, top = src.Head(o.Stream)
+	_, mine := dst.Head(o.Stream)
+	if have, err, _ := pull(t, src, dst, PullRequest{Stream: o.Stream, From: mine, To: uint64(top)}, lim, nil); err != nil || have != top {
 		t.Fatalf("incremental: %d, %v", have, err)
 	}
 }
@@ -83,8 +83,8 @@ func TestPullExtendsToACheckpoint(t *testing.T) {
 	o := newOrigin(t)
 	r := rand.New(rand.NewPCG(2, 2))
 	src, dst := newMemStore(), newMemStore()
-	src.publish(t, r, o, 10)
-	have, err, _ := pull(t, src, dst, PullRequest{Stream: o.stream, From: -1, To: 4}, Limits{}, nil)
+	src.Publish(t, r, o, 10)
+	have, err, _ := pull(t, src, dst, PullRequest{Stream: o.Stream, From: -1, To: 4}, Limits{}, nil)
 	if err != nil || have != 9 {
 		t.Fatalf("have %d, %v: want the batch up to its signed head at 9", have, err)
 	}
@@ -109,23 +109,23 @@ func TestPullResumesAfterInterruption(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 3))
 	src, dst := newMemStore(), newMemStore()
 	for range 40 {
-		src.publish(t, r, o, 20)
+		src.Publish(t, r, o, 20)
 	}
-	_, top := src.head(o.stream)
+	_, top := src.Head(o.Stream)
 	lim := Limits{FrameFillBytes: 1024}
 	cut := func(c net.Conn) net.Conn { cc := &cutConn{Conn: c}; cc.left.Store(20000); return cc }
-	have, err, _ := pull(t, src, dst, PullRequest{Stream: o.stream, From: -1, To: uint64(top)}, lim, cut)
+	have, err, _ := pull(t, src, dst, PullRequest{Stream: o.Stream, From: -1, To: uint64(top)}, lim, cut)
 	if !errors.Is(err, ErrShortAnswer) || Blame(err) != FaultTransient {
 		t.Fatalf("cut transfer: %v", err)
 	}
-	_, mine := dst.head(o.stream)
+	_, mine := dst.Head(o.Stream)
 	if have <= 0 || have != mine || have >= top {
 		t.Fatalf("stored %d (head %d) of %d", have, mine, top)
 	}
-	if have, err, _ = pull(t, src, dst, PullRequest{Stream: o.stream, From: mine, To: uint64(top)}, lim, nil); err != nil || have != top {
+	if have, err, _ = pull(t, src, dst, PullRequest{Stream: o.Stream, From: mine, To: uint64(top)}, lim, nil); err != nil || have != top {
 		t.Fatalf("resume: %d, %v", have, err)
 	}
-	if !reflect.DeepEqual(dst.events(o.stream), src.events(o.stream)) {
+	if !reflect.DeepEqual(dst.Events(o.Stream), src.Events(o.Stream)) {
 		t.Fatal("copy differs")
 	}
 }
@@ -148,11 +148,10 @@ func TestPullRejectsALyingRelay(t *testing.T) {
 	r := rand.New(rand.NewPCG(4, 4))
 	honest := newMemStore()
 	for range 5 {
-		honest.publish(t, r, o, 10)
+		honest.Publish(t, r, o, 10)
 	}
-	all := honest.events(o.stream)
-	heads := honest.streams[o.stream].heads
-	h := func(off uint64) *chain.SignedHead { x := heads[off]; return &x }
+	all := honest.Events(o.Stream)
+	h := func(off uint64) *chain.SignedHead { x, _ := honest.HeadAt(o.Stream, off); return &x }
 	tests := []struct {
 		name   string
 		frames func(evs []event.Event) []Frame
@@ -175,7 +174,7 @@ func TestPullRejectsALyingRelay(t *testing.T) {
 		}, chain.ErrBadSignature, 0},
 		{"forged head and events", func(e []event.Event) []Frame {
 			e[40].Payload = []byte{0x01}
-			forged := chain.Head{Stream: o.stream, Offset: 49, Lamport: e[49].Lamport, Hash: chain.LinkAll(chain.Genesis, e)}
+			forged := chain.Head{Stream: o.Stream, Offset: 49, Lamport: e[49].Lamport, Hash: chain.LinkAll(chain.Genesis, e)}
 			return []Frame{{Events: e, Head: &chain.SignedHead{Head: forged, Sig: h(49).Sig}, End: true}}
 		}, chain.ErrBadSignature, 0},
 		{"dropped event", func(e []event.Event) []Frame {
@@ -191,8 +190,8 @@ func TestPullRejectsALyingRelay(t *testing.T) {
 		}, chain.ErrGap, 0},
 		{"another stream's events", func(e []event.Event) []Frame {
 			other := newOrigin(t)
-			oe := randomEvents(r, other.stream, 0, 0, 5)
-			oh := other.sign(t, chain.Genesis, oe)
+			oe := randomEvents(r, other.Stream, 0, 0, 5)
+			oh := other.Sign(t, chain.Genesis, oe)
 			return []Frame{{Events: oe, Head: &oh, End: true}}
 		}, chain.ErrWrongStream, 0},
 		{"unsigned tail", func(e []event.Event) []Frame {
@@ -209,11 +208,11 @@ func TestPullRejectsALyingRelay(t *testing.T) {
 			a, b := net.Pipe()
 			go lie(t, a, frames)
 			dst := newMemStore()
-			_, err := Fetch(context.Background(), dst, b, PullRequest{Stream: o.stream, From: -1, To: 49}, chain.Head{}, Limits{}, nil)
+			_, err := Fetch(context.Background(), dst, b, PullRequest{Stream: o.Stream, From: -1, To: 49}, chain.Head{}, Limits{}, nil)
 			if !errors.Is(err, tt.want) || Blame(err) != FaultMisbehaviour {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
-			got := dst.events(o.stream)
+			got := dst.Events(o.Stream)
 			if len(got) != tt.stored || (len(got) > 0 && !reflect.DeepEqual(got, all[:len(got)])) {
 				t.Fatalf("stored %d events, want the %d of the honest prefix", len(got), tt.stored)
 			}
@@ -225,14 +224,14 @@ func TestPullShortAnswer(t *testing.T) {
 	o := newOrigin(t)
 	r := rand.New(rand.NewPCG(5, 5))
 	src, dst := newMemStore(), newMemStore()
-	src.publish(t, r, o, 5)
-	have, err, _ := pull(t, src, dst, PullRequest{Stream: o.stream, From: -1, To: 20}, Limits{}, nil)
+	src.Publish(t, r, o, 5)
+	have, err, _ := pull(t, src, dst, PullRequest{Stream: o.Stream, From: -1, To: 20}, Limits{}, nil)
 	if !errors.Is(err, ErrShortAnswer) || have != 4 {
 		t.Fatalf("have %d, %v", have, err)
 	}
 	// A stream the peer does not hold at all.
 	other := newOrigin(t)
-	have, err, _ = pull(t, src, newMemStore(), PullRequest{Stream: other.stream, From: -1, To: 3}, Limits{}, nil)
+	have, err, _ = pull(t, src, newMemStore(), PullRequest{Stream: other.Stream, From: -1, To: 3}, Limits{}, nil)
 	if !errors.Is(err, ErrShortAnswer) || have != -1 {
 		t.Fatalf("unknown stream: have %d, %v", have, err)
 	}
@@ -242,16 +241,17 @@ func TestFreshRange(t *testing.T) {
 	o := newOrigin(t)
 	r := rand.New(rand.NewPCG(6, 6))
 	src := newMemStore()
-	src.publish(t, r, o, 5)
-	evs := src.publish(t, r, o, 3)
+	src.Publish(t, r, o, 5)
+	evs := src.Publish(t, r, o, 3)
 	hs, _ := src.Heads(context.Background())
-	f := FreshEvents{Head: hs[o.stream], Events: evs}
-	prev := chain.Head{Hash: src.streams[o.stream].hashes[4]}
+	f := FreshEvents{Head: hs[o.Stream], Events: evs}
+	all := src.Events(o.Stream)
+	prev := chain.Head{Hash: chain.LinkAll(chain.Genesis, all[:5])}
 	got, err := FreshRange(prev, 4, f, chain.VerifyHead)
 	if err != nil || len(got) != 3 {
 		t.Fatalf("%d, %v", len(got), err)
 	}
-	prev6 := chain.Head{Hash: src.streams[o.stream].hashes[6]}
+	prev6 := chain.Head{Hash: chain.LinkAll(chain.Genesis, all[:7])}
 	if got, err := FreshRange(prev6, 6, f, chain.VerifyHead); err != nil || len(got) != 1 || got[0].Offset != 7 {
 		t.Fatalf("overlap: %v, %v", got, err)
 	}

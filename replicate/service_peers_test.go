@@ -28,7 +28,7 @@ import (
 func startWith(t *testing.T, o origin, store Store, opt func(*Config)) *Service {
 	t.Helper()
 	cfg := Config{
-		Key: o.key, Store: store, Swarm: t.Name(), Heartbeat: 300 * time.Millisecond,
+		Key: o.Key, Store: store, Swarm: t.Name(), Heartbeat: 300 * time.Millisecond,
 		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
 		Planner:     PlannerConfig{BaseBackoff: 200 * time.Millisecond, MaxBackoff: time.Second},
 		Redial:      Backoff{Base: 100 * time.Millisecond, Max: 500 * time.Millisecond},
@@ -75,11 +75,11 @@ func TestFreshEventsWithoutPull(t *testing.T) {
 			})
 			connect(t, a, b)
 			r := mrand.New(mrand.NewPCG(5, 5))
-			a.store.publish(t, r, a.o, 20)
+			a.store.Publish(t, r, a.o, 20)
 			waitFor(t, 10*time.Second, "initial sync", func() bool { return holdsAll([]*testNode{b}, a) })
 			pulls := b.svc.Stats().Pulls
 			for range 10 {
-				a.store.publish(t, r, a.o, 3)
+				a.store.Publish(t, r, a.o, 3)
 				waitFor(t, 5*time.Second, "fresh events at B", func() bool { return holdsAll([]*testNode{b}, a) })
 				time.Sleep(slow) // let heartbeats fall in
 			}
@@ -91,7 +91,7 @@ func TestFreshEventsWithoutPull(t *testing.T) {
 				t.Fatalf("B stored %d fresh events, want 30", st.FreshEvents)
 			}
 			// Too many to ride along: B falls back to a pull.
-			a.store.publish(t, r, a.o, DefaultLimits.MaxFreshEvents+1)
+			a.store.Publish(t, r, a.o, DefaultLimits.MaxFreshEvents+1)
 			waitFor(t, 10*time.Second, "a large batch at B", func() bool { return holdsAll([]*testNode{b}, a) })
 			if b.svc.Stats().Pulls == pulls {
 				t.Fatal("a batch too large for gossip arrived without a pull")
@@ -111,13 +111,13 @@ func TestFreshEventsLatency(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	connect(t, a, b)
 	r := mrand.New(mrand.NewPCG(6, 6))
-	a.store.publish(t, r, a.o, 1)
+	a.store.Publish(t, r, a.o, 1)
 	waitFor(t, 10*time.Second, "initial sync", func() bool { return holdsAll([]*testNode{b}, a) })
 	var lat []time.Duration
 	for range 50 {
 		changed := b.store.Changed()
 		start := time.Now()
-		a.store.publish(t, r, a.o, 1)
+		a.store.Publish(t, r, a.o, 1)
 		select {
 		case <-changed:
 			lat = append(lat, time.Since(start))
@@ -142,20 +142,20 @@ func TestRedialAfterDrop(t *testing.T) {
 	b := startWith(t, ob, bStore, nil)
 	bAddrs := b.Host().Addrs()
 	a := startWith(t, oa, newMemStore(), func(c *Config) {
-		c.Bootstrap = []peer.AddrInfo{{ID: ob.id, Addrs: bAddrs}}
+		c.Bootstrap = []peer.AddrInfo{{ID: ob.ID, Addrs: bAddrs}}
 		c.Redial = Backoff{Base: 100 * time.Millisecond, Max: time.Second, Jitter: 0.2}
 	})
-	if !isConnected(a, ob.id) {
+	if !isConnected(a, ob.ID) {
 		t.Fatal("not connected to the bootstrap peer after Start")
 	}
 	b.Close()
-	waitFor(t, 5*time.Second, "drop seen", func() bool { return !isConnected(a, ob.id) })
+	waitFor(t, 5*time.Second, "drop seen", func() bool { return !isConnected(a, ob.ID) })
 	var listen []string
 	for _, ad := range bAddrs {
 		listen = append(listen, ad.String())
 	}
 	b2 := startWith(t, ob, bStore, func(c *Config) { c.ListenAddrs = listen })
-	waitFor(t, 10*time.Second, "redial of the restarted bootstrap peer", func() bool { return isConnected(a, ob.id) })
+	waitFor(t, 10*time.Second, "redial of the restarted bootstrap peer", func() bool { return isConnected(a, ob.ID) })
 	_ = b2
 }
 
@@ -172,13 +172,13 @@ func TestRedialAfterLongOutage(t *testing.T) {
 	b := startWith(t, ob, bStore, nil)
 	bAddrs := b.Host().Addrs()
 	a := startWith(t, newOrigin(t), newMemStore(), func(c *Config) {
-		c.Bootstrap = []peer.AddrInfo{{ID: ob.id, Addrs: bAddrs}}
+		c.Bootstrap = []peer.AddrInfo{{ID: ob.ID, Addrs: bAddrs}}
 		c.Redial = Backoff{Base: 100 * time.Millisecond, Max: 300 * time.Millisecond, Jitter: 0.2}
 	})
 	b.Close()
 	waitFor(t, 5*time.Second, "three failed redials", func() bool {
 		n := make(chan int, 1)
-		a.peerOp(context.Background(), func(m *peerMgr) { n <- m.redials.Attempts(ob.id) })
+		a.peerOp(context.Background(), func(m *peerMgr) { n <- m.redials.Attempts(ob.ID) })
 		return <-n >= 3
 	})
 	var listen []string
@@ -188,7 +188,7 @@ func TestRedialAfterLongOutage(t *testing.T) {
 	startWith(t, ob, bStore, func(c *Config) { c.ListenAddrs = listen })
 	// The next redial is due within 300 ms; the swarm's backoff of the
 	// first failure alone lasts 5 s.
-	waitFor(t, 3*time.Second, "redial of the peer that is back", func() bool { return isConnected(a, ob.id) })
+	waitFor(t, 3*time.Second, "redial of the peer that is back", func() bool { return isConnected(a, ob.ID) })
 }
 
 // TestRedialAfterDropDuringDial: a redial whose connection drops before
@@ -200,7 +200,7 @@ func TestRedialAfterDropDuringDial(t *testing.T) {
 		t.Skip("network test")
 	}
 	a := startWith(t, newOrigin(t), newMemStore(), nil)
-	x := newOrigin(t).id
+	x := newOrigin(t).ID
 	done := make(chan []peer.ID, 1)
 	a.peerOp(context.Background(), func(m *peerMgr) {
 		now := time.Now()
@@ -228,24 +228,24 @@ func TestRedialFromPeerBook(t *testing.T) {
 	b := startWith(t, ob, newMemStore(), nil)
 	a := startWith(t, oa, newMemStore(), func(c *Config) { c.PeerBookPath = book })
 	// B dials A: inbound connections count as known peers too.
-	if err := b.Host().Connect(context.Background(), peer.AddrInfo{ID: oa.id, Addrs: a.Host().Addrs()}); err != nil {
+	if err := b.Host().Connect(context.Background(), peer.AddrInfo{ID: oa.ID, Addrs: a.Host().Addrs()}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "B listed by A", func() bool {
 		ps, err := a.Peers(context.Background())
-		return err == nil && len(ps) == 1 && ps[0].ID == ob.id && ps[0].Connected && len(ps[0].Addrs) > 0
+		return err == nil && len(ps) == 1 && ps[0].ID == ob.ID && ps[0].Connected && len(ps[0].Addrs) > 0
 	})
 	a.Close()
 	saved, err := LoadPeerBook(book, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e, ok := saved.Get(ob.id); !ok || len(e.Addrs) == 0 {
+	if e, ok := saved.Get(ob.ID); !ok || len(e.Addrs) == 0 {
 		t.Fatalf("B not in the saved peer book (%d entries)", saved.Len())
 	}
-	waitFor(t, 5*time.Second, "B sees A gone", func() bool { return !isConnected(b, oa.id) })
+	waitFor(t, 5*time.Second, "B sees A gone", func() bool { return !isConnected(b, oa.ID) })
 	a2 := startWith(t, oa, newMemStore(), func(c *Config) { c.PeerBookPath = book })
-	waitFor(t, 10*time.Second, "A redials B from its peer book", func() bool { return isConnected(a2, ob.id) })
+	waitFor(t, 10*time.Second, "A redials B from its peer book", func() bool { return isConnected(a2, ob.ID) })
 }
 
 // TestCorruptPeerBookStarts: a corrupt peer book is logged and replaced,
@@ -273,8 +273,8 @@ func TestPeersLag(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	connect(t, a, b)
 	r := mrand.New(mrand.NewPCG(7, 7))
-	a.store.publish(t, r, a.o, 10)
-	b.store.publish(t, r, b.o, 4)
+	a.store.Publish(t, r, a.o, 10)
+	b.store.Publish(t, r, b.o, 4)
 	waitFor(t, 10*time.Second, "sync", func() bool { return holdsAll(nodes, a, b) })
 	waitFor(t, 5*time.Second, "zero lag", func() bool {
 		ps, err := b.svc.Peers(context.Background())
@@ -282,7 +282,7 @@ func TestPeersLag(t *testing.T) {
 			return false
 		}
 		p := ps[0]
-		return p.ID == a.o.id && p.Connected && len(p.Addrs) > 0 && p.Announced && p.Lag == 0 && p.Behind == 0
+		return p.ID == a.o.ID && p.Connected && len(p.Addrs) > 0 && p.Announced && p.Lag == 0 && p.Behind == 0
 	})
 	a.svc.Close()
 	if _, err := a.svc.Peers(context.Background()); err == nil {
@@ -335,7 +335,7 @@ func TestPrivateNetwork(t *testing.T) {
 	b := startWith(t, ob, bStore, func(c *Config) { c.SwarmKey = key })
 	c := startWith(t, oc, newMemStore(), nil)
 	d := startWith(t, od, newMemStore(), func(c *Config) { c.SwarmKey = other })
-	aInfo := peer.AddrInfo{ID: oa.id, Addrs: a.Host().Addrs()}
+	aInfo := peer.AddrInfo{ID: oa.ID, Addrs: a.Host().Addrs()}
 	for _, ad := range aInfo.Addrs {
 		if _, err := ad.ValueForProtocol(0x01CC); err == nil { // quic-v1
 			t.Fatalf("private node listens on QUIC: %s", ad)
@@ -352,12 +352,12 @@ func TestPrivateNetwork(t *testing.T) {
 	if err := d.Host().Connect(ctx, aInfo); err == nil {
 		t.Fatal("a node with another key connected")
 	}
-	aStore.publish(t, mrand.New(mrand.NewPCG(8, 8)), oa, 5)
+	aStore.Publish(t, mrand.New(mrand.NewPCG(8, 8)), oa, 5)
 	src := &testNode{o: oa, store: aStore}
 	waitFor(t, 10*time.Second, "replication inside the private network", func() bool {
 		return holdsAll([]*testNode{{store: bStore}}, src)
 	})
-	if isConnected(c, oa.id) || isConnected(d, oa.id) {
+	if isConnected(c, oa.ID) || isConnected(d, oa.ID) {
 		t.Fatal("outsider connected")
 	}
 }
@@ -373,12 +373,12 @@ func TestValidator(t *testing.T) {
 	s := startWith(t, receiver, store, func(c *Config) { c.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"} })
 	r := mrand.New(mrand.NewPCG(9, 9))
 	// The receiver holds the sender's stream up to offset 4.
-	evs := randomEvents(r, sender.stream, 0, 0, 8)
-	first := sender.sign(t, chain.Genesis, evs[:5])
+	evs := randomEvents(r, sender.Stream, 0, 0, 8)
+	first := sender.Sign(t, chain.Genesis, evs[:5])
 	if err := Ingest(context.Background(), store, evs[:5], first); err != nil {
 		t.Fatal(err)
 	}
-	head := sender.sign(t, chain.Genesis, evs)
+	head := sender.Sign(t, chain.Genesis, evs)
 	enc := func(a Announce) []byte {
 		b, err := EncodeAnnounce(a, Limits{})
 		if err != nil {
@@ -395,41 +395,41 @@ func TestValidator(t *testing.T) {
 		}
 		return m
 	}
-	good := Announce{Node: sender.id.String(), Heads: []chain.SignedHead{head}, Fresh: []FreshEvents{{Head: head, Events: evs[3:]}}}
-	m := check("good", sender.id, enc(good), pubsub.ValidationAccept)
+	good := Announce{Node: sender.ID.String(), Heads: []chain.SignedHead{head}, Fresh: []FreshEvents{{Head: head, Events: evs[3:]}}}
+	m := check("good", sender.ID, enc(good), pubsub.ValidationAccept)
 	v, ok := m.ValidatorData.(*validAnnounce)
 	if !ok || len(v.fresh) != 1 || !v.fresh[0].ok || len(v.fresh[0].events) != 3 || v.fresh[0].have != 4 {
 		t.Fatalf("validator data %+v", m.ValidatorData)
 	}
 	// A good announce authored by the receiver itself is always accepted.
-	check("own", receiver.id, enc(Announce{Node: receiver.id.String()}), pubsub.ValidationAccept)
+	check("own", receiver.ID, enc(Announce{Node: receiver.ID.String()}), pubsub.ValidationAccept)
 
 	rejected := s.Stats().RejectedAnnounces
 	forged := head
 	forged.Sig = append([]byte(nil), head.Sig...)
 	forged.Sig[0] ^= 1
-	check("bad signature", sender.id, enc(Announce{Node: sender.id.String(), Heads: []chain.SignedHead{forged}}), pubsub.ValidationReject)
-	check("bad fresh signature", sender.id, enc(Announce{Node: sender.id.String(), Fresh: []FreshEvents{{Head: forged, Events: evs[5:]}}}), pubsub.ValidationReject)
-	check("author mismatch", newOrigin(t).id, enc(good), pubsub.ValidationReject)
-	check("garbage", sender.id, []byte{0xff, 0x00, 0x13}, pubsub.ValidationReject)
+	check("bad signature", sender.ID, enc(Announce{Node: sender.ID.String(), Heads: []chain.SignedHead{forged}}), pubsub.ValidationReject)
+	check("bad fresh signature", sender.ID, enc(Announce{Node: sender.ID.String(), Fresh: []FreshEvents{{Head: forged, Events: evs[5:]}}}), pubsub.ValidationReject)
+	check("author mismatch", newOrigin(t).ID, enc(good), pubsub.ValidationReject)
+	check("garbage", sender.ID, []byte{0xff, 0x00, 0x13}, pubsub.ValidationReject)
 	altered := slices.Clone(evs[5:])
 	altered[1].Payload = append([]byte{1}, altered[1].Payload...)
-	check("altered fresh event", sender.id, enc(Announce{Node: sender.id.String(), Fresh: []FreshEvents{{Head: head, Events: altered}}}), pubsub.ValidationReject)
+	check("altered fresh event", sender.ID, enc(Announce{Node: sender.ID.String(), Fresh: []FreshEvents{{Head: head, Events: altered}}}), pubsub.ValidationReject)
 	// Fresh events above a gap cannot be chained to what is held: checked
 	// for form and signature, accepted, and left to a pull.
-	later := randomEvents(r, sender.stream, 8, evs[7].Lamport, 4)
-	laterHead := sender.sign(t, chain.LinkAll(head.Hash, later), later[2:])
-	laterHead.Head = chain.Head{Stream: sender.stream, Offset: 11, Lamport: later[3].Lamport, Hash: chain.LinkAll(head.Hash, later)}
-	laterHead, err := chain.SignHead(sender.signer, laterHead.Head)
+	later := randomEvents(r, sender.Stream, 8, evs[7].Lamport, 4)
+	laterHead := sender.Sign(t, chain.LinkAll(head.Hash, later), later[2:])
+	laterHead.Head = chain.Head{Stream: sender.Stream, Offset: 11, Lamport: later[3].Lamport, Hash: chain.LinkAll(head.Hash, later)}
+	laterHead, err := chain.SignHead(sender.Signer, laterHead.Head)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m = check("fresh above a gap", sender.id, enc(Announce{Node: sender.id.String(), Fresh: []FreshEvents{{Head: laterHead, Events: later[2:]}}}), pubsub.ValidationAccept)
+	m = check("fresh above a gap", sender.ID, enc(Announce{Node: sender.ID.String(), Fresh: []FreshEvents{{Head: laterHead, Events: later[2:]}}}), pubsub.ValidationAccept)
 	if v := m.ValidatorData.(*validAnnounce); v.fresh[0].ok {
 		t.Fatal("unconnected fresh batch marked verified")
 	}
 	gappy := []event.Event{later[1], later[3]}
-	check("fresh with a hole", sender.id, enc(Announce{Node: sender.id.String(), Fresh: []FreshEvents{{Head: laterHead, Events: gappy}}}), pubsub.ValidationReject)
+	check("fresh with a hole", sender.ID, enc(Announce{Node: sender.ID.String(), Fresh: []FreshEvents{{Head: laterHead, Events: gappy}}}), pubsub.ValidationReject)
 	if got := s.Stats().RejectedAnnounces - rejected; got != 6 {
 		t.Fatalf("%d rejections counted, want 6", got)
 	}
@@ -445,7 +445,7 @@ func TestGossipPenalisesForger(t *testing.T) {
 	s := startWith(t, honest, newMemStore(), nil)
 	// The forger runs plain gossipsub, no validation.
 	forger := newOrigin(t)
-	h, err := libp2p.New(libp2p.Identity(forger.key), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	h, err := libp2p.New(libp2p.Identity(forger.Key), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -465,18 +465,18 @@ func TestGossipPenalisesForger(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Cancel()
-	if err := h.Connect(ctx, peer.AddrInfo{ID: honest.id, Addrs: s.Host().Addrs()}); err != nil {
+	if err := h.Connect(ctx, peer.AddrInfo{ID: honest.ID, Addrs: s.Host().Addrs()}); err != nil {
 		t.Fatal(err)
 	}
-	evs := randomEvents(mrand.New(mrand.NewPCG(10, 10)), forger.stream, 0, 0, 3)
-	head := forger.sign(t, chain.Genesis, evs)
+	evs := randomEvents(mrand.New(mrand.NewPCG(10, 10)), forger.Stream, 0, 0, 3)
+	head := forger.Sign(t, chain.Genesis, evs)
 	head.Sig[5] ^= 0x40
-	data, err := EncodeAnnounce(Announce{Node: forger.id.String(), Heads: []chain.SignedHead{head}}, Limits{})
+	data, err := EncodeAnnounce(Announce{Node: forger.ID.String(), Heads: []chain.SignedHead{head}}, Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "honest node in the topic", func() bool { return slices.Contains(topic.ListPeers(), honest.id) })
-	waitFor(t, 10*time.Second, "forger in the honest node's topic", func() bool { return slices.Contains(s.ps.ListPeers(Topic(t.Name())), forger.id) })
+	waitFor(t, 10*time.Second, "honest node in the topic", func() bool { return slices.Contains(topic.ListPeers(), honest.ID) })
+	waitFor(t, 10*time.Second, "forger in the honest node's topic", func() bool { return slices.Contains(s.ps.ListPeers(Topic(t.Name())), forger.ID) })
 	// The forger's first message can go before its gossip stream to the
 	// honest node is open, and be lost: publish until one arrives.
 	waitFor(t, 10*time.Second, "forged announce rejected", func() bool {
@@ -491,6 +491,6 @@ func TestGossipPenalisesForger(t *testing.T) {
 	})
 	waitFor(t, 10*time.Second, "negative gossip score", func() bool {
 		ps, err := s.Peers(ctx)
-		return err == nil && len(ps) == 1 && ps[0].ID == forger.id && ps[0].Score < 0
+		return err == nil && len(ps) == 1 && ps[0].ID == forger.ID && ps[0].Score < 0
 	})
 }

@@ -61,7 +61,7 @@ func startNodesBlocks(t *testing.T, blocks []bool) []*testNode {
 		o := newOrigin(t)
 		tn := &testNode{o: o, store: newMemStore(), gater: &blockGater{blocked: map[peer.ID]bool{}}}
 		svc, err := Start(context.Background(), Config{
-			Key: o.key, Store: tn.store, Swarm: t.Name(), Heartbeat: 300 * time.Millisecond,
+			Key: o.Key, Store: tn.store, Swarm: t.Name(), Heartbeat: 300 * time.Millisecond,
 			ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Gater: tn.gater,
 			Planner: PlannerConfig{BaseBackoff: 200 * time.Millisecond, MaxBackoff: time.Second},
 			Logger:  slog.New(slog.DiscardHandler),
@@ -102,8 +102,8 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 func holdsAll(nodes []*testNode, sources ...*testNode) bool {
 	for _, n := range nodes {
 		for _, src := range sources {
-			want := src.store.events(src.o.stream)
-			if !reflect.DeepEqual(n.store.events(src.o.stream), want) {
+			want := src.store.Events(src.o.Stream)
+			if !reflect.DeepEqual(n.store.Events(src.o.Stream), want) {
 				return false
 			}
 		}
@@ -134,11 +134,11 @@ func TestServiceConverges(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 1))
 	for _, n := range nodes {
 		for range 5 {
-			n.store.publish(t, r, n.o, 20)
+			n.store.Publish(t, r, n.o, 20)
 		}
 	}
 	waitFor(t, 20*time.Second, "convergence", func() bool { return holdsAll(nodes, nodes...) })
-	nodes[0].store.publish(t, r, nodes[0].o, 3)
+	nodes[0].store.Publish(t, r, nodes[0].o, 3)
 	waitFor(t, 10*time.Second, "live event", func() bool { return holdsAll(nodes, nodes...) })
 	waitFor(t, 5*time.Second, "toReplicate empty", func() bool { return len(nodes[2].svc.ToReplicate()) == 0 })
 }
@@ -150,7 +150,7 @@ func TestServiceRelays(t *testing.T) {
 	nodes := startNodes(t, 3)
 	a, _, c := line(t, nodes)
 	r := rand.New(rand.NewPCG(2, 2))
-	a.store.publish(t, r, a.o, 50)
+	a.store.Publish(t, r, a.o, 50)
 	waitFor(t, 20*time.Second, "A's events at C through B", func() bool { return holdsAll([]*testNode{c}, a) })
 	if c.svc.Host().Network().Connectedness(a.svc.Host().ID()) == network.Connected {
 		t.Fatal("A and C connected despite the gater")
@@ -184,8 +184,8 @@ func TestServiceLyingRelay(t *testing.T) {
 	a, b, c, d := nodes[0], nodes[1], nodes[2], nodes[3]
 	// B lies; rebuild it with a lying store.
 	b.svc.Close()
-	liar := &lyingStore{memStore: b.store, self: b.o.id.String()}
-	svc, err := Start(context.Background(), Config{Key: b.o.key, Store: liar, Swarm: t.Name(), Heartbeat: 300 * time.Millisecond,
+	liar := &lyingStore{memStore: b.store, self: b.o.ID.String()}
+	svc, err := Start(context.Background(), Config{Key: b.o.Key, Store: liar, Swarm: t.Name(), Heartbeat: 300 * time.Millisecond,
 		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -199,12 +199,12 @@ func TestServiceLyingRelay(t *testing.T) {
 	connect(t, a, b)
 	connect(t, b, c)
 	r := rand.New(rand.NewPCG(3, 3))
-	a.store.publish(t, r, a.o, 30)
+	a.store.Publish(t, r, a.o, 30)
 	waitFor(t, 10*time.Second, "B holds A's events", func() bool { return holdsAll([]*testNode{b}, a) })
 	// C hears of A's stream only through the liar: nothing lands.
 	deadline := time.Now().Add(time.Second)
 	for time.Now().Before(deadline) {
-		if got := c.store.events(a.o.stream); len(got) > 0 {
+		if got := c.store.Events(a.o.Stream); len(got) > 0 {
 			t.Fatalf("C stored %d events relayed by a liar", len(got))
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -216,7 +216,7 @@ func TestServiceLyingRelay(t *testing.T) {
 			return false
 		}
 		for _, p := range ps {
-			if p.ID == b.o.id && p.Score < 0 {
+			if p.ID == b.o.ID && p.Score < 0 {
 				return true
 			}
 		}
@@ -237,10 +237,10 @@ func TestServiceMixedPullProtocols(t *testing.T) {
 	nodes := startNodesBlocks(t, []bool{true, true, false})
 	a, b, c := line(t, nodes)
 	r := rand.New(rand.NewPCG(3, 3))
-	a.store.publish(t, r, a.o, 40)
-	c.store.publish(t, r, c.o, 40)
+	a.store.Publish(t, r, a.o, 40)
+	c.store.Publish(t, r, c.o, 40)
 	waitFor(t, 20*time.Second, "convergence", func() bool { return holdsAll(nodes, a, c) })
-	if b.store.decoded.Load() == 0 {
+	if b.store.Decoded() == 0 {
 		t.Fatal("B pulled from A without blocks")
 	}
 }

@@ -22,9 +22,9 @@ import (
 func sampleAnnounce(t testing.TB) Announce {
 	o := newOrigin(t)
 	r := rand.New(rand.NewPCG(9, 9))
-	evs := randomEvents(r, o.stream, 0, 0, 3)
-	h := o.sign(t, chain.Genesis, evs)
-	return Announce{Node: o.id.String(), Heads: []chain.SignedHead{h}, Fresh: []FreshEvents{{Head: h, Events: evs}}}
+	evs := randomEvents(r, o.Stream, 0, 0, 3)
+	h := o.Sign(t, chain.Genesis, evs)
+	return Announce{Node: o.ID.String(), Heads: []chain.SignedHead{h}, Fresh: []FreshEvents{{Head: h, Events: evs}}}
 }
 
 func TestAnnounceRoundTrip(t *testing.T) {
@@ -280,11 +280,11 @@ func TestChainProperty(t *testing.T) {
 		var prev chain.Hash
 		var lamport uint64
 		if have >= 0 {
-			base := randomEvents(r, o.stream, 0, 0, int(have)+1)
+			base := randomEvents(r, o.Stream, 0, 0, int(have)+1)
 			prev, lamport = chain.LinkAll(chain.Genesis, base), base[len(base)-1].Lamport
 		}
-		evs := randomEvents(r, o.stream, uint64(have+1), lamport, n)
-		head := o.sign(t, prev, evs)
+		evs := randomEvents(r, o.Stream, uint64(have+1), lamport, n)
+		head := o.Sign(t, prev, evs)
 		if err := chain.VerifyRange(prev, have, evs, head); err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
@@ -297,7 +297,7 @@ func TestChainProperty(t *testing.T) {
 			tampered := slices.Clone(wire)
 			i := r.IntN(len(tampered))
 			tampered[i] ^= byte(1 + r.IntN(255))
-			f, err := ReadFrame(bytes.NewReader(tampered), o.stream, DefaultLimits.MaxFrameBytes)
+			f, err := ReadFrame(bytes.NewReader(tampered), o.Stream, DefaultLimits.MaxFrameBytes)
 			if err != nil {
 				continue
 			}
