@@ -25,6 +25,7 @@ import (
 	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 	"github.com/edgelog/edgelog/replicate"
+	"github.com/edgelog/edgelog/replicate/p2p"
 )
 
 // Cluster tests: several nodes in this process over real loopback libp2p,
@@ -645,7 +646,7 @@ func TestClusterLyingRelay(t *testing.T) {
 			c.parts.side[liarID] = 2 // with C, cut from A
 			c.parts.mu.Unlock()
 			lying := &lyingStore{Store: held.Store, self: liarID.String(), mode: mode}
-			liar, err := replicate.Start(context.Background(), replicate.Config{
+			liar, err := p2p.Start(context.Background(), p2p.Config{
 				Key: key, Store: lying,
 				Swarm: c.swarm, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Heartbeat: 200 * time.Millisecond,
 				Bootstrap: []peer.AddrInfo{{ID: c.ids[1], Addrs: cn.repl.Host().Addrs()}},
@@ -657,7 +658,7 @@ func TestClusterLyingRelay(t *testing.T) {
 			t.Cleanup(func() { liar.Close() })
 			if !blocks {
 				// Only pull protocol 1, as an older node speaks it.
-				liar.Host().RemoveStreamHandler(replicate.PullBlocksProtocol)
+				liar.Host().RemoveStreamHandler(p2p.PullBlocksProtocol)
 			}
 
 			// C learns A's heads from the liar and tries to pull from it.

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/edgelog/edgelog/event"
-	"github.com/edgelog/edgelog/replicate"
+	"github.com/edgelog/edgelog/replicate/p2p"
 	"github.com/edgelog/edgelog/store"
 )
 
@@ -24,7 +24,7 @@ type Node struct {
 	cfg     Config
 	log     *slog.Logger
 	id      Identity
-	repl    *replicate.Service // nil when replication is off
+	repl    *p2p.Service // nil when replication is off
 	started time.Time
 
 	closeOnce sync.Once

@@ -15,7 +15,7 @@ import (
 	"github.com/multiformats/go-multiaddr"
 
 	"github.com/edgelog/edgelog/event"
-	"github.com/edgelog/edgelog/replicate"
+	"github.com/edgelog/edgelog/replicate/p2p"
 )
 
 // Replication configures peer-to-peer replication. A nil *Replication in
@@ -45,7 +45,7 @@ const PeerBookFile = "peers.json"
 
 // startReplication starts the libp2p service on n's store.
 func (n *Node) startReplication(ctx context.Context, rc *Replication) error {
-	cfg := replicate.Config{
+	cfg := p2p.Config{
 		Key:         n.id.Key,
 		Store:       n.Store,
 		Swarm:       rc.Swarm,
@@ -76,7 +76,7 @@ func (n *Node) startReplication(ctx context.Context, rc *Replication) error {
 			return fmt.Errorf("replication: swarm key %s: %w", rc.SwarmKeyFile, err)
 		}
 	}
-	svc, err := replicate.Start(ctx, cfg)
+	svc, err := p2p.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -114,7 +114,7 @@ func (n *Node) ListenAddrs() []string {
 	return out
 }
 
-// peerInfo describes the node's peers (see replicate.Service.Peers).
+// peerInfo describes the node's peers (see p2p.Service.Peers).
 func (n *Node) peerInfo(ctx context.Context) ([]event.PeerInfo, error) {
 	ps, err := n.repl.Peers(ctx)
 	if err != nil {

@@ -3,8 +3,6 @@ package replicate
 import (
 	"slices"
 	"time"
-
-	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Backoff is capped exponential backoff with jitter. Zero fields take the
@@ -59,9 +57,9 @@ func (b Backoff) Delay(attempt int, r float64) time.Duration {
 // connected to (bootstrap and peer-book peers). It is pure: time and
 // randomness come in as arguments, and it starts no dial itself. One
 // goroutine owns it.
-type redials struct {
+type Redials struct {
 	b       Backoff
-	targets map[peer.ID]*redialState
+	targets map[PeerID]*redialState
 }
 
 type redialState struct {
@@ -71,23 +69,23 @@ type redialState struct {
 	dialing   bool
 }
 
-func newRedials(b Backoff) *redials {
-	return &redials{b: b.WithDefaults(), targets: map[peer.ID]*redialState{}}
+func NewRedials(b Backoff) *Redials {
+	return &Redials{b: b.WithDefaults(), targets: map[PeerID]*redialState{}}
 }
 
 // Want adds id to the peers to keep connected; a new target is due now.
 // Wanting a known target changes nothing (it keeps its backoff).
-func (r *redials) Want(id peer.ID, now time.Time) {
+func (r *Redials) Want(id PeerID, now time.Time) {
 	if r.targets[id] == nil {
 		r.targets[id] = &redialState{due: now}
 	}
 }
 
 // Forget removes id from the targets.
-func (r *redials) Forget(id peer.ID) { delete(r.targets, id) }
+func (r *Redials) Forget(id PeerID) { delete(r.targets, id) }
 
 // Connected records a connection to id, which resets its backoff.
-func (r *redials) Connected(id peer.ID) {
+func (r *Redials) Connected(id PeerID) {
 	if st := r.targets[id]; st != nil {
 		st.connected, st.attempts = true, 0
 	}
@@ -95,7 +93,7 @@ func (r *redials) Connected(id peer.ID) {
 
 // Disconnected records that id is no longer connected: it is due again
 // after the first backoff delay.
-func (r *redials) Disconnected(id peer.ID, now time.Time, rnd float64) {
+func (r *Redials) Disconnected(id PeerID, now time.Time, rnd float64) {
 	st := r.targets[id]
 	if st == nil || !st.connected {
 		return
@@ -106,7 +104,7 @@ func (r *redials) Disconnected(id peer.ID, now time.Time, rnd float64) {
 
 // DialDone records the end of a dial of id started by Due: on failure the
 // next attempt waits longer.
-func (r *redials) DialDone(id peer.ID, ok bool, now time.Time, rnd float64) {
+func (r *Redials) DialDone(id PeerID, ok bool, now time.Time, rnd float64) {
 	st := r.targets[id]
 	if st == nil {
 		return
@@ -126,9 +124,9 @@ func (r *redials) DialDone(id peer.ID, ok bool, now time.Time, rnd float64) {
 // Due returns, in peer order, up to limit targets that are neither
 // connected nor being dialled and whose time has come; they count as being
 // dialled until DialDone.
-func (r *redials) Due(now time.Time, limit int) []peer.ID {
+func (r *Redials) Due(now time.Time, limit int) []PeerID {
 	dialing := 0
-	var out []peer.ID
+	var out []PeerID
 	for id, st := range r.targets {
 		if st.dialing {
 			dialing++
@@ -147,7 +145,7 @@ func (r *redials) Due(now time.Time, limit int) []peer.ID {
 }
 
 // Next returns when the next target falls due, or false if none waits.
-func (r *redials) Next() (time.Time, bool) {
+func (r *Redials) Next() (time.Time, bool) {
 	var next time.Time
 	found := false
 	for _, st := range r.targets {
@@ -162,7 +160,7 @@ func (r *redials) Next() (time.Time, bool) {
 }
 
 // Attempts returns the failed dials of id since it was last connected.
-func (r *redials) Attempts(id peer.ID) int {
+func (r *Redials) Attempts(id PeerID) int {
 	if st := r.targets[id]; st != nil {
 		return st.attempts
 	}

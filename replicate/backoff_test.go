@@ -1,12 +1,9 @@
 package replicate
 
 import (
-	"fmt"
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 func TestBackoffDelay(t *testing.T) {
@@ -48,8 +45,8 @@ func TestBackoffDelay(t *testing.T) {
 
 func TestRedials(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	r := newRedials(Backoff{Base: time.Second, Max: 8 * time.Second, Jitter: 0.1})
-	a, b, c := peer.ID("a"), peer.ID("b"), peer.ID("c")
+	r := NewRedials(Backoff{Base: time.Second, Max: 8 * time.Second, Jitter: 0.1})
+	a, b, c := PeerID("a"), PeerID("b"), PeerID("c")
 	r.Want(a, t0)
 	r.Want(b, t0)
 	r.Want(c, t0.Add(time.Hour))
@@ -57,14 +54,14 @@ func TestRedials(t *testing.T) {
 		t.Fatal("no next due")
 	}
 	// Only the due ones, within the limit, in peer order.
-	if got := r.Due(t0, 1); !slices.Equal(got, []peer.ID{a}) {
+	if got := r.Due(t0, 1); !slices.Equal(got, []PeerID{a}) {
 		t.Fatalf("due with limit 1: %v", got)
 	}
 	// a is being dialled: it counts against the limit and is not due again.
 	if got := r.Due(t0, 1); len(got) != 0 {
 		t.Fatalf("due while a is dialled, limit 1: %v", got)
 	}
-	if got := r.Due(t0, 2); !slices.Equal(got, []peer.ID{b}) {
+	if got := r.Due(t0, 2); !slices.Equal(got, []PeerID{b}) {
 		t.Fatalf("due with limit 2: %v", got)
 	}
 	// Failures back off exponentially (r=0.5: no jitter).
@@ -125,41 +122,4 @@ func TestRedials(t *testing.T) {
 	r.DialDone("x", false, now, 0.5)
 	r.Disconnected("x", now, 0.5)
 	r.Connected("x")
-}
-
-func TestOffences(t *testing.T) {
-	now := time.Unix(5000, 0)
-	o := newOffences(func() time.Time { return now })
-	if s := o.score("p"); s != 0 {
-		t.Fatalf("score without offences %v", s)
-	}
-	o.add("p")
-	if s := o.score("p"); s != -150 {
-		t.Fatalf("one offence: %v", s)
-	}
-	now = now.Add(time.Minute)
-	o.add("p")
-	if s := o.score("p"); s != -600 {
-		t.Fatalf("two offences: %v", s)
-	}
-	if s := o.score("q"); s != 0 {
-		t.Fatalf("another peer: %v", s)
-	}
-	for range 20 {
-		o.add("p")
-	}
-	if s := o.score("p"); s != -150*maxOffencesPeer*maxOffencesPeer {
-		t.Fatalf("offences not bounded: %v", s)
-	}
-	now = now.Add(2 * time.Hour)
-	if s := o.score("p"); s != 0 {
-		t.Fatalf("offences do not expire: %v", s)
-	}
-	// The peers tracked are bounded; expired ones make room.
-	for i := range maxOffencePeers + 10 {
-		o.add(peer.ID(fmt.Sprint(i)))
-	}
-	if len(o.m) > maxOffencePeers {
-		t.Fatalf("%d peers tracked", len(o.m))
-	}
 }

@@ -1,24 +1,24 @@
-// Package replicate moves events between edgelog nodes; package chain proves
-// they are genuine.
+// Package replicate is the core of replication: what nodes tell each other
+// and decide, without a network. It does no network or disk I/O and reads
+// no clock; it imports neither libp2p nor Badger. Package replicate/p2p
+// runs it over libp2p; package chain proves that what moves is genuine.
 //
-// The package has a pure core and an I/O edge. The core does no network or
-// disk I/O and reads no clock:
-//
+//   - store.go: the Store a node's event store implements for replication;
 //   - wire.go, frame.go: the gossip and pull messages, with bounded decoders;
+//   - pull.go, pipeline.go: both sides of a pull over any io.ReadWriter
+//     (Serve, ServeBlocks, Fetch), storing verified pieces while the next
+//     arrive;
 //   - planner.go: which range of which stream to pull from which peer, with
 //     parallelism bounds, timeouts and per-peer backoff (Planner);
-//   - backoff.go: when to redial which dropped peer (Backoff, redials);
-//   - peerbook.go: the bounded set of known peers (PeerBook; Load and Save
-//     are its only I/O);
-//   - fresh.go: which events ride along in an announce (collectFresh) and
-//     whether received ones verify (FreshRange, checkFresh);
+//   - expiry.go: floors and retention rules in announces and in the planner;
+//   - backoff.go: when to redial which dropped peer (Backoff, Redials);
+//   - fresh.go: which events ride along in an announce (CollectFresh) and
+//     whether received ones verify (FreshRange, CheckFresh);
 //   - pacer.go: when the next announce is due (own streams at once,
-//     relayed ones at their own pace).
+//     relayed ones at their own pace);
+//   - errors.go: how much an error is the remote peer's fault (Blame).
 //
-// The node plugs in through the Store interface (store.go). The libp2p edge
-// (service.go, gossip.go with the announce validator and peer scoring,
-// peers.go with the peer book, redials and mDNS from discovery.go) owns the
-// host, gossip and pull streams and drives the core in a loop:
+// The edge drives the core in a loop:
 //
 //	for {
 //		feed the Planner: PeerAnnounced / PeerGone / Stored / PullDone / Tick

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 	"github.com/edgelog/edgelog/expiry"
@@ -96,7 +94,7 @@ func fromWireFloor(stream event.StreamID, w *wireFloor) (*chain.Head, error) {
 
 // PeerFloors records the floors a peer announced, replacing what it
 // announced before: the planner asks it for nothing below them.
-func (p *Planner) PeerFloors(id peer.ID, xs []expiry.StreamExpiry) {
+func (p *Planner) PeerFloors(id PeerID, xs []expiry.StreamExpiry) {
 	m := make(map[event.StreamID]uint64, len(xs))
 	for _, x := range xs {
 		if x.Floor > 0 {
@@ -104,13 +102,13 @@ func (p *Planner) PeerFloors(id peer.ID, xs []expiry.StreamExpiry) {
 		}
 	}
 	if p.floors == nil {
-		p.floors = map[peer.ID]map[event.StreamID]uint64{}
+		p.floors = map[PeerID]map[event.StreamID]uint64{}
 	}
 	p.floors[id] = m
 }
 
 // floorOf returns the floor peer id announced for stream (0 for none).
-func (p *Planner) floorOf(id peer.ID, s event.StreamID) uint64 { return p.floors[id][s] }
+func (p *Planner) floorOf(id PeerID, s event.StreamID) uint64 { return p.floors[id][s] }
 
 // lowestFloor returns the lowest floor of stream among the peers that
 // announced it: events from there on exist somewhere.
@@ -126,24 +124,4 @@ func (p *Planner) lowestFloor(s event.StreamID) uint64 {
 		}
 	}
 	return low
-}
-
-// expiryToAnnounce returns what the store says about floors and rules,
-// bounded like the heads.
-func (s *Service) expiryToAnnounce() []expiry.StreamExpiry {
-	xs := s.cfg.Store.Expiry()
-	if len(xs) > s.cfg.Limits.MaxHeads {
-		xs = xs[:s.cfg.Limits.MaxHeads]
-	}
-	return xs
-}
-
-// learnRetention passes on the rules a node announced for its own streams;
-// rules it announces for other nodes' streams are ignored.
-func (s *Service) learnRetention(from peer.ID, xs []expiry.StreamExpiry) {
-	for _, x := range xs {
-		if x.HasRetention && x.Stream.Node() == from.String() {
-			s.cfg.Store.LearnRetention(x.Stream, x.Retention)
-		}
-	}
 }

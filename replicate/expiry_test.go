@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 	"github.com/edgelog/edgelog/expiry"
@@ -22,7 +20,7 @@ import (
 func TestPlannerRespectsFloors(t *testing.T) {
 	s := newScript(t, PlannerConfig{})
 	s.announce("B", "a-0:999", "b-0:10")
-	s.p.PeerFloors(peer.ID("B"), []expiry.StreamExpiry{{Stream: "a-0", Floor: 900}})
+	s.p.PeerFloors(PeerID("B"), []expiry.StreamExpiry{{Stream: "a-0", Floor: 900}})
 	// Only what exists above the floor is to replicate, and the pull
 	// starts at the floor.
 	s.toReplicate(map[event.StreamID]uint64{"a-0": 100, "b-0": 11})
@@ -35,7 +33,7 @@ func TestPlannerRespectsFloors(t *testing.T) {
 	s.next("start #3 B a-0 (999,1999]")
 	// A holder whose floor is higher counts only what it holds; the
 	// lowest floor among holders decides what exists.
-	s.p.PeerFloors(peer.ID("B"), []expiry.StreamExpiry{{Stream: "a-0", Floor: 1500}})
+	s.p.PeerFloors(PeerID("B"), []expiry.StreamExpiry{{Stream: "a-0", Floor: 1500}})
 	s.toReplicate(map[event.StreamID]uint64{"a-0": 500, "b-0": 11})
 	s.announce("C", "a-0:1999")
 	s.toReplicate(map[event.StreamID]uint64{"a-0": 1000, "b-0": 11})

@@ -2,11 +2,8 @@ package replicate
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/edgelog/edgelog/chain"
@@ -27,9 +24,9 @@ const DefaultFreshBytes = 64 << 10
 // after they were first sent (see Config.FreshRepeat).
 const DefaultFreshRepeat = 10 * time.Millisecond
 
-// freshCursor remembers, per own stream, the offsets announced lately and
+// FreshCursor remembers, per own stream, the offsets announced lately and
 // when. It belongs to the announce loop.
-type freshCursor struct {
+type FreshCursor struct {
 	repeat time.Duration // window of an announce that shows a stream grown
 	keep   time.Duration // window of one that shows it unchanged
 	hist   map[event.StreamID][]sent
@@ -40,11 +37,11 @@ type sent struct {
 	off uint64
 }
 
-// newFreshCursor returns a cursor whose announces repeat a grown stream's
+// NewFreshCursor returns a cursor whose announces repeat a grown stream's
 // events of the last repeat, and an unchanged stream's of the last keep
 // (at least repeat).
-func newFreshCursor(repeat, keep time.Duration) *freshCursor {
-	return &freshCursor{repeat: repeat, keep: max(keep, repeat), hist: map[event.StreamID][]sent{}}
+func NewFreshCursor(repeat, keep time.Duration) *FreshCursor {
+	return &FreshCursor{repeat: repeat, keep: max(keep, repeat), hist: map[event.StreamID][]sent{}}
 }
 
 // bases returns the offsets above which an announce at now of a stream at
@@ -60,7 +57,7 @@ func newFreshCursor(repeat, keep time.Duration) *freshCursor {
 // ends, and one that carries no events is quicker to validate than the one
 // before it that did, so without them it would overtake it and make the
 // receiver pull what is on its way.
-func (c *freshCursor) bases(s event.StreamID, now time.Time, head uint64) (base, last uint64, known bool) {
+func (c *FreshCursor) Bases(s event.StreamID, now time.Time, head uint64) (base, last uint64, known bool) {
 	h := c.hist[s]
 	if len(h) == 0 {
 		return 0, 0, false
@@ -77,7 +74,7 @@ func (c *freshCursor) bases(s event.StreamID, now time.Time, head uint64) (base,
 
 // announced records that the head of s at now is off, forgetting what no
 // later base can need.
-func (c *freshCursor) announced(s event.StreamID, off uint64, now time.Time) {
+func (c *FreshCursor) Announced(s event.StreamID, off uint64, now time.Time) {
 	h := c.hist[s]
 	if n := len(h); n > 0 && h[n-1].off == off {
 		return
@@ -94,21 +91,21 @@ func (c *freshCursor) announced(s event.StreamID, off uint64, now time.Time) {
 	c.hist[s] = h
 }
 
-// collectFresh returns the fresh batches for an announce of heads at now:
+// CollectFresh returns the fresh batches for an announce of heads at now:
 // for each own stream that grew lately, its events above the cursor's base
 // (or, if those are too many, above the last announce), if together with
 // the others they stay within maxEvents and maxBytes; else the stream is
 // only announced and peers pull. It advances the cursor. A stream seen for
 // the first time sends nothing: its earlier events are not fresh.
-func collectFresh(ctx context.Context, st Store, self string, heads []chain.SignedHead, cur *freshCursor, now time.Time, maxEvents, maxBytes int) ([]FreshEvents, error) {
+func CollectFresh(ctx context.Context, st Store, self string, heads []chain.SignedHead, cur *FreshCursor, now time.Time, maxEvents, maxBytes int) ([]FreshEvents, error) {
 	var out []FreshEvents
 	nEvents, nBytes := 0, 0
 	for _, h := range heads {
 		if h.Stream.Node() != self {
 			continue
 		}
-		base, last, known := cur.bases(h.Stream, now, h.Offset)
-		cur.announced(h.Stream, h.Offset, now)
+		base, last, known := cur.Bases(h.Stream, now, h.Offset)
+		cur.Announced(h.Stream, h.Offset, now)
 		if !known || h.Offset <= base {
 			continue
 		}
@@ -152,101 +149,20 @@ func readFresh(ctx context.Context, st Store, h chain.SignedHead, from uint64, m
 	return evs, size, nil
 }
 
-// ingestFresh stores the fresh batches of verified announces, taken in
-// order, that extend what the store holds, and returns the offsets stored
-// per stream. The batches of one stream that follow each other are stored
-// in one Ingest, under the last one's head; the streams are stored
-// concurrently, so a sync node waits for one fsync for them all. Batches
-// that do not connect to what is held are skipped (the planner pulls).
-//
-// forged[i] is set, wrapping ErrIntegrity, if announce i carried a forged
-// batch (its other batches count); err is the store's trouble.
-//
-// An announce's checked fresh holds what the gossip validator verified:
-// the events that chain from the head held then; when the batch still
-// extends that head (same offset and hash) they are taken without
-// verifying again.
-func (s *Service) ingestFresh(ctx context.Context, as []*validAnnounce) (stored map[event.StreamID]uint64, forged []error, err error) {
-	forged = make([]error, len(as))
-	s.serial.mu.Lock() // from reading the heads until the runs are queued
-	defer s.serial.mu.Unlock()
-	heads, err := s.cfg.Store.Heads(ctx)
-	if err != nil {
-		return nil, forged, fmt.Errorf("fresh events: %w", err)
-	}
-	type run struct {
-		events []event.Event
-		head   chain.SignedHead
-	}
-	runs := map[event.StreamID]*run{}
-	for i, v := range as {
-		for j, f := range v.a.Fresh {
-			if f.Head.Stream.Node() == s.self.String() {
-				continue
-			}
-			prev, have := chain.Head{}, int64(-1)
-			if r := runs[f.Head.Stream]; r != nil {
-				prev, have = r.head.Head, int64(r.head.Offset)
-			} else if h, ok := heads[f.Head.Stream]; ok {
-				prev, have = h.Head, int64(h.Offset)
-			}
-			var evs []event.Event
-			if j < len(v.fresh) && v.fresh[j].ok && v.fresh[j].have == have && v.fresh[j].prev == prev.Hash {
-				evs = v.fresh[j].events
-			} else if evs, err = FreshRange(prev, have, f, s.heads.verify); err != nil {
-				forged[i] = err
-				continue
-			}
-			if len(evs) == 0 {
-				continue
-			}
-			r := runs[f.Head.Stream]
-			if r == nil {
-				r = &run{}
-				runs[f.Head.Stream] = r
-			}
-			r.events = append(r.events, evs...)
-			r.head = f.Head
-		}
-	}
-	stored = make(map[event.StreamID]uint64, len(runs))
-	var mu sync.Mutex
-	var errs []error
-	var wg sync.WaitGroup
-	for st, r := range runs {
-		wg.Go(func() {
-			err := Ingest(ctx, s.cfg.Store, r.events, r.head)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case errors.Is(err, chain.ErrStale): // a pull stored them first
-			case err != nil:
-				errs = append(errs, fmt.Errorf("fresh events of %s: store: %w", st, err))
-			default:
-				stored[st] = r.head.Offset
-				s.stats.fresh.Add(uint64(len(r.events)))
-				s.log.Debug("stored fresh events", slog.String("stream", string(st)), slog.Uint64("offset", r.head.Offset), slog.Int("events", len(r.events)))
-			}
-		})
-	}
-	wg.Wait()
-	return stored, forged, errors.Join(errs...)
+// CheckedFresh is the gossip validator's verdict on one fresh batch.
+type CheckedFresh struct {
+	OK     bool          // verified against the head at Have
+	Have   int64         // the offset held when verified
+	Prev   chain.Hash    // the chain hash there
+	Events []event.Event // the events above Have, verified
 }
 
-// checkedFresh is the gossip validator's verdict on one fresh batch.
-type checkedFresh struct {
-	ok     bool          // verified against the head at have
-	have   int64         // the offset held when verified
-	prev   chain.Hash    // the chain hash there
-	events []event.Event // the events above have, verified
-}
-
-// checkFresh verifies fresh batches against the heads the store holds now,
+// CheckFresh verifies fresh batches against the heads the store holds now,
 // as a pull's answer would be: an error (wrapping ErrIntegrity) means a
 // batch is forged. Batches that do not connect to what is held are checked
 // for form and signature only (ok false).
-func checkFresh(heads map[event.StreamID]chain.SignedHead, fresh []FreshEvents, checkSig func(chain.SignedHead) error) ([]checkedFresh, error) {
-	out := make([]checkedFresh, len(fresh))
+func CheckFresh(heads map[event.StreamID]chain.SignedHead, fresh []FreshEvents, checkSig func(chain.SignedHead) error) ([]CheckedFresh, error) {
+	out := make([]CheckedFresh, len(fresh))
 	for i, f := range fresh {
 		prev, have := chain.Head{}, int64(-1)
 		if h, ok := heads[f.Head.Stream]; ok {
@@ -257,7 +173,7 @@ func checkFresh(heads map[event.StreamID]chain.SignedHead, fresh []FreshEvents, 
 			return nil, err
 		}
 		if evs != nil {
-			out[i] = checkedFresh{ok: true, have: have, prev: prev.Hash, events: evs}
+			out[i] = CheckedFresh{OK: true, Have: have, Prev: prev.Hash, Events: evs}
 			continue
 		}
 		// Not verifiable against what is held: check that the batch at

@@ -6,10 +6,7 @@ import (
 )
 
 // The shared test store and keys (package replicatetest).
-type (
-	origin   = replicatetest.Origin
-	memStore = replicatetest.MemStore
-)
+type memStore = replicatetest.MemStore
 
 var (
 	newOrigin    = replicatetest.NewOrigin

@@ -1,16 +1,12 @@
 package replicate
 
-import (
-	"github.com/libp2p/go-libp2p/core/peer"
-)
-
 // Lag compares what peer id last announced with what is held here: lag
 // counts the events it announced that are not held here (per stream, its
 // offset minus ours where it is ahead), behind the events held here that
 // its announce lacks (ours minus its, where we are ahead; a stream it did
 // not announce counts in full). ok is false if it announced nothing since
 // it (re)connected.
-func (p *Planner) Lag(id peer.ID) (lag, behind uint64, ok bool) {
+func (p *Planner) Lag(id PeerID) (lag, behind uint64, ok bool) {
 	theirs, ok := p.announced[id]
 	if !ok {
 		return 0, 0, false

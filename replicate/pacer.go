@@ -31,7 +31,7 @@ const announceBurst = 4
 // announced as a change of own streams.
 //
 // The pacer belongs to the announce loop; it does no I/O.
-type pacer struct {
+type Pacer struct {
 	self     string
 	minGap   time.Duration
 	relayGap time.Duration
@@ -41,13 +41,13 @@ type pacer struct {
 	own  map[event.StreamID]uint64 // the own streams' offsets the last one carried
 }
 
-func newPacer(self string, minGap, relayGap time.Duration) *pacer {
-	return &pacer{self: self, minGap: minGap, relayGap: relayGap}
+func NewPacer(self string, minGap, relayGap time.Duration) *Pacer {
+	return &Pacer{self: self, minGap: minGap, relayGap: relayGap}
 }
 
 // due returns when an announce of heads may start: urgent is a heartbeat
 // or a peer that joined.
-func (p *pacer) due(heads map[event.StreamID]chain.SignedHead, urgent bool) time.Time {
+func (p *Pacer) Due(heads map[event.StreamID]chain.SignedHead, urgent bool) time.Time {
 	if p.last.IsZero() {
 		return p.last
 	}
@@ -62,7 +62,7 @@ func (p *pacer) due(heads map[event.StreamID]chain.SignedHead, urgent bool) time
 
 // ownChanged reports whether an own stream in heads is not at the offset
 // the last announce carried.
-func (p *pacer) ownChanged(heads map[event.StreamID]chain.SignedHead) bool {
+func (p *Pacer) ownChanged(heads map[event.StreamID]chain.SignedHead) bool {
 	for s, h := range heads {
 		if s.Node() != p.self {
 			continue
@@ -77,7 +77,7 @@ func (p *pacer) ownChanged(heads map[event.StreamID]chain.SignedHead) bool {
 // sent records an announce of heads that started at now; overhead is its
 // size without the fresh events, which stretches its gap to keep announces
 // under announceBytesPerSec.
-func (p *pacer) sent(now time.Time, heads map[event.StreamID]chain.SignedHead, overhead int) {
+func (p *Pacer) Sent(now time.Time, heads map[event.StreamID]chain.SignedHead, overhead int) {
 	gap := max(p.minGap, time.Duration(overhead)*time.Second/announceBytesPerSec)
 	if p.tat.Before(now) {
 		p.tat = now
@@ -91,3 +91,7 @@ func (p *pacer) sent(now time.Time, heads map[event.StreamID]chain.SignedHead, o
 		}
 	}
 }
+
+// announceBytesPerSec is the rate of announce overhead (heads, not the
+// fresh events, which would travel anyway) the announce gap aims under.
+const announceBytesPerSec = 1 << 20

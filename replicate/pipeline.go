@@ -141,24 +141,3 @@ func (p *ingestPipe) close() (int64, error) {
 	defer p.mu.Unlock()
 	return p.stored, p.err
 }
-
-// serialStore is the service's Store as its pulls and fresh events use
-// it: queueing an ingest and skipping to a floor hold the service's ingest
-// lock, so one ingest at a time checks the present offset; waiting for an
-// ingest to be stored does not.
-type serialStore struct {
-	Store
-	mu sync.Mutex
-}
-
-func (l *serialStore) IngestAsync(ctx context.Context, events []event.Event, blocks []chain.Block, head chain.SignedHead) (func() error, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.Store.IngestAsync(ctx, events, blocks, head)
-}
-
-func (l *serialStore) SkipTo(ctx context.Context, floor chain.Head) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.Store.SkipTo(ctx, floor)
-}

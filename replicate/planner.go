@@ -6,14 +6,16 @@ import (
 	"slices"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 )
 
 // PlannerConfig tunes a Planner. Zero fields take the values of
 // DefaultPlannerConfig.
+// PeerID identifies a peer to the planner and the redial schedule. It is
+// opaque here; the libp2p edge uses the bytes of libp2p peer IDs.
+type PeerID string
+
 type PlannerConfig struct {
 	// MaxPulls bounds the pulls in flight overall (one per stream at most).
 	MaxPulls int
@@ -68,7 +70,7 @@ func (c PlannerConfig) withDefaults() PlannerConfig {
 // (From, To].
 type Pull struct {
 	ID     uint64 // unique per Planner; PullDone names it
-	Peer   peer.ID
+	Peer   PeerID
 	Stream event.StreamID
 	From   int64
 	To     uint64
@@ -94,12 +96,12 @@ type Planner struct {
 	now    time.Time
 	nextID uint64
 
-	have      map[event.StreamID]int64              // present offset here
-	announced map[peer.ID]map[event.StreamID]uint64 // each peer's latest heads
+	have      map[event.StreamID]int64             // present offset here
+	announced map[PeerID]map[event.StreamID]uint64 // each peer's latest heads
 	inflight  map[event.StreamID]*flight
-	perPeer   map[peer.ID]int
-	peers     map[peer.ID]*peerState
-	floors    map[peer.ID]map[event.StreamID]uint64 // announced floors (expiry.go)
+	perPeer   map[PeerID]int
+	peers     map[PeerID]*peerState
+	floors    map[PeerID]map[event.StreamID]uint64 // announced floors (expiry.go)
 }
 
 type flight struct {
@@ -118,10 +120,10 @@ func NewPlanner(cfg PlannerConfig) *Planner {
 	return &Planner{
 		cfg:       cfg.withDefaults(),
 		have:      map[event.StreamID]int64{},
-		announced: map[peer.ID]map[event.StreamID]uint64{},
+		announced: map[PeerID]map[event.StreamID]uint64{},
 		inflight:  map[event.StreamID]*flight{},
-		perPeer:   map[peer.ID]int{},
-		peers:     map[peer.ID]*peerState{},
+		perPeer:   map[PeerID]int{},
+		peers:     map[PeerID]*peerState{},
 	}
 }
 
@@ -135,7 +137,7 @@ func (p *Planner) Tick(now time.Time) {
 
 // PeerAnnounced records the heads a peer can serve, replacing what it
 // announced before. The caller has verified the heads' signatures.
-func (p *Planner) PeerAnnounced(id peer.ID, heads []chain.Head) {
+func (p *Planner) PeerAnnounced(id PeerID, heads []chain.Head) {
 	m := make(map[event.StreamID]uint64, len(heads))
 	for _, h := range heads {
 		if h.Offset > math.MaxInt64 {
@@ -150,7 +152,7 @@ func (p *Planner) PeerAnnounced(id peer.ID, heads []chain.Head) {
 
 // PeerGone forgets what a peer announced; its pulls in flight are
 // cancelled by the next Next. Its backoff state is kept.
-func (p *Planner) PeerGone(id peer.ID) {
+func (p *Planner) PeerGone(id PeerID) {
 	delete(p.announced, id)
 	delete(p.floors, id)
 }
@@ -196,7 +198,7 @@ func (p *Planner) finish(f *flight) {
 }
 
 // judge updates a peer's failure count and backoff after a pull.
-func (p *Planner) judge(id peer.ID, fault Fault) {
+func (p *Planner) judge(id PeerID, fault Fault) {
 	ps := p.peers[id]
 	switch fault {
 	case FaultNone:
@@ -226,10 +228,10 @@ func (p *Planner) judge(id peer.ID, fault Fault) {
 
 // Penalise records misbehaviour of a peer seen outside a pull (for example
 // a forged gossip message).
-func (p *Planner) Penalise(id peer.ID, err error) { p.judge(id, Blame(err)) }
+func (p *Planner) Penalise(id PeerID, err error) { p.judge(id, Blame(err)) }
 
 // InBackoff reports whether a peer is in backoff now, and until when.
-func (p *Planner) InBackoff(id peer.ID) (bool, time.Time) {
+func (p *Planner) InBackoff(id PeerID) (bool, time.Time) {
 	ps := p.peers[id]
 	if ps == nil || !p.now.Before(ps.until) {
 		return false, time.Time{}
@@ -272,7 +274,7 @@ func (p *Planner) Next() Ready {
 		return rd
 	}
 	type cand struct {
-		id  peer.ID
+		id  PeerID
 		off uint64
 	}
 	for _, s := range p.wanted() {
@@ -320,7 +322,7 @@ func (p *Planner) Next() Ready {
 	return rd
 }
 
-func (p *Planner) failures(id peer.ID) int {
+func (p *Planner) failures(id PeerID) int {
 	if ps := p.peers[id]; ps != nil {
 		return ps.failures
 	}

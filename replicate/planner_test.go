@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 )
@@ -30,7 +28,7 @@ func newScript(t *testing.T, cfg PlannerConfig) *plannerScript {
 
 func (s *plannerScript) at(d time.Duration)           { s.p.Tick(s.t0.Add(d)) }
 func (s *plannerScript) stored(st string, off uint64) { s.p.Stored(event.StreamID(st), off) }
-func (s *plannerScript) gone(id string)               { s.p.PeerGone(peer.ID(id)) }
+func (s *plannerScript) gone(id string)               { s.p.PeerGone(PeerID(id)) }
 func (s *plannerScript) done(id uint64, err error)    { s.p.PullDone(id, err) }
 
 // announce takes "stream:offset" pairs.
@@ -44,7 +42,7 @@ func (s *plannerScript) announce(id string, heads ...string) {
 		fmt.Sscan(h[i+1:], &off)
 		hs = append(hs, chain.Head{Stream: event.StreamID(st), Offset: off})
 	}
-	s.p.PeerAnnounced(peer.ID(id), hs)
+	s.p.PeerAnnounced(PeerID(id), hs)
 }
 
 // next runs Next and checks its output, written as "start #id peer stream

@@ -1,4 +1,4 @@
-package replicate
+package p2p
 
 import (
 	"context"
@@ -22,6 +22,7 @@ import (
 	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 	"github.com/edgelog/edgelog/expiry"
+	"github.com/edgelog/edgelog/replicate"
 )
 
 // The libp2p protocols of pull streams. PullProtocol answers with events
@@ -39,7 +40,7 @@ func Topic(swarm string) string { return "edgelog/v1/" + swarm }
 // Config configures a Service. Key and Store are required.
 type Config struct {
 	Key   crypto.PrivKey // the node key; its peer ID is the NodeID
-	Store Store
+	Store replicate.Store
 	// Swarm names the gossip topic (default "default").
 	Swarm string
 	// ListenAddrs are multiaddrs to listen on (default TCP and QUIC on all
@@ -68,7 +69,7 @@ type Config struct {
 	BookSaveInterval time.Duration
 	// Redial is the backoff of redialling bootstrap and known peers that
 	// are not connected (default DefaultRedialBackoff).
-	Redial Backoff
+	Redial replicate.Backoff
 	// DialTimeout bounds one dial (default 10s).
 	DialTimeout time.Duration
 	// FreshBytes bounds the fresh events riding along in one announce
@@ -91,18 +92,14 @@ type Config struct {
 	// origin's announce carries the news of its streams to every node,
 	// so the relays' follow at this pace, not at every event.
 	RelayAnnounceGap time.Duration
-	Planner          PlannerConfig
-	Limits           Limits
+	Planner          replicate.PlannerConfig
+	Limits           replicate.Limits
 	Logger           *slog.Logger
 
 	// validated, if set, runs after the gossip validator accepted an
 	// announce of another node (tests slow validation down with it).
 	validated func(*validAnnounce)
 }
-
-// announceBytesPerSec is the rate of announce overhead (heads, not the
-// fresh events, which would travel anyway) the announce gap aims under.
-const announceBytesPerSec = 1 << 20
 
 // Service replicates a Store over libp2p: it gossips heads with fresh
 // events (validated, with peer scoring), serves pulls and runs the
@@ -116,7 +113,7 @@ type Service struct {
 	topic *pubsub.Topic
 	self  peer.ID
 
-	events chan func(*Planner) // run on the loop goroutine, which owns the planner
+	events chan func(*replicate.Planner) // run on the loop goroutine, which owns the planner
 	mu     sync.Mutex
 	toRep  map[event.StreamID]uint64
 	serial *serialStore  // cfg.Store, one ingest at a time
@@ -155,16 +152,16 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 		cfg.BookSaveInterval = DefaultBookSaveInterval
 	}
 	if cfg.FreshBytes == 0 {
-		cfg.FreshBytes = DefaultFreshBytes
+		cfg.FreshBytes = replicate.DefaultFreshBytes
 	}
 	if cfg.FreshRepeat <= 0 {
-		cfg.FreshRepeat = DefaultFreshRepeat
+		cfg.FreshRepeat = replicate.DefaultFreshRepeat
 	}
 	if cfg.MinAnnounceGap <= 0 {
 		cfg.MinAnnounceGap = time.Millisecond
 	}
 	if cfg.RelayAnnounceGap <= 0 {
-		cfg.RelayAnnounceGap = DefaultRelayAnnounceGap
+		cfg.RelayAnnounceGap = replicate.DefaultRelayAnnounceGap
 	}
 	cfg.Redial = cfg.Redial.WithDefaults()
 	cfg.Limits = cfg.Limits.WithDefaults()
@@ -192,7 +189,7 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Service{cfg: cfg, log: log, host: h, self: h.ID(), ctx: ctx,
-		events: make(chan func(*Planner), 256), joined: make(chan struct{}, 1), cancel: cancel,
+		events: make(chan func(*replicate.Planner), 256), joined: make(chan struct{}, 1), cancel: cancel,
 		peerOps: make(chan func(*peerMgr), 256), heads: newHeadCache(2 * cfg.Limits.MaxHeads), serial: &serialStore{Store: cfg.Store}}
 	// Connection events from here on reach the peers loop (buffered until
 	// it runs).
@@ -240,7 +237,7 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 	h.Network().Notify(&network.NotifyBundle{DisconnectedF: func(n network.Network, c network.Conn) {
 		p := c.RemotePeer()
 		if n.Connectedness(p) != network.Connected {
-			s.send(ctx, func(pl *Planner) { pl.PeerGone(p) })
+			s.send(ctx, func(pl *replicate.Planner) { pl.PeerGone(replicate.PeerID(p)) })
 		}
 	}})
 	pm := s.initPeers(time.Now())
@@ -317,7 +314,7 @@ func (s *Service) Close() error {
 	return s.host.Close()
 }
 
-func (s *Service) send(ctx context.Context, f func(*Planner)) {
+func (s *Service) send(ctx context.Context, f func(*replicate.Planner)) {
 	select {
 	case s.events <- f:
 	case <-ctx.Done():
@@ -328,7 +325,7 @@ func (s *Service) send(ctx context.Context, f func(*Planner)) {
 // ticks, and starts and cancels pulls.
 func (s *Service) loop(ctx context.Context) {
 	defer s.wg.Done()
-	pl := NewPlanner(s.cfg.Planner)
+	pl := replicate.NewPlanner(s.cfg.Planner)
 	cancels := map[uint64]context.CancelFunc{}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -351,7 +348,7 @@ func (s *Service) loop(ctx context.Context) {
 		}
 		rd := pl.Next()
 		for _, p := range rd.Cancel {
-			s.log.Warn("pull timed out", slog.String("peer", p.Peer.String()), slog.String("stream", string(p.Stream)))
+			s.log.Warn("pull timed out", slog.String("peer", peer.ID(p.Peer).String()), slog.String("stream", string(p.Stream)))
 			if c := cancels[p.ID]; c != nil {
 				c()
 			}
@@ -362,16 +359,16 @@ func (s *Service) loop(ctx context.Context) {
 			go func() {
 				began := time.Now()
 				err := s.pull(pctx, p)
-				s.send(ctx, func(pl *Planner) {
+				s.send(ctx, func(pl *replicate.Planner) {
 					cancel()
 					delete(cancels, p.ID)
-					s.log.Debug("pull ended", slog.String("peer", p.Peer.String()), slog.String("stream", string(p.Stream)),
+					s.log.Debug("pull ended", slog.String("peer", peer.ID(p.Peer).String()), slog.String("stream", string(p.Stream)),
 						slog.Int64("from", p.From), slog.Uint64("to", p.To), slog.Duration("took", time.Since(began)), slog.Any("err", err))
-					if Blame(err) == FaultMisbehaviour {
-						s.offences.add(p.Peer)
-						s.log.Warn("peer sent data that fails verification", slog.String("peer", p.Peer.String()), slog.Any("err", err))
+					if replicate.Blame(err) == replicate.FaultMisbehaviour {
+						s.offences.add(peer.ID(p.Peer))
+						s.log.Warn("peer sent data that fails verification", slog.String("peer", peer.ID(p.Peer).String()), slog.Any("err", err))
 					} else if err != nil {
-						s.log.Debug("pull failed", slog.String("peer", p.Peer.String()), slog.Any("err", err))
+						s.log.Debug("pull failed", slog.String("peer", peer.ID(p.Peer).String()), slog.Any("err", err))
 					}
 					pl.PullDone(p.ID, err)
 				})
@@ -385,7 +382,7 @@ func (s *Service) loop(ctx context.Context) {
 }
 
 // pull runs one pull, from what the store holds now up to p.To.
-func (s *Service) pull(ctx context.Context, p Pull) error {
+func (s *Service) pull(ctx context.Context, p replicate.Pull) error {
 	heads, err := s.cfg.Store.Heads(ctx)
 	if err != nil {
 		return fmt.Errorf("pull: %w", err)
@@ -398,19 +395,19 @@ func (s *Service) pull(ctx context.Context, p Pull) error {
 		// Stored meanwhile (fresh events, another pull). Tell the planner
 		// before this pull's PullDone (the loop runs them in order), or it
 		// would judge the pull short and back the peer off.
-		s.send(ctx, func(pl *Planner) { pl.Stored(p.Stream, uint64(from)) })
+		s.send(ctx, func(pl *replicate.Planner) { pl.Stored(p.Stream, uint64(from)) })
 		return nil
 	}
 	s.stats.pulls.Add(1)
-	st, err := s.host.NewStream(ctx, p.Peer, PullBlocksProtocol, PullProtocol)
+	st, err := s.host.NewStream(ctx, peer.ID(p.Peer), PullBlocksProtocol, PullProtocol)
 	if err != nil {
 		return fmt.Errorf("pull: open stream: %w", err)
 	}
 	defer st.Close()
-	_, err = Fetch(ctx, s.serial, st, PullRequest{Stream: p.Stream, From: from, To: p.To}, prev, s.cfg.Limits, func(off uint64) {
-		s.send(ctx, func(pl *Planner) { pl.Stored(p.Stream, off) })
+	_, err = replicate.Fetch(ctx, s.serial, st, replicate.PullRequest{Stream: p.Stream, From: from, To: p.To}, prev, s.cfg.Limits, func(off uint64) {
+		s.send(ctx, func(pl *replicate.Planner) { pl.Stored(p.Stream, off) })
 	})
-	if err != nil && Blame(err) == FaultMisbehaviour {
+	if err != nil && replicate.Blame(err) == replicate.FaultMisbehaviour {
 		st.Reset()
 	}
 	return err
@@ -420,12 +417,12 @@ func (s *Service) serve(ctx context.Context, st network.Stream) {
 	defer st.Close()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	var req PullRequest
+	var req replicate.PullRequest
 	var err error
 	if st.Protocol() == PullBlocksProtocol {
-		req, err = ServeBlocks(ctx, s.cfg.Store, st, s.cfg.Limits)
+		req, err = replicate.ServeBlocks(ctx, s.cfg.Store, st, s.cfg.Limits)
 	} else {
-		req, err = Serve(ctx, s.cfg.Store, st, s.cfg.Limits)
+		req, err = replicate.Serve(ctx, s.cfg.Store, st, s.cfg.Limits)
 	}
 	if err != nil {
 		s.log.Debug("serve pull", slog.String("peer", st.Conn().RemotePeer().String()), slog.String("stream", string(req.Stream)), slog.Any("err", err))
@@ -443,8 +440,8 @@ func (s *Service) announceLoop(ctx context.Context) {
 	gap := time.NewTimer(time.Hour)
 	gap.Stop()
 	defer gap.Stop()
-	cursor := newFreshCursor(s.cfg.FreshRepeat, s.cfg.Heartbeat)
-	pace := newPacer(s.self.String(), s.cfg.MinAnnounceGap, s.cfg.RelayAnnounceGap)
+	cursor := replicate.NewFreshCursor(s.cfg.FreshRepeat, s.cfg.Heartbeat)
+	pace := replicate.NewPacer(s.self.String(), s.cfg.MinAnnounceGap, s.cfg.RelayAnnounceGap)
 	// pending: something to announce (a change, a heartbeat, a peer that
 	// joined, or the first announce); urgent: one that does not wait for
 	// the relay pace (all but a change).
@@ -455,7 +452,7 @@ func (s *Service) announceLoop(ctx context.Context) {
 		if pending {
 			heads, err := s.cfg.Store.Heads(ctx)
 			if err == nil {
-				if wait := time.Until(pace.due(heads, urgent)); wait > 0 {
+				if wait := time.Until(pace.Due(heads, urgent)); wait > 0 {
 					gap.Reset(wait)
 					due = gap.C
 				} else {
@@ -466,7 +463,7 @@ func (s *Service) announceLoop(ctx context.Context) {
 					start := time.Now()
 					var n int
 					n, err = s.announce(ctx, cursor, heads)
-					pace.sent(start, heads, n)
+					pace.Sent(start, heads, n)
 					pending, urgent = false, false
 				}
 			}
@@ -524,9 +521,9 @@ func (s *Service) watchJoins(ctx context.Context, h *pubsub.TopicEventHandler) {
 
 // announce publishes heads, with the fresh events of own streams since the
 // cursor, and returns the message's size without the fresh events.
-func (s *Service) announce(ctx context.Context, cursor *freshCursor, heads map[event.StreamID]chain.SignedHead) (int, error) {
+func (s *Service) announce(ctx context.Context, cursor *replicate.FreshCursor, heads map[event.StreamID]chain.SignedHead) (int, error) {
 	var err error
-	a := Announce{Node: s.self.String()}
+	a := replicate.Announce{Node: s.self.String()}
 	for _, h := range heads {
 		if len(a.Heads) == s.cfg.Limits.MaxHeads {
 			break
@@ -540,15 +537,15 @@ func (s *Service) announce(ctx context.Context, cursor *freshCursor, heads map[e
 	if s.cfg.FreshBytes > 0 {
 		// The fresh events, heads and framing must fit one message.
 		budget := min(s.cfg.FreshBytes, s.cfg.Limits.MaxAnnounceBytes-len(a.Heads)*256-1024)
-		if a.Fresh, err = collectFresh(ctx, s.cfg.Store, a.Node, a.Heads, cursor, time.Now(), s.cfg.Limits.MaxFreshEvents, budget); err != nil {
+		if a.Fresh, err = replicate.CollectFresh(ctx, s.cfg.Store, a.Node, a.Heads, cursor, time.Now(), s.cfg.Limits.MaxFreshEvents, budget); err != nil {
 			s.log.Debug("announce without fresh events", slog.Any("err", err))
 			a.Fresh = nil
 		}
 	}
-	b, err := EncodeAnnounce(a, s.cfg.Limits)
+	b, err := replicate.EncodeAnnounce(a, s.cfg.Limits)
 	if err != nil && a.Fresh != nil {
 		a.Fresh = nil
-		b, err = EncodeAnnounce(a, s.cfg.Limits)
+		b, err = replicate.EncodeAnnounce(a, s.cfg.Limits)
 	}
 	if err != nil {
 		return 0, err
@@ -639,7 +636,7 @@ func (s *Service) takeGossip(ctx context.Context, batch []*pubsub.Message) {
 		if err := forged[i]; err != nil {
 			s.offences.add(msg.ReceivedFrom)
 			s.log.Warn("rejected fresh events", slog.String("peer", from.String()), slog.Any("err", err))
-			s.send(ctx, func(pl *Planner) { pl.Penalise(from, err) })
+			s.send(ctx, func(pl *replicate.Planner) { pl.Penalise(replicate.PeerID(from), err) })
 		}
 		heads := make([]chain.Head, len(a.Heads))
 		for j, h := range a.Heads {
@@ -653,15 +650,15 @@ func (s *Service) takeGossip(ctx context.Context, batch []*pubsub.Message) {
 		all[i] = news{from: from, direct: direct, heads: heads, floors: a.Expiry}
 		s.learnRetention(from, a.Expiry)
 	}
-	s.send(ctx, func(pl *Planner) {
+	s.send(ctx, func(pl *replicate.Planner) {
 		for st, off := range stored {
 			pl.Stored(st, off)
 		}
 		for _, n := range all {
 			if n.direct {
-				pl.PeerAnnounced(n.from, n.heads)
+				pl.PeerAnnounced(replicate.PeerID(n.from), n.heads)
 			}
-			pl.PeerFloors(n.from, n.floors)
+			pl.PeerFloors(replicate.PeerID(n.from), n.floors)
 		}
 	})
 }

@@ -1,4 +1,4 @@
-package replicate
+package p2p
 
 import (
 	"context"
@@ -21,17 +21,18 @@ import (
 
 	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
+	"github.com/edgelog/edgelog/replicate"
 )
 
 // startWith starts a service for o on store with the test defaults,
 // adjusted by opt.
-func startWith(t *testing.T, o origin, store Store, opt func(*Config)) *Service {
+func startWith(t *testing.T, o origin, store replicate.Store, opt func(*Config)) *Service {
 	t.Helper()
 	cfg := Config{
 		Key: o.Key, Store: store, Swarm: t.Name(), Heartbeat: 300 * time.Millisecond,
 		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
-		Planner:     PlannerConfig{BaseBackoff: 200 * time.Millisecond, MaxBackoff: time.Second},
-		Redial:      Backoff{Base: 100 * time.Millisecond, Max: 500 * time.Millisecond},
+		Planner:     replicate.PlannerConfig{BaseBackoff: 200 * time.Millisecond, MaxBackoff: time.Second},
+		Redial:      replicate.Backoff{Base: 100 * time.Millisecond, Max: 500 * time.Millisecond},
 		Logger:      slog.New(slog.DiscardHandler),
 	}
 	if opt != nil {
@@ -91,7 +92,7 @@ func TestFreshEventsWithoutPull(t *testing.T) {
 				t.Fatalf("B stored %d fresh events, want 30", st.FreshEvents)
 			}
 			// Too many to ride along: B falls back to a pull.
-			a.store.Publish(t, r, a.o, DefaultLimits.MaxFreshEvents+1)
+			a.store.Publish(t, r, a.o, replicate.DefaultLimits.MaxFreshEvents+1)
 			waitFor(t, 10*time.Second, "a large batch at B", func() bool { return holdsAll([]*testNode{b}, a) })
 			if b.svc.Stats().Pulls == pulls {
 				t.Fatal("a batch too large for gossip arrived without a pull")
@@ -143,7 +144,7 @@ func TestRedialAfterDrop(t *testing.T) {
 	bAddrs := b.Host().Addrs()
 	a := startWith(t, oa, newMemStore(), func(c *Config) {
 		c.Bootstrap = []peer.AddrInfo{{ID: ob.ID, Addrs: bAddrs}}
-		c.Redial = Backoff{Base: 100 * time.Millisecond, Max: time.Second, Jitter: 0.2}
+		c.Redial = replicate.Backoff{Base: 100 * time.Millisecond, Max: time.Second, Jitter: 0.2}
 	})
 	if !isConnected(a, ob.ID) {
 		t.Fatal("not connected to the bootstrap peer after Start")
@@ -173,12 +174,12 @@ func TestRedialAfterLongOutage(t *testing.T) {
 	bAddrs := b.Host().Addrs()
 	a := startWith(t, newOrigin(t), newMemStore(), func(c *Config) {
 		c.Bootstrap = []peer.AddrInfo{{ID: ob.ID, Addrs: bAddrs}}
-		c.Redial = Backoff{Base: 100 * time.Millisecond, Max: 300 * time.Millisecond, Jitter: 0.2}
+		c.Redial = replicate.Backoff{Base: 100 * time.Millisecond, Max: 300 * time.Millisecond, Jitter: 0.2}
 	})
 	b.Close()
 	waitFor(t, 5*time.Second, "three failed redials", func() bool {
 		n := make(chan int, 1)
-		a.peerOp(context.Background(), func(m *peerMgr) { n <- m.redials.Attempts(ob.ID) })
+		a.peerOp(context.Background(), func(m *peerMgr) { n <- m.redials.Attempts(replicate.PeerID(ob.ID)) })
 		return <-n >= 3
 	})
 	var listen []string
@@ -201,17 +202,17 @@ func TestRedialAfterDropDuringDial(t *testing.T) {
 	}
 	a := startWith(t, newOrigin(t), newMemStore(), nil)
 	x := newOrigin(t).ID
-	done := make(chan []peer.ID, 1)
+	done := make(chan []replicate.PeerID, 1)
 	a.peerOp(context.Background(), func(m *peerMgr) {
 		now := time.Now()
-		m.redials.Want(x, now)
-		m.redials.Due(now, maxConcurrentDials) // being dialled
-		m.redials.Connected(x)                 // the dial connected,
-		m.redials.Disconnected(x, now, 0.5)    // and the connection dropped
+		m.redials.Want(replicate.PeerID(x), now)
+		m.redials.Due(now, maxConcurrentDials)                // being dialled
+		m.redials.Connected(replicate.PeerID(x))              // the dial connected,
+		m.redials.Disconnected(replicate.PeerID(x), now, 0.5) // and the connection dropped
 		a.dialDone(context.Background(), m, x, nil, now)
 		done <- m.redials.Due(now.Add(time.Hour), maxConcurrentDials)
 	})
-	if due := <-done; !slices.Contains(due, x) {
+	if due := <-done; !slices.Contains(due, replicate.PeerID(x)) {
 		t.Fatalf("a peer that dropped during its redial is not redialled (due: %v)", due)
 	}
 }
@@ -291,7 +292,7 @@ func TestPeersLag(t *testing.T) {
 }
 
 func TestPlannerLag(t *testing.T) {
-	p := NewPlanner(PlannerConfig{})
+	p := replicate.NewPlanner(replicate.PlannerConfig{})
 	x, y := event.StreamID("x-0"), event.StreamID("y-0")
 	p.Stored(x, 9) // we hold x up to 9
 	p.Stored(y, 2) // and y up to 2
@@ -375,12 +376,12 @@ func TestValidator(t *testing.T) {
 	// The receiver holds the sender's stream up to offset 4.
 	evs := randomEvents(r, sender.Stream, 0, 0, 8)
 	first := sender.Sign(t, chain.Genesis, evs[:5])
-	if err := Ingest(context.Background(), store, evs[:5], first); err != nil {
+	if err := replicate.Ingest(context.Background(), store, evs[:5], first); err != nil {
 		t.Fatal(err)
 	}
 	head := sender.Sign(t, chain.Genesis, evs)
-	enc := func(a Announce) []byte {
-		b, err := EncodeAnnounce(a, Limits{})
+	enc := func(a replicate.Announce) []byte {
+		b, err := replicate.EncodeAnnounce(a, replicate.Limits{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -395,26 +396,26 @@ func TestValidator(t *testing.T) {
 		}
 		return m
 	}
-	good := Announce{Node: sender.ID.String(), Heads: []chain.SignedHead{head}, Fresh: []FreshEvents{{Head: head, Events: evs[3:]}}}
+	good := replicate.Announce{Node: sender.ID.String(), Heads: []chain.SignedHead{head}, Fresh: []replicate.FreshEvents{{Head: head, Events: evs[3:]}}}
 	m := check("good", sender.ID, enc(good), pubsub.ValidationAccept)
 	v, ok := m.ValidatorData.(*validAnnounce)
-	if !ok || len(v.fresh) != 1 || !v.fresh[0].ok || len(v.fresh[0].events) != 3 || v.fresh[0].have != 4 {
+	if !ok || len(v.fresh) != 1 || !v.fresh[0].OK || len(v.fresh[0].Events) != 3 || v.fresh[0].Have != 4 {
 		t.Fatalf("validator data %+v", m.ValidatorData)
 	}
 	// A good announce authored by the receiver itself is always accepted.
-	check("own", receiver.ID, enc(Announce{Node: receiver.ID.String()}), pubsub.ValidationAccept)
+	check("own", receiver.ID, enc(replicate.Announce{Node: receiver.ID.String()}), pubsub.ValidationAccept)
 
 	rejected := s.Stats().RejectedAnnounces
 	forged := head
 	forged.Sig = append([]byte(nil), head.Sig...)
 	forged.Sig[0] ^= 1
-	check("bad signature", sender.ID, enc(Announce{Node: sender.ID.String(), Heads: []chain.SignedHead{forged}}), pubsub.ValidationReject)
-	check("bad fresh signature", sender.ID, enc(Announce{Node: sender.ID.String(), Fresh: []FreshEvents{{Head: forged, Events: evs[5:]}}}), pubsub.ValidationReject)
+	check("bad signature", sender.ID, enc(replicate.Announce{Node: sender.ID.String(), Heads: []chain.SignedHead{forged}}), pubsub.ValidationReject)
+	check("bad fresh signature", sender.ID, enc(replicate.Announce{Node: sender.ID.String(), Fresh: []replicate.FreshEvents{{Head: forged, Events: evs[5:]}}}), pubsub.ValidationReject)
 	check("author mismatch", newOrigin(t).ID, enc(good), pubsub.ValidationReject)
 	check("garbage", sender.ID, []byte{0xff, 0x00, 0x13}, pubsub.ValidationReject)
 	altered := slices.Clone(evs[5:])
 	altered[1].Payload = append([]byte{1}, altered[1].Payload...)
-	check("altered fresh event", sender.ID, enc(Announce{Node: sender.ID.String(), Fresh: []FreshEvents{{Head: head, Events: altered}}}), pubsub.ValidationReject)
+	check("altered fresh event", sender.ID, enc(replicate.Announce{Node: sender.ID.String(), Fresh: []replicate.FreshEvents{{Head: head, Events: altered}}}), pubsub.ValidationReject)
 	// Fresh events above a gap cannot be chained to what is held: checked
 	// for form and signature, accepted, and left to a pull.
 	later := randomEvents(r, sender.Stream, 8, evs[7].Lamport, 4)
@@ -424,12 +425,12 @@ func TestValidator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m = check("fresh above a gap", sender.ID, enc(Announce{Node: sender.ID.String(), Fresh: []FreshEvents{{Head: laterHead, Events: later[2:]}}}), pubsub.ValidationAccept)
-	if v := m.ValidatorData.(*validAnnounce); v.fresh[0].ok {
+	m = check("fresh above a gap", sender.ID, enc(replicate.Announce{Node: sender.ID.String(), Fresh: []replicate.FreshEvents{{Head: laterHead, Events: later[2:]}}}), pubsub.ValidationAccept)
+	if v := m.ValidatorData.(*validAnnounce); v.fresh[0].OK {
 		t.Fatal("unconnected fresh batch marked verified")
 	}
 	gappy := []event.Event{later[1], later[3]}
-	check("fresh with a hole", sender.ID, enc(Announce{Node: sender.ID.String(), Fresh: []FreshEvents{{Head: laterHead, Events: gappy}}}), pubsub.ValidationReject)
+	check("fresh with a hole", sender.ID, enc(replicate.Announce{Node: sender.ID.String(), Fresh: []replicate.FreshEvents{{Head: laterHead, Events: gappy}}}), pubsub.ValidationReject)
 	if got := s.Stats().RejectedAnnounces - rejected; got != 6 {
 		t.Fatalf("%d rejections counted, want 6", got)
 	}
@@ -471,7 +472,7 @@ func TestGossipPenalisesForger(t *testing.T) {
 	evs := randomEvents(mrand.New(mrand.NewPCG(10, 10)), forger.Stream, 0, 0, 3)
 	head := forger.Sign(t, chain.Genesis, evs)
 	head.Sig[5] ^= 0x40
-	data, err := EncodeAnnounce(Announce{Node: forger.ID.String(), Heads: []chain.SignedHead{head}}, Limits{})
+	data, err := replicate.EncodeAnnounce(replicate.Announce{Node: forger.ID.String(), Heads: []chain.SignedHead{head}}, replicate.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package replicate
+package p2p
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
+	"github.com/edgelog/edgelog/replicate"
 )
 
 // blockGater refuses connections with the peers in its set.
@@ -63,7 +64,7 @@ func startNodesBlocks(t *testing.T, blocks []bool) []*testNode {
 		svc, err := Start(context.Background(), Config{
 			Key: o.Key, Store: tn.store, Swarm: t.Name(), Heartbeat: 300 * time.Millisecond,
 			ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Gater: tn.gater,
-			Planner: PlannerConfig{BaseBackoff: 200 * time.Millisecond, MaxBackoff: time.Second},
+			Planner: replicate.PlannerConfig{BaseBackoff: 200 * time.Millisecond, MaxBackoff: time.Second},
 			Logger:  slog.New(slog.DiscardHandler),
 		})
 		if err != nil {

@@ -1,4 +1,4 @@
-package replicate
+package p2p
 
 import (
 	"cmp"
@@ -15,6 +15,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/multiformats/go-multiaddr"
+
+	"github.com/edgelog/edgelog/replicate"
 )
 
 // Peer management: the peers loop owns the peer book and the redial
@@ -95,7 +97,7 @@ func (s *Service) Stats() Stats {
 // peerMgr is the state of the peers loop.
 type peerMgr struct {
 	book      *PeerBook
-	redials   *redials
+	redials   *replicate.Redials
 	bootstrap map[peer.ID]bool
 	dirty     bool
 	rnd       *rand.Rand
@@ -119,7 +121,7 @@ var errClosed = errors.New("replicate: service closed")
 // bootstrap and book peers as redial targets, due now.
 func (s *Service) initPeers(now time.Time) *peerMgr {
 	m := &peerMgr{
-		redials:   newRedials(s.cfg.Redial),
+		redials:   replicate.NewRedials(s.cfg.Redial),
 		bootstrap: map[peer.ID]bool{},
 		rnd:       rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
@@ -138,7 +140,7 @@ func (s *Service) initPeers(now time.Time) *peerMgr {
 			continue
 		}
 		ps.AddAddrs(e.ID, e.Addrs, bookAddrTTL)
-		m.redials.Want(e.ID, now)
+		m.redials.Want(replicate.PeerID(e.ID), now)
 	}
 	for _, ai := range s.cfg.Bootstrap {
 		if ai.ID == s.self {
@@ -146,7 +148,7 @@ func (s *Service) initPeers(now time.Time) *peerMgr {
 		}
 		m.bootstrap[ai.ID] = true
 		ps.AddAddrs(ai.ID, ai.Addrs, peerstore.PermanentAddrTTL)
-		m.redials.Want(ai.ID, now)
+		m.redials.Want(replicate.PeerID(ai.ID), now)
 	}
 	if m.book.Len() > 0 {
 		s.log.Info("redialling known peers", slog.Int("peers", m.book.Len()))
@@ -168,7 +170,7 @@ func (s *Service) watchConns(ctx context.Context) {
 			}
 			s.peerOp(ctx, func(m *peerMgr) {
 				if s.host.Network().Connectedness(p) != network.Connected {
-					m.redials.Disconnected(p, time.Now(), m.rnd.Float64())
+					m.redials.Disconnected(replicate.PeerID(p), time.Now(), m.rnd.Float64())
 					s.log.Info("peer disconnected", slog.String("peer", p.String()))
 				}
 			})
@@ -181,8 +183,8 @@ func (s *Service) peerConnected(m *peerMgr, p peer.ID) {
 		return // gone again before we got here
 	}
 	now := time.Now()
-	m.redials.Want(p, now)
-	m.redials.Connected(p)
+	m.redials.Want(replicate.PeerID(p), now)
+	m.redials.Connected(replicate.PeerID(p))
 	if m.book.Seen(p, s.host.Peerstore().Addrs(p), now) {
 		m.dirty = true
 	}
@@ -196,7 +198,7 @@ func (s *Service) peerFound(ctx context.Context, ai peer.AddrInfo) {
 	}
 	s.peerOp(ctx, func(m *peerMgr) {
 		s.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, bookAddrTTL)
-		m.redials.Want(ai.ID, time.Now())
+		m.redials.Want(replicate.PeerID(ai.ID), time.Now())
 	})
 }
 
@@ -235,7 +237,7 @@ func (s *Service) peersLoop(ctx context.Context, m *peerMgr) {
 		}
 		now := time.Now()
 		for _, id := range m.redials.Due(now, maxConcurrentDials) {
-			go s.redial(ctx, id)
+			go s.redial(ctx, peer.ID(id))
 		}
 		timer.Stop()
 		if next, ok := m.redials.Next(); ok {
@@ -275,7 +277,7 @@ var errDroppedAfterDial = errors.New("connection closed right after the dial")
 // for good, and it was never redialled.
 func (s *Service) dialDone(ctx context.Context, m *peerMgr, id peer.ID, err error, now time.Time) {
 	ok := s.host.Network().Connectedness(id) == network.Connected
-	m.redials.DialDone(id, ok, now, m.rnd.Float64())
+	m.redials.DialDone(replicate.PeerID(id), ok, now, m.rnd.Float64())
 	if ok {
 		s.peerConnected(m, id)
 		return
@@ -284,9 +286,9 @@ func (s *Service) dialDone(ctx context.Context, m *peerMgr, id peer.ID, err erro
 		err = errDroppedAfterDial
 	}
 	_, inBook := m.book.Get(id)
-	n := m.redials.Attempts(id)
+	n := m.redials.Attempts(replicate.PeerID(id))
 	if !inBook && !m.bootstrap[id] && n >= forgetAfter {
-		m.redials.Forget(id)
+		m.redials.Forget(replicate.PeerID(id))
 	}
 	lvl := slog.LevelDebug
 	if m.bootstrap[id] && n == 1 {
@@ -327,7 +329,7 @@ func (s *Service) Peers(ctx context.Context) ([]PeerStatus, error) {
 			if len(st.Addrs) == 0 {
 				st.Addrs = bookAddrs(s.host.Peerstore().Addrs(id))
 			}
-			st.FailedDials = m.redials.Attempts(id)
+			st.FailedDials = m.redials.Attempts(replicate.PeerID(id))
 			out = append(out, *st)
 		}
 		reply <- out
@@ -348,10 +350,10 @@ func (s *Service) Peers(ctx context.Context) ([]PeerStatus, error) {
 	defer cancel()
 	stop := context.AfterFunc(s.ctx, cancel)
 	defer stop()
-	s.send(lctx, func(pl *Planner) {
+	s.send(lctx, func(pl *replicate.Planner) {
 		m := map[peer.ID]PeerStatus{}
 		for _, st := range out {
-			lag, behind, ok := pl.Lag(st.ID)
+			lag, behind, ok := pl.Lag(replicate.PeerID(st.ID))
 			m[st.ID] = PeerStatus{Lag: lag, Behind: behind, Announced: ok}
 		}
 		lags <- m

@@ -1,4 +1,4 @@
-package replicate
+package p2p
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
+	"github.com/edgelog/edgelog/replicate"
 )
 
 // Gossip-layer defence. Every announce passes a topic validator before it
@@ -58,8 +59,8 @@ func scoreParams(topic string, appScore func(peer.ID) float64) (*pubsub.PeerScor
 // validAnnounce is what the validator hands to readGossip in
 // Message.ValidatorData.
 type validAnnounce struct {
-	a     Announce
-	fresh []checkedFresh
+	a     replicate.Announce
+	fresh []replicate.CheckedFresh
 }
 
 // validate is the topic validator of announces.
@@ -70,14 +71,14 @@ func (s *Service) validate(ctx context.Context, _ peer.ID, msg *pubsub.Message) 
 	}
 	v, err := s.checkAnnounce(ctx, author, msg.Data)
 	if err != nil {
-		if Blame(err) != FaultMisbehaviour {
+		if replicate.Blame(err) != replicate.FaultMisbehaviour {
 			// Our own trouble (the store failed): not the sender's fault.
 			s.log.Debug("announce not checked", slog.String("peer", author.String()), slog.Any("err", err))
 			return pubsub.ValidationIgnore
 		}
 		s.stats.rejected.Add(1)
 		s.log.Warn("rejected announce", slog.String("author", author.String()), slog.String("from", msg.ReceivedFrom.String()), slog.Any("err", err))
-		s.send(ctx, func(pl *Planner) { pl.Penalise(author, err) })
+		s.send(ctx, func(pl *replicate.Planner) { pl.Penalise(replicate.PeerID(author), err) })
 		return pubsub.ValidationReject
 	}
 	if s.cfg.validated != nil {
@@ -89,7 +90,7 @@ func (s *Service) validate(ctx context.Context, _ peer.ID, msg *pubsub.Message) 
 
 // checkAnnounce decodes and verifies an announce authored by author.
 func (s *Service) checkAnnounce(ctx context.Context, author peer.ID, data []byte) (*validAnnounce, error) {
-	a, err := DecodeAnnounce(data, s.cfg.Limits)
+	a, err := replicate.DecodeAnnounce(data, s.cfg.Limits)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +113,7 @@ func (s *Service) checkAnnounce(ctx context.Context, author peer.ID, data []byte
 		if err != nil {
 			return nil, fmt.Errorf("announce: store heads: %w", err)
 		}
-		if v.fresh, err = checkFresh(held, a.Fresh, s.heads.verify); err != nil {
+		if v.fresh, err = replicate.CheckFresh(held, a.Fresh, s.heads.verify); err != nil {
 			return nil, err
 		}
 	}

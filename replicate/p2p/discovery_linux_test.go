@@ -1,4 +1,4 @@
-package replicate
+package p2p
 
 import (
 	"context"
