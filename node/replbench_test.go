@@ -27,6 +27,7 @@ import (
 	"github.com/edgelog/edgelog/aql"
 	"github.com/edgelog/edgelog/event"
 	"github.com/edgelog/edgelog/internal/eventtest"
+	"github.com/edgelog/edgelog/internal/profile"
 	"github.com/edgelog/edgelog/replicate"
 	"github.com/edgelog/edgelog/store"
 )
@@ -75,7 +76,7 @@ func TestReplBenchPeer(t *testing.T) {
 		t.Skip("the serving process of BenchmarkCatchUp")
 	}
 	// Set up as `edgelog run` sets itself up.
-	if _, err := store.PrepareProcess(store.Storage{}, nil); err != nil {
+	if _, err := profile.Prepare(store.Storage{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	n, err := Open(context.Background(), Config{Store: store.Config{DataDir: dir, Durability: store.DurabilityAsync, Logger: slog.New(slog.DiscardHandler)},
@@ -324,7 +325,7 @@ func BenchmarkCatchUp(b *testing.B) {
 	gcPercent, memLimit := debug.SetGCPercent(-1), debug.SetMemoryLimit(-1)
 	debug.SetGCPercent(gcPercent)
 	defer func() { debug.SetGCPercent(gcPercent); debug.SetMemoryLimit(memLimit) }()
-	if _, err := store.PrepareProcess(storage, nil); err != nil {
+	if _, err := profile.Prepare(storage, nil); err != nil {
 		b.Fatal(err)
 	}
 	var pulled, raw, stored, pullCPU, serveCPU time.Duration

@@ -10,15 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-
-	"github.com/edgelog/edgelog/internal/hugeheap"
 )
 
 // Profile names a preset of storage and memory settings. Settings given
@@ -35,8 +32,8 @@ const (
 	// 64 MiB block cache.
 	ProfileDefault Profile = "default"
 	// ProfileLarge suits servers with memory to spare: ProfileDefault with
-	// 128 MiB memtables, GOGC 50 (largeGCPercent) and transparent huge
-	// pages for the heap (hugePagesFor). Badger keeps three memtables, up
+	// 128 MiB memtables, a lower GOGC and transparent huge pages for the
+	// heap (package internal/profile). Badger keeps three memtables, up
 	// to 384 MiB, and builds a flushed one's table in memory: while it
 	// does, the heap reaches about 1 GB (make soak at 8000 events/s). Their
 	// logs take up to 768 MiB of disk, and the disk reserve
@@ -49,7 +46,7 @@ const (
 	// ProfileLowMemory suits devices with 1 GiB of RAM or less: 8 MiB
 	// memtables, an 8 MiB block cache, Badger's minimum of 2 compactors,
 	// fewer level-0 tables, small value-log files, and a Go memory limit
-	// when GOMEMLIMIT is not set (see PrepareProcess).
+	// when GOMEMLIMIT is not set (package internal/profile).
 	ProfileLowMemory Profile = "low-memory"
 )
 
@@ -84,6 +81,7 @@ type Host struct {
 type ProfileChoice struct {
 	Profile Profile // ProfileDefault, ProfileLarge or ProfileLowMemory, never ProfileAuto
 	Reason  string  // e.g. "1 GiB RAM", "32-bit build (arm)", "set in the settings"
+	Host    Host    // the machine it was chosen for (ResolveStorage)
 }
 
 // ParseProfile checks a profile name from settings; "" means ProfileAuto.
@@ -270,120 +268,30 @@ func cgroupLimit(root fs.FS) uint64 {
 	return read("sys/fs/cgroup/memory/memory.limit_in_bytes")
 }
 
-// memoryLimitFor is the Go memory limit PrepareProcess sets for the
-// low-memory profile when GOMEMLIMIT is unset: an eighth of the memory,
-// between 64 MiB and 100 MiB (100 MiB if the memory is unknown). The
-// profile's live heap while ingesting is about 55 MiB (memtables, caches,
-// request buffers); without a limit the collector lets the heap grow to
-// twice that before it runs, and the memory it frees goes back to the
-// system slowly, so the limit is what keeps the resident size under 150 MB
-// (make bench-footprint).
-func memoryLimitFor(h Host) int64 {
-	if h.MemoryBytes == 0 {
-		return 100 << 20
-	}
-	return min(max(int64(h.MemoryBytes/8), 64<<20), 100<<20)
-}
-
-// largeGCPercent is the Go collector's GOGC that PrepareProcess sets for
-// ProfileLarge. Its memtables are most of the live heap, and the collector
-// lets garbage grow by GOGC percent of the live heap before it runs: with
-// the default 100, up to as much again as the memtables take, all of it
-// memory touched and held. Memtables are byte slices without pointers, so
-// collecting more often costs little. Measured in a catch-up of 1M events
-// (BenchmarkCatchUp, README): the pulling node's peak RSS 475 MiB with 100,
-// 400-435 MiB with 50, and its CPU time 20% lower, as first touches of
-// memory (page faults) are costly where the node runs in a virtual machine.
-const largeGCPercent = 50
-
-// hugePagesFor says whether a process of profile p advises its heap for
-// transparent huge pages (package hugeheap), given the system's mode and
-// the GODEBUG environment variable, and why, for the log. Only
-// ProfileLarge does: it is for machines with memory to spare, and a heap
-// of huge pages may hold more memory than it uses. GODEBUG=disablethp=1,
-// the Go runtime's own switch against huge pages, turns it off; as for the
-// runtime, the last disablethp setting in GODEBUG counts.
-func hugePagesFor(p Profile, mode hugeheap.Mode, godebug string) (advise bool, why string) {
-	disable := ""
-	for kv := range strings.SplitSeq(godebug, ",") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(kv), "disablethp="); ok {
-			disable = v
-		}
-	}
-	switch {
-	case disable == "1":
-		return false, "off (GODEBUG=disablethp=1)"
-	case p != ProfileLarge:
-		return false, "off"
-	case mode == hugeheap.Madvise:
-		return true, "heap"
-	case mode == hugeheap.Always:
-		return false, "always (system)"
-	}
-	return false, "off (system: " + string(mode) + ")"
-}
-
-// PrepareProcess is for programs that run a node (the edgelog CLI): it
-// resolves s.Profile for this machine, logs the choice and why, and sets
-// the Go runtime up for the profile: for ProfileLowMemory a memory limit
-// (debug.SetMemoryLimit) unless GOMEMLIMIT is set; for ProfileLarge a GOGC
-// of largeGCPercent unless GOGC is set, and transparent huge pages for the
-// heap (see hugePagesFor) unless GODEBUG=disablethp=1. The environment
-// always wins. It returns the choice; pass s unchanged to Open, which
-// resolves the profile the same way.
-func PrepareProcess(s Storage, log *slog.Logger) (ProfileChoice, error) {
+// ResolveStorage returns s as Open resolves it on this machine: the
+// profile chosen for it, why, and every zero field filled in.
+func ResolveStorage(s Storage) (Storage, ProfileChoice, error) {
 	h := DetectHost()
 	r, err := s.resolve(h)
 	if err != nil {
-		return ProfileChoice{}, err
+		return s, ProfileChoice{}, err
 	}
-	c := ProfileChoice{Profile: r.Profile, Reason: r.profileReason}
-	limit := "none"
-	switch env := os.Getenv("GOMEMLIMIT"); {
-	case env != "":
-		limit = "GOMEMLIMIT=" + env
-	case c.Profile == ProfileLowMemory:
-		l := memoryLimitFor(h)
-		debug.SetMemoryLimit(l)
-		limit = humanBytes(uint64(l))
-	}
-	gc := "100"
-	switch env := os.Getenv("GOGC"); {
-	case env != "":
-		gc = "GOGC=" + env
-	case c.Profile == ProfileLarge:
-		debug.SetGCPercent(largeGCPercent)
-		gc = strconv.Itoa(largeGCPercent)
-	}
-	advise, hugePages := hugePagesFor(c.Profile, hugeheap.SystemMode(), os.Getenv("GODEBUG"))
-	if advise {
-		// The advisor runs for the life of the process, like the settings
-		// above.
-		if _, err := hugeheap.Start(log); err != nil {
-			hugePages = "off (" + err.Error() + ")"
-		}
-	}
-	if log != nil {
-		log.Info("profile chosen", slog.String("profile", string(c.Profile)), slog.String("reason", c.Reason),
-			slog.String("memTable", humanBytes(uint64(r.MemTableSize))), slog.String("blockCache", humanBytes(uint64(r.BlockCacheSize))),
-			slog.String("maxDB", dbLimitText(r.MaxDBBytes)), slog.String("goMemLimit", limit), slog.String("goGC", gc),
-			slog.String("hugePages", hugePages), slog.String("trim", trimText(r.TrimInterval)))
-	}
-	return c, nil
+	return r, ProfileChoice{Profile: r.Profile, Reason: r.profileReason, Host: h}, nil
 }
 
-func trimText(d time.Duration) string {
-	if d <= 0 {
-		return "never"
+// LogValue presents resolved settings in logs.
+func (s Storage) LogValue() slog.Value {
+	trim := "never"
+	if s.TrimInterval > 0 {
+		trim = "every " + s.TrimInterval.String()
 	}
-	return "every " + d.String()
-}
-
-func dbLimitText(n int64) string {
-	if n <= 0 {
-		return "unlimited"
+	maxDB := "unlimited"
+	if s.MaxDBBytes > 0 {
+		maxDB = humanBytes(uint64(s.MaxDBBytes))
 	}
-	return humanBytes(uint64(n))
+	return slog.GroupValue(slog.String("profile", string(s.Profile)),
+		slog.String("memTable", humanBytes(uint64(s.MemTableSize))), slog.String("blockCache", humanBytes(uint64(s.BlockCacheSize))),
+		slog.String("maxDB", maxDB), slog.String("trim", trim))
 }
 
 // humanBytes formats n in binary units, rounded to one decimal.

@@ -3,9 +3,7 @@ package store
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"math/rand/v2"
-	"runtime/debug"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -15,7 +13,6 @@ import (
 
 	"github.com/edgelog/edgelog/aql"
 	"github.com/edgelog/edgelog/event"
-	"github.com/edgelog/edgelog/internal/hugeheap"
 )
 
 const gib = 1 << 30
@@ -156,17 +153,6 @@ func TestDetectHost(t *testing.T) {
 	}
 }
 
-func TestMemoryLimitFor(t *testing.T) {
-	for _, tc := range []struct {
-		mem  uint64
-		want int64
-	}{{0, 100 << 20}, {256 << 20, 64 << 20}, {640 << 20, 80 << 20}, {gib, 100 << 20}, {4 * gib, 100 << 20}} {
-		if got := memoryLimitFor(Host{MemoryBytes: tc.mem}); got != tc.want {
-			t.Errorf("memoryLimitFor(%d) = %d, want %d", tc.mem, got, tc.want)
-		}
-	}
-}
-
 func TestHumanBytes(t *testing.T) {
 	for n, want := range map[uint64]string{512: "512 B", 1 << 20: "1 MiB", 948 << 20: "948 MiB", 1536 << 20: "1.5 GiB", gib: "1 GiB"} {
 		if got := humanBytes(n); got != want {
@@ -245,91 +231,5 @@ func TestTuneBadger(t *testing.T) {
 			t.Errorf("%s: table %d, vlog %d, index cache %d, L0 tables %d; want %d, %d, %d, %d", tc.name,
 				o.BaseTableSize, o.ValueLogFileSize, o.IndexCacheSize, o.NumLevelZeroTables, tc.table, tc.vlog, tc.indexCache, tc.levelZeroTables)
 		}
-	}
-}
-
-func TestHugePagesFor(t *testing.T) {
-	for _, tc := range []struct {
-		profile Profile
-		mode    hugeheap.Mode
-		godebug string
-		advise  bool
-		why     string
-	}{
-		{ProfileLarge, hugeheap.Madvise, "", true, "heap"},
-		{ProfileLarge, hugeheap.Madvise, "gctrace=1,disablethp=1", false, "off (GODEBUG=disablethp=1)"},
-		{ProfileLarge, hugeheap.Madvise, "disablethp=0", true, "heap"},
-		{ProfileLarge, hugeheap.Madvise, "disablethp=1,disablethp=0", true, "heap"},
-		{ProfileLarge, hugeheap.Madvise, "disablethp=0, disablethp=1", false, "off (GODEBUG=disablethp=1)"},
-		{ProfileLarge, hugeheap.Always, "", false, "always (system)"},
-		{ProfileLarge, hugeheap.Never, "", false, "off (system: never)"},
-		{ProfileLarge, hugeheap.Unsupported, "", false, "off (system: unsupported)"},
-		{ProfileDefault, hugeheap.Madvise, "", false, "off"},
-		{ProfileLowMemory, hugeheap.Madvise, "", false, "off"},
-	} {
-		advise, why := hugePagesFor(tc.profile, tc.mode, tc.godebug)
-		if advise != tc.advise || why != tc.why {
-			t.Errorf("hugePagesFor(%s, %s, %q) = %v, %q; want %v, %q", tc.profile, tc.mode, tc.godebug, advise, why, tc.advise, tc.why)
-		}
-	}
-}
-
-// TestPrepareProcess: the low-memory profile sets the Go memory limit
-// unless GOMEMLIMIT is set, the large profile GOGC unless GOGC is set (the
-// environment always wins); the others leave both alone; the choice is
-// logged.
-func TestPrepareProcess(t *testing.T) {
-	origLimit, origGC := debug.SetMemoryLimit(-1), debug.SetGCPercent(-1)
-	debug.SetGCPercent(origGC)
-	t.Cleanup(func() { debug.SetMemoryLimit(origLimit); debug.SetGCPercent(origGC) })
-	const untouched, untouchedGC = 7 << 30, 77
-
-	// The large profile advises the heap for huge pages where the system
-	// leaves that to programs.
-	largeHuge := "hugePages=heap"
-	if hugeheap.SystemMode() != hugeheap.Madvise {
-		largeHuge = "hugePages="
-	}
-	for _, tc := range []struct {
-		name                    string
-		profile                 Profile
-		memLimit, gogc, godebug string // environment
-		wantLimit, wantGC       int64
-		wantLog                 string
-	}{
-		{"low-memory", ProfileLowMemory, "", "", "", memoryLimitFor(DetectHost()), untouchedGC, "hugePages=off"},
-		{"low-memory with GOMEMLIMIT", ProfileLowMemory, "300MiB", "", "", untouched, untouchedGC, `goMemLimit="GOMEMLIMIT=300MiB"`},
-		{"default", ProfileDefault, "", "", "", untouched, untouchedGC, "hugePages=off"},
-		{"large", ProfileLarge, "", "", "", untouched, largeGCPercent, largeHuge},
-		{"large with GOGC", ProfileLarge, "", "200", "", untouched, untouchedGC, `goGC="GOGC=200"`},
-		{"large with disablethp", ProfileLarge, "", "", "disablethp=1", untouched, largeGCPercent, `hugePages="off (GODEBUG=disablethp=1)"`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv("GOMEMLIMIT", tc.memLimit)
-			t.Setenv("GOGC", tc.gogc)
-			t.Setenv("GODEBUG", tc.godebug)
-			debug.SetMemoryLimit(untouched)
-			debug.SetGCPercent(untouchedGC)
-			var logs strings.Builder
-			c, err := PrepareProcess(Storage{Profile: tc.profile}, slog.New(slog.NewTextHandler(&logs, nil)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if c.Profile != tc.profile {
-				t.Errorf("chose %q, want %q", c.Profile, tc.profile)
-			}
-			if got := debug.SetMemoryLimit(-1); got != tc.wantLimit {
-				t.Errorf("Go memory limit %d, want %d", got, tc.wantLimit)
-			}
-			if got := debug.SetGCPercent(untouchedGC); int64(got) != tc.wantGC {
-				t.Errorf("GOGC %d, want %d", got, tc.wantGC)
-			}
-			if !strings.Contains(logs.String(), "profile="+string(tc.profile)) || !strings.Contains(logs.String(), tc.wantLog) {
-				t.Errorf("the choice is not logged (want %s): %s", tc.wantLog, logs.String())
-			}
-		})
-	}
-	if _, err := PrepareProcess(Storage{Profile: "tiny"}, nil); err == nil {
-		t.Error("an unknown profile was accepted")
 	}
 }

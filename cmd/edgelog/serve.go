@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/edgelog/edgelog/api"
+	"github.com/edgelog/edgelog/internal/profile"
 	"github.com/edgelog/edgelog/node"
 	"github.com/edgelog/edgelog/store"
 )
@@ -139,7 +140,7 @@ func (a *app) serve(ctx context.Context, s settings) (err error) {
 
 	// The profile (and, for low memory, the Go memory limit) is settled
 	// before the database opens, so that its caches are sized under it.
-	if _, err := store.PrepareProcess(s.Storage, log); err != nil {
+	if _, err := profile.Prepare(s.Storage, log); err != nil {
 		return fmt.Errorf("choosing the storage profile: %w", err)
 	}
 	n, err := node.Open(ctx, s.nodeConfig(log))
