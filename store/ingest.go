@@ -70,9 +70,9 @@ func (n *Store) ingestRequest(events []event.Event, blocks []chain.Block, head c
 			e.Tags = slices.Compact(tags)
 		}
 	}
-	req := &writeReq{stream: head.Stream, ingest: events, head: &head}
+	req := &writeReq{stream: head.Stream, ingest: &ingestReq{events: events, head: head}}
 	if !cloned && storable(blocks, events) {
-		req.blocks = blocks
+		req.ingest.blocks = blocks
 	}
 	if err := n.w.estimate(req); err != nil {
 		return nil, err

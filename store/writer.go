@@ -57,33 +57,41 @@ type writer struct {
 	}
 }
 
-// writeReq is one publish, or one ingest of a verified range from a peer:
-// all of its events land in one transaction or none.
+// writeReq is one change for the writer: all of it lands in one
+// transaction or none. It is one of
+//
+//   - a publish: drafts of appID, each into stream or its entry of streams,
+//     with a book (idempotency key, guard) or none;
+//   - key-value writes alone: a book and no drafts (kv.go);
+//   - an ingest of a verified range of another node's stream (ingest);
+//   - a pruning batch of stream (prune).
 type writeReq struct {
-	appID  string
 	stream event.StreamID
-	drafts []event.Draft
-	tags   [][]string // deduplicated tags per draft
-	size   int64      // estimated transaction bytes
-	count  int64      // transaction entries
+	size   int64 // estimated transaction bytes
+	count  int64 // transaction entries
 	res    chan writeRes
 
-	// For an ingest: the events, consecutive offsets of stream, and the
-	// origin's signed head at the last of them; blocks, if set, hold the
-	// events' records as a peer stored them (IngestAsync with blocks).
-	ingest []event.Event
-	head   *chain.SignedHead
-	blocks []chain.Block
-
+	appID  string
+	drafts []event.Draft
+	tags   [][]string // deduplicated tags per draft
+	// streams, if set, is each draft's stream (routes.go); else every
+	// draft goes to stream.
+	streams []event.StreamID
 	// book is the request's bookkeeping (kv.go): key-value writes, an
 	// idempotency key, a guard. Nil for most requests.
 	book *book
 
-	// streams, if set, is each draft's stream (routing, prune.go); else
-	// every draft goes to stream.
-	streams []event.StreamID
-	// prune, if set, is a pruning batch of stream (prune.go).
-	prune *pruneOp
+	ingest *ingestReq
+	prune  *pruneOp
+}
+
+// ingestReq is a verified range of another node's stream: consecutive
+// offsets, the origin's signed head at the last of them and, if set, the
+// blocks that hold the events' records as a peer stored them.
+type ingestReq struct {
+	events []event.Event
+	head   chain.SignedHead
+	blocks []chain.Block
 }
 
 type writeRes struct {
@@ -119,7 +127,11 @@ func newWriter(st *engine, clock *lamport.Clock, key ed25519.PrivateKey, cfg Con
 // transaction.
 func (w *writer) estimate(req *writeReq) error {
 	var size, count int64
-	for _, e := range req.ingest {
+	var ingested []event.Event
+	if req.ingest != nil {
+		ingested = req.ingest.events
+	}
+	for _, e := range ingested {
 		size += blockKeyLen + int64(len(e.Payload)+len(e.AppID)+32) + entryOverhead + 10
 		count++
 		for _, t := range e.Tags {
@@ -147,7 +159,7 @@ func (w *writer) estimate(req *writeReq) error {
 	}
 	if req.size > w.maxSize || req.count > w.maxCount {
 		return fmt.Errorf("%w: %d events need about %d bytes in %d entries; one transaction may carry at most %d bytes in %d entries: split it",
-			event.ErrTooLarge, len(req.drafts)+len(req.ingest), req.size, req.count, w.maxSize, w.maxCount)
+			event.ErrTooLarge, len(req.drafts)+len(ingested), req.size, req.count, w.maxSize, w.maxCount)
 	}
 	return nil
 }
@@ -264,216 +276,6 @@ func (w *writer) commit(batch []*writeReq) {
 			req.res <- res[i]
 		}
 	}
-}
-
-// write stores batch in one transaction. A request that cannot be stored
-// on its own (an ingest that does not continue its stream) gets its own
-// error in the results; an error of the whole transaction is returned.
-func (w *writer) write(batch []*writeReq) ([]writeRes, error) {
-	if !w.skipSpaceCheck {
-		if err := w.checkSpace(); err != nil {
-			w.spaceShort.Store(true)
-			if w.kick != nil {
-				w.kick()
-			}
-			return w.writePrunesOnly(batch, err)
-		}
-	}
-	total := 0
-	for _, req := range batch {
-		total += len(req.drafts)
-	}
-	first, err := w.clock.Reserve(uint64(total))
-	if err != nil {
-		return nil, fmt.Errorf("publish: %w", err)
-	}
-	observed := w.clock.Now()
-
-	st := w.st
-	txn := st.db.NewTransaction(true)
-	defer txn.Discard()
-
-	// Streams first written by this batch are interned now and forgotten
-	// again if the commit fails.
-	st.mu.Lock()
-	added := 0
-	next := map[uint32]uint64{}
-	for _, req := range batch {
-		for _, s := range reqStreams(req) {
-			sid, ok := st.sids[s]
-			if !ok {
-				sid = st.addStream(s)
-				added++
-			}
-			next[sid] = uint64(st.present[sid] + 1)
-		}
-	}
-	firstNew := uint32(len(st.names) - added)
-	heads := make(map[uint32]*chain.SignedHead, len(next))
-	for sid := range next {
-		heads[sid] = st.heads[sid]
-	}
-	st.mu.Unlock()
-	rollback := func() {
-		w.clock.Rollback(first, uint64(total))
-		st.mu.Lock()
-		for range added {
-			st.removeLastStream()
-		}
-		st.mu.Unlock()
-	}
-
-	var x expBatch // bytes and floors of streams (prune.go)
-	set := func(k, v []byte) {
-		if err == nil {
-			err = txn.Set(k, v)
-		}
-	}
-	// putPosting writes a tag index posting (posting.go).
-	var postings postingBuilder
-	putPosting := func(tag string, first pos, val []byte) { set(tagKey(tag, first), val) }
-	// putBlock writes a block of records (block.go).
-	var blocks blockBuilder
-	putBlock := func(sid uint32, first uint64, val []byte) { set(blockKey(sid, first), val) }
-	// putEvent adds an event's record to its stream's block and the event
-	// to its tags' postings.
-	putEvent := func(p pos, r *record) {
-		block, size := blocks.add(p, r, putBlock)
-		x.grow(p.sid, eventBytes(size, r.tags))
-		for _, t := range r.tags {
-			postings.add(t, ref{p, block}, putPosting)
-		}
-	}
-	// putStored adds a block a peer stored, of events at p's stream from
-	// p's offset on, as it is, and the events to their tags' postings.
-	var recs []blockRec
-	putStored := func(p pos, data []byte, events []event.Event) error {
-		var err error
-		if recs, err = blockRecords(data, recs[:0]); err != nil || len(recs) != len(events) {
-			return fmt.Errorf("ingest: a block of %d events at %d holds %d records: %w", len(events), p.offset, len(recs), err)
-		}
-		blocks.putRaw(p.sid, p.offset, data, putBlock)
-		for j := range recs {
-			q := pos{lamport: recs[j].lamport, sid: p.sid, offset: p.offset + uint64(j)}
-			x.grow(q.sid, eventBytes(len(recs[j].rec), events[j].Tags))
-			for _, t := range events[j].Tags {
-				postings.add(t, ref{q, p.offset}, putPosting)
-			}
-		}
-		return nil
-	}
-	// putRun writes a stream index run ending at its signed head.
-	putRun := func(sid uint32, firstOffset uint64, lamports []uint64, head *chain.SignedHead) {
-		set(streamKey(sid, firstOffset), appendRunHead(appendRun(nil, lamports), head))
-	}
-	for sid := firstNew; sid < firstNew+uint32(added); sid++ {
-		set(nameKey(sid), []byte(st.names[sid]))
-	}
-
-	ts := w.now().UnixMicro()
-	l := first
-	local := map[uint32][]event.Event{} // this batch's own events per stream, to sign
-	out := make([]writeRes, len(batch))
-	for i, req := range batch {
-		sid := st.sids[req.stream]
-		if req.prune != nil {
-			req.prune.sid = sid
-			var terr error
-			if out[i].err, terr = w.applyPrune(txn, req.prune, &x, next, heads); terr != nil && err == nil {
-				err = terr
-			}
-			continue
-		}
-		if req.ingest != nil {
-			if got, want := req.ingest[0].Offset, next[sid]; got != want {
-				out[i].err = fmt.Errorf("ingest %s at offset %d, present is %d: %w", req.stream, got, int64(want)-1, chain.ErrStale)
-				continue
-			}
-			lamports := make([]uint64, len(req.ingest))
-			for j := range req.ingest {
-				e := &req.ingest[j]
-				if req.blocks == nil {
-					putEvent(pos{lamport: e.Lamport, sid: sid, offset: e.Offset}, &record{timestamp: e.Timestamp, tags: e.Tags, appID: e.AppID, payload: e.Payload})
-				}
-				lamports[j] = e.Lamport
-				observed = max(observed, e.Lamport)
-			}
-			for _, b := range req.blocks {
-				if perr := putStored(pos{sid: sid, offset: b.First}, b.Data, req.ingest[b.First-req.ingest[0].Offset:][:b.Count]); perr != nil && err == nil {
-					err = perr
-				}
-			}
-			putRun(sid, next[sid], lamports, req.head)
-			next[sid] += uint64(len(req.ingest))
-			heads[sid] = req.head
-			continue
-		}
-		out[i].metas = make([]event.Meta, len(req.drafts))
-		for j, d := range req.drafts {
-			stream := req.stream
-			if req.streams != nil {
-				stream = req.streams[j]
-			}
-			sid := st.sids[stream]
-			e := event.Event{Lamport: l, Stream: stream, Offset: next[sid], Timestamp: ts, Tags: req.tags[j], AppID: req.appID, Payload: d.Payload}
-			putEvent(pos{lamport: l, sid: sid, offset: e.Offset}, &record{timestamp: ts, tags: e.Tags, appID: e.AppID, payload: e.Payload})
-			local[sid] = append(local[sid], e)
-			out[i].metas[j] = event.Meta{Lamport: l, Offset: e.Offset, Stream: stream, Timestamp: ts}
-			l++
-			next[sid]++
-		}
-	}
-	blocks.flush(putBlock)
-	postings.flush(putPosting)
-	// Each of this node's streams gets one run per batch, ending at a head
-	// signed with the node key: the checkpoint peers verify the chain at.
-	for sid, evs := range local {
-		prev := chain.Genesis
-		if h := heads[sid]; h != nil {
-			prev = h.Hash
-		}
-		last := evs[len(evs)-1]
-		sh, serr := chain.SignHead(w.key, chain.Head{Stream: last.Stream, Offset: last.Offset, Lamport: last.Lamport, Hash: chain.LinkAll(prev, evs)})
-		if serr != nil && err == nil {
-			err = serr
-		}
-		lamports := make([]uint64, len(evs))
-		for j := range evs {
-			lamports[j] = evs[j].Lamport
-		}
-		putRun(sid, evs[0].Offset, lamports, &sh)
-		heads[sid] = &sh
-	}
-	if err == nil {
-		err = w.putBooks(txn, batch, out)
-	}
-	x.persist(st, set)
-	w.clock.Observe(observed)
-	set(keyLamport, u64(max(w.clock.Now(), l-1)))
-	if err == nil {
-		err = txn.Commit()
-	}
-	if err != nil {
-		rollback()
-		return nil, storageError("write", err)
-	}
-
-	st.mu.Lock()
-	for sid, n := range next {
-		st.present[sid] = int64(n) - 1
-		st.heads[sid] = heads[sid]
-	}
-	st.total += uint64(total)
-	for i, req := range batch {
-		if req.ingest != nil && out[i].err == nil {
-			st.total += uint64(len(req.ingest))
-		}
-	}
-	x.apply(st)
-	close(st.changed)
-	st.changed = make(chan struct{})
-	st.mu.Unlock()
-	return out, nil
 }
 
 // checkSpace refuses writes while free disk space is below the reserve: the
