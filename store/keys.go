@@ -3,12 +3,14 @@ package store
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 )
 
-// Key layout. Streams are interned to a node-local 32-bit number (sid) so
-// keys stay short. The merged order compares stream *names*: reads merge
-// the streams' records by name, and the tag index, in (lamport, sid)
-// order, has its runs of equal Lamport times re-sorted by name (sortRuns).
+// Key layout: every prefix the store writes is defined here. Streams are
+// interned to a node-local 32-bit number (sid) so keys stay short. The
+// merged order compares stream *names*: reads merge the streams' records
+// by name, and the tag index, in (lamport, sid) order, has its runs of
+// equal Lamport times re-sorted by name (sortRuns).
 //
 //	b <sid:4> <first offset:8>         -> records    event records in blocks (block.go)
 //	s <sid:4> <offset:8>               -> run        per-stream offset index (streamindex.go)
@@ -16,14 +18,41 @@ import (
 //	n <sid:4>                          -> stream ID  the intern table
 //	m lamport                          -> uint64     persisted Lamport clock
 //	m format                           -> uint64     layout version
-//	k <namespace> 0x00 <key>           -> value      key-value store, idempotency keys, consumers (kv.go)
-//	f, z, y <sid:4>; r <name>                        floors, bytes, learnt rules, stream numbers (prune.go)
+//	f <sid:4>  -> floor:8 lamport:8 hash:32   first offset kept, and the chain
+//	                                          head at floor-1 (absent: floor 0)
+//	z <sid:4>  -> bytes:8                     bytes the stream's events occupy
+//	y <sid:4>  -> maxEvents:8 maxBytes:8 maxAge:8   rule its origin announced
+//	r <name>   -> n:8                         stream number of a named stream (routes.go)
+//	k <namespace> 0x00 <key>           -> value      key-value store and bookkeeping (kv.go)
+//
+// Namespaces of k starting with "edgelog." are the node's own:
+//
+//	edgelog.idem     <appId> 0x00 <idempotency key> -> idemRecord (CBOR), with a TTL (book.go)
+//	edgelog.consumer <appId> 0x00 <consumer name>   -> consumerRecord (CBOR) (consumers.go)
+//
+// Layouts before version 5 used prefixes o and e for records (migrate.go).
+//
+// The writer goroutine writes f and z (pruning runs through it, see
+// applyPrune), so they never race with a write of the same stream; y is
+// written only by learnRetention, under pruneMu.
 const (
-	pfxEvent  = 'b'
-	pfxStream = 's'
-	pfxTag    = 't'
-	pfxName   = 'n'
-	pfxMeta   = 'm'
+	pfxEvent    = 'b'
+	pfxStream   = 's'
+	pfxTag      = 't'
+	pfxName     = 'n'
+	pfxMeta     = 'm'
+	pfxFloor    = 'f'
+	pfxSize     = 'z'
+	pfxRule     = 'y'
+	pfxStreamNo = 'r'
+	pfxKV       = 'k'
+)
+
+// Namespaces of the node's own records in the key-value space.
+const (
+	reservedNS    = "edgelog."
+	nsIdempotency = reservedNS + "idem"
+	nsConsumer    = reservedNS + "consumer"
 )
 
 const (
@@ -117,4 +146,42 @@ func tagKey(tag string, p pos) []byte { return appendPos(tagPrefix(tag), p) }
 
 func nameKey(sid uint32) []byte {
 	return binary.BigEndian.AppendUint32([]byte{pfxName}, sid)
+}
+
+func floorKey(sid uint32) []byte { return binary.BigEndian.AppendUint32([]byte{pfxFloor}, sid) }
+func sizeKey(sid uint32) []byte  { return binary.BigEndian.AppendUint32([]byte{pfxSize}, sid) }
+func ruleKey(sid uint32) []byte  { return binary.BigEndian.AppendUint32([]byte{pfxRule}, sid) }
+
+func streamNoKey(name string) []byte {
+	return append([]byte{pfxStreamNo}, name...)
+}
+
+// blockKeyLen is the length of a record block's key.
+const blockKeyLen = 1 + 4 + 8
+
+// blockKey is the key of sid's block starting at first, and the smallest
+// key of its blocks starting there or later.
+func blockKey(sid uint32, first uint64) []byte {
+	return binary.BigEndian.AppendUint64(eventPrefix(sid), first)
+}
+
+// decodeBlockKey parses a block key.
+func decodeBlockKey(k []byte) (sid uint32, first uint64, err error) {
+	if len(k) != blockKeyLen || k[0] != pfxEvent {
+		return 0, 0, fmt.Errorf("%w: record block key %x", errBadKey, k)
+	}
+	return binary.BigEndian.Uint32(k[1:]), binary.BigEndian.Uint64(k[5:]), nil
+}
+
+// kvKey is the key of key in namespace ns.
+func kvKey(ns, key string) []byte {
+	b := make([]byte, 0, 2+len(ns)+len(key))
+	b = append(b, pfxKV)
+	b = append(b, ns...)
+	b = append(b, 0)
+	return append(b, key...)
+}
+
+func consumerKey(appID, name string) []byte {
+	return kvKey(nsConsumer, appID+"\x00"+name)
 }
