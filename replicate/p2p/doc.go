@@ -2,8 +2,9 @@
 // and its transports, gossipsub announces with their validator and peer
 // scores, pull streams, the peer book, redials and mDNS discovery.
 //
-//   - service.go: the Service, its configuration and its loops (the
-//     planner's, the announcer's, the gossip reader's);
+//   - service.go: the Service, its configuration, the planner's loop and
+//     pull streams;
+//   - announce.go: announcing heads and fresh events, reading announces;
 //   - gossip.go: the announce validator, peer scoring and offences;
 //   - ingest.go: fresh events from announces into the store, retention
 //     rules learnt from announces;
