@@ -60,7 +60,7 @@ func (n *Node) startReplication(ctx context.Context, rc *Replication) error {
 		cfg.PeerBookPath = filepath.Join(dir, PeerBookFile)
 	}
 	for _, s := range rc.Bootstrap {
-		ai, err := parseBootstrap(s)
+		ai, err := ParseBootstrap(s)
 		if err != nil {
 			return err
 		}
@@ -81,22 +81,29 @@ func (n *Node) startReplication(ctx context.Context, rc *Replication) error {
 		return err
 	}
 	n.repl = svc
-	var addrs []string
-	for _, a := range svc.Host().Addrs() {
-		addrs = append(addrs, a.String()+"/p2p/"+n.NodeID())
-	}
-	n.log.Info("replication started", slog.String("swarm", cfg.Swarm), slog.Bool("private", cfg.SwarmKey != nil), slog.Bool("mdns", cfg.MDNS), slog.String("addrs", strings.Join(addrs, " ")))
+	n.log.Info("replication started", slog.String("swarm", cfg.Swarm), slog.Bool("private", cfg.SwarmKey != nil), slog.Bool("mdns", cfg.MDNS), slog.String("addrs", strings.Join(n.ListenAddrs(), " ")))
 	return nil
 }
 
-func parseBootstrap(s string) (peer.AddrInfo, error) {
+// CheckListen reports whether s is a multiaddr a node can listen on, such
+// as /ip4/0.0.0.0/tcp/4455.
+func CheckListen(s string) error {
+	if _, err := multiaddr.NewMultiaddr(s); err != nil {
+		return fmt.Errorf("replication: listen %q is not a multiaddr (e.g. /ip4/0.0.0.0/tcp/4455): %w", s, err)
+	}
+	return nil
+}
+
+// ParseBootstrap parses a bootstrap address: a multiaddr ending in
+// /p2p/<NodeID>.
+func ParseBootstrap(s string) (peer.AddrInfo, error) {
 	ma, err := multiaddr.NewMultiaddr(s)
 	if err != nil {
-		return peer.AddrInfo{}, fmt.Errorf("replication: bootstrap %q: %w", s, err)
+		return peer.AddrInfo{}, fmt.Errorf("replication: bootstrap %q is not a multiaddr: %w", s, err)
 	}
 	ai, err := peer.AddrInfoFromP2pAddr(ma)
 	if err != nil {
-		return peer.AddrInfo{}, fmt.Errorf("replication: bootstrap %q needs /p2p/<NodeID>: %w", s, err)
+		return peer.AddrInfo{}, fmt.Errorf("replication: bootstrap %q must end in /p2p/<NodeId>: %w", s, err)
 	}
 	return *ai, nil
 }

@@ -312,6 +312,34 @@ log:
 	}
 }
 
+func TestReplicationAddrs(t *testing.T) {
+	const peerAddr = "/ip4/127.0.0.1/tcp/4455/p2p/12D3KooWGRUVh7iukXdUMb2eSbSCXBaDLUMaS6FGfWoBFzmw6Sb6"
+	s, err := resolve(t, nil, "--listen", "/ip4/127.0.0.1/tcp/0", "--bootstrap", peerAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(s.Replication.Listen, []string{"/ip4/127.0.0.1/tcp/0"}) || !reflect.DeepEqual(s.Replication.Bootstrap, []string{peerAddr}) {
+		t.Errorf("got listen %q, bootstrap %q", s.Replication.Listen, s.Replication.Bootstrap)
+	}
+
+	_, err = resolve(t, map[string]string{envBootstrap: "/ip4/127.0.0.1/tcp/4455"}, "--listen", "tcp:4455")
+	var ce *configError
+	if !errors.As(err, &ce) {
+		t.Fatalf("got %v, want a *configError", err)
+	}
+	for _, w := range []string{
+		`--listen: replication: listen "tcp:4455" is not a multiaddr`,
+		`EDGELOG_BOOTSTRAP: replication: bootstrap "/ip4/127.0.0.1/tcp/4455" must end in /p2p/<NodeId>`,
+	} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error does not contain %q:\n%v", w, err)
+		}
+	}
+	if len(ce.problems) != 2 {
+		t.Errorf("got %d problems, want 2:\n%v", len(ce.problems), err)
+	}
+}
+
 func TestParseListen(t *testing.T) {
 	for in, want := range map[string]string{
 		"127.0.0.1:4454":        "127.0.0.1:4454",
