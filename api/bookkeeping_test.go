@@ -81,7 +81,7 @@ func TestPublishOptionsOverHTTP(t *testing.T) {
 	c := serve(t, be)
 	ctx := t.Context()
 	after := lamport.EventKey{Lamport: 7, Stream: "12D3KooWTest-0", Offset: 3}
-	if _, err := c.PublishWith(ctx, oneEvent, client.PublishOptions{IdempotencyKey: "k1", IfNoneMatchSince: &api.Guard{Query: "FROM 'order:1'", After: after}}); err != nil {
+	if _, err := c.PublishWith(ctx, api.PublishRequest{Data: oneEvent, IdempotencyKey: "k1", IfNoneMatchSince: &api.Guard{Query: "FROM 'order:1'", After: after}}); err != nil {
 		t.Fatal(err)
 	}
 	be.mu.Lock()
@@ -95,7 +95,7 @@ func TestPublishOptionsOverHTTP(t *testing.T) {
 	be.mu.Lock()
 	be.err = &event.ConflictError{Changed: []event.Event{{Lamport: 9, Stream: "12D3KooWTest-0", Offset: 4, Tags: []string{"order:1"}, AppID: "x", Payload: []byte{0x01}}}, More: true}
 	be.mu.Unlock()
-	_, err := c.PublishWith(ctx, oneEvent, client.PublishOptions{IfNoneMatchSince: &api.Guard{Query: "FROM 'order:1'"}})
+	_, err := c.PublishWith(ctx, api.PublishRequest{Data: oneEvent, IfNoneMatchSince: &api.Guard{Query: "FROM 'order:1'"}})
 	ae, ok := errors.AsType[*api.Error](err)
 	if !ok || ae.Status != http.StatusConflict || ae.Code != api.CodeConflict || !errors.Is(err, event.ErrConflict) {
 		t.Fatalf("conflict: %v", err)
@@ -106,21 +106,23 @@ func TestPublishOptionsOverHTTP(t *testing.T) {
 	be.mu.Lock()
 	be.err = errors.Join(event.ErrIdempotencyMismatch, errors.New("key k1"))
 	be.mu.Unlock()
-	_, err = c.PublishWith(ctx, oneEvent, client.PublishOptions{IdempotencyKey: "k1"})
+	_, err = c.PublishWith(ctx, api.PublishRequest{Data: oneEvent, IdempotencyKey: "k1"})
 	if ae, ok := errors.AsType[*api.Error](err); !ok || ae.Status != http.StatusConflict || ae.Code != api.CodeIdempotencyMismatch || !errors.Is(err, event.ErrIdempotencyMismatch) {
 		t.Fatalf("mismatch: %v", err)
 	}
 
 	for name, c2 := range map[string]struct {
-		opts client.PublishOptions
+		opts api.PublishRequest
 		code string
 	}{
-		"long key":   {client.PublishOptions{IdempotencyKey: strings.Repeat("k", 257)}, api.CodeBadRequest},
-		"bad query":  {client.PublishOptions{IfNoneMatchSince: &api.Guard{Query: "FROM ("}}, api.CodeBadQuery},
-		"no query":   {client.PublishOptions{IfNoneMatchSince: &api.Guard{}}, api.CodeBadQuery},
-		"bad stream": {client.PublishOptions{IfNoneMatchSince: &api.Guard{Query: "FROM allEvents", After: lamport.EventKey{Lamport: 1, Stream: "nope"}}}, api.CodeBadRequest},
+		"long key":   {api.PublishRequest{IdempotencyKey: strings.Repeat("k", 257)}, api.CodeBadRequest},
+		"bad query":  {api.PublishRequest{IfNoneMatchSince: &api.Guard{Query: "FROM ("}}, api.CodeBadQuery},
+		"no query":   {api.PublishRequest{IfNoneMatchSince: &api.Guard{}}, api.CodeBadQuery},
+		"bad stream": {api.PublishRequest{IfNoneMatchSince: &api.Guard{Query: "FROM allEvents", After: lamport.EventKey{Lamport: 1, Stream: "nope"}}}, api.CodeBadRequest},
 	} {
-		_, err := c.PublishWith(ctx, oneEvent, c2.opts)
+		req := c2.opts
+		req.Data = oneEvent
+		_, err := c.PublishWith(ctx, req)
 		if ae, ok := errors.AsType[*api.Error](err); !ok || ae.Status != http.StatusBadRequest || ae.Code != c2.code {
 			t.Errorf("%s: %v, want 400 %s", name, err, c2.code)
 		}
@@ -128,7 +130,7 @@ func TestPublishOptionsOverHTTP(t *testing.T) {
 
 	// A backend without options refuses them rather than ignoring them.
 	plain := serve(t, fakebackend.New("12D3KooWTest"))
-	if _, err := plain.PublishWith(ctx, oneEvent, client.PublishOptions{IdempotencyKey: "k"}); !errors.Is(err, event.ErrInvalid) {
+	if _, err := plain.PublishWith(ctx, api.PublishRequest{Data: oneEvent, IdempotencyKey: "k"}); !errors.Is(err, event.ErrInvalid) {
 		t.Fatalf("options on a plain backend: %v, want 400", err)
 	}
 	if _, err := plain.Publish(ctx, oneEvent); err != nil {

@@ -181,6 +181,11 @@ type EventLine struct {
 	CaughtUp *bool `json:"caughtUp,omitempty"`
 }
 
+// Key returns the event's place in the merged order.
+func (e *EventLine) Key() lamport.EventKey {
+	return lamport.EventKey{Lamport: e.Lamport, Stream: string(e.Stream), Offset: e.Offset}
+}
+
 // OffsetsLine is a streamed line of type "offsets": everything up to
 // Offsets has been delivered.
 type OffsetsLine struct {

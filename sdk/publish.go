@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/edgelog/edgelog/api"
-	"github.com/edgelog/edgelog/api/client"
 	"github.com/edgelog/edgelog/event"
 )
 
@@ -113,14 +112,14 @@ func (r *Remote) PublishWith(ctx context.Context, opts PublishOptions, events ..
 	if err != nil {
 		return nil, err
 	}
-	co := client.PublishOptions{IdempotencyKey: opts.IdempotencyKey}
+	req := api.PublishRequest{IdempotencyKey: opts.IdempotencyKey}
 	if g := opts.Guard; g != nil {
 		if err := g.Query.Err(); err != nil {
 			return nil, fmt.Errorf("sdk: publish: guard: %w", err)
 		}
-		co.IfNoneMatchSince = &api.Guard{Query: g.Query.String(), After: g.Since}
+		req.IfNoneMatchSince = &api.Guard{Query: g.Query.String(), After: g.Since}
 	}
-	return r.publish(ctx, ds, co)
+	return r.publish(ctx, ds, req)
 }
 
 func publishIdempotent(ctx context.Context, log EventLog, key string, events []Draft) ([]Meta, error) {

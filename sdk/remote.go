@@ -83,7 +83,8 @@ func (r *Remote) Publish(ctx context.Context, events ...Draft) ([]Meta, error) {
 	return r.PublishWith(ctx, PublishOptions{}, events...)
 }
 
-func (r *Remote) publish(ctx context.Context, ds []event.Draft, opts client.PublishOptions) ([]Meta, error) {
+// publish sends ds with req's options.
+func (r *Remote) publish(ctx context.Context, ds []event.Draft, req api.PublishRequest) ([]Meta, error) {
 	pes := make([]client.PublishEvent, len(ds))
 	for i, d := range ds {
 		js, err := event.PayloadToJSON(d.Payload)
@@ -96,7 +97,8 @@ func (r *Remote) publish(ctx context.Context, ds []event.Draft, opts client.Publ
 		}
 		pes[i] = client.PublishEvent{Tags: tags, Payload: js}
 	}
-	metas, err := r.c.PublishWith(ctx, pes, opts)
+	req.Data = pes
+	metas, err := r.c.PublishWith(ctx, req)
 	if err != nil {
 		if c, ok := remoteConflict(err); ok {
 			return nil, c
@@ -115,7 +117,7 @@ func (r *Remote) Query(ctx context.Context, q Query, opts ...ReadOption) iter.Se
 		}
 		o := readOptions(opts)
 		order := map[event.Order]string{event.Asc: "asc", event.Desc: "desc", event.StreamAsc: "stream-asc"}[o.order]
-		req := client.QueryRequest{Lower: o.lower, Upper: o.upper, Query: q.String(), Order: order}
+		req := client.QueryRequest{LowerBound: o.lower, UpperBound: o.upper, Query: q.String(), Order: order}
 		for l, err := range r.c.Query(ctx, req) {
 			if err != nil {
 				yield(Event{}, remoteErr("query", err))
@@ -156,7 +158,7 @@ func (r *Remote) Subscribe(ctx context.Context, q Query, opts ...ReadOption) ite
 		}
 		r.retry(ctx, yieldErrAs(yield), func() (bool, error) {
 			progressed := false
-			for l, err := range r.c.Subscribe(ctx, client.SubscribeRequest{Lower: lower, Query: q.String()}) {
+			for l, err := range r.c.Subscribe(ctx, client.SubscribeRequest{LowerBound: lower, Query: q.String()}) {
 				if err != nil {
 					return progressed, remoteErr("subscribe", err)
 				}
@@ -204,7 +206,7 @@ func (r *Remote) SubscribeMonotonic(ctx context.Context, q Query, opts ...ReadOp
 		)
 		r.retry(ctx, func(err error) { yield(Update{}, err) }, func() (bool, error) {
 			progressed := false
-			req := client.MonotonicRequest{Session: r.session, Lower: lower, Query: q.String()}
+			req := client.MonotonicRequest{Session: r.session, LowerBound: lower, Query: q.String()}
 			for l, err := range r.c.SubscribeMonotonic(ctx, req) {
 				if err != nil {
 					return progressed, remoteErr("subscribe monotonic", err)

@@ -144,27 +144,18 @@ type PublishEvent = api.PublishEvent
 // Publish publishes events atomically in the given order and returns where
 // each now stands.
 func (c *Client) Publish(ctx context.Context, events []PublishEvent) ([]event.Meta, error) {
-	return c.PublishWith(ctx, events, PublishOptions{})
+	return c.PublishWith(ctx, api.PublishRequest{Data: events})
 }
 
-// PublishOptions are the optional fields of a publish; see
-// api.PublishRequest.
-type PublishOptions struct {
-	// IdempotencyKey makes a retry return the first answer.
-	IdempotencyKey string
-	// IfNoneMatchSince guards the publish; a failed guard returns an
-	// *api.Error with code ERR_CONFLICT and its Conflict field set.
-	IfNoneMatchSince *api.Guard
-}
-
-// PublishWith is Publish with options. A reused idempotency key with other
-// events returns an *api.Error matching event.ErrIdempotencyMismatch, a
-// failed guard one matching event.ErrConflict.
-func (c *Client) PublishWith(ctx context.Context, events []PublishEvent, opts PublishOptions) ([]event.Meta, error) {
-	if events == nil {
-		events = []PublishEvent{}
+// PublishWith is Publish with the request's options: an idempotency key,
+// a guard (IfNoneMatchSince). A reused idempotency key with other events
+// returns an *api.Error matching event.ErrIdempotencyMismatch, a failed
+// guard one matching event.ErrConflict, with its Conflict field set.
+func (c *Client) PublishWith(ctx context.Context, req api.PublishRequest) ([]event.Meta, error) {
+	if req.Data == nil {
+		req.Data = []PublishEvent{}
 	}
-	req := api.PublishRequest{Data: events, IdempotencyKey: opts.IdempotencyKey, IfNoneMatchSince: opts.IfNoneMatchSince}
+	events := req.Data
 	var r api.PublishResponse
 	if err := c.callJSON(ctx, http.MethodPost, api.PathPublish, req, &r); err != nil {
 		return nil, err
@@ -195,50 +186,13 @@ func (c *Client) PutConsumer(ctx context.Context, st event.ConsumerStatus) error
 	return c.callJSON(ctx, http.MethodPost, api.PathConsumerPut, st, &r)
 }
 
-// QueryRequest asks for the events Query selects within bounds.
-type QueryRequest struct {
-	// Lower is exclusive; a stream missing from it is read from its start.
-	Lower event.OffsetMap
-	// Upper is inclusive; nil means what is present when the query starts,
-	// and a stream missing from a non-nil Upper is not read.
-	Upper event.OffsetMap
-	// Query is the AQL query.
-	Query string
-	// Order is "asc" (the default when empty), "desc" or "stream-asc".
-	Order string
-}
-
-// SubscribeRequest asks for the events Query selects above Lower: the
-// backlog, an offsets line, then live events.
-type SubscribeRequest struct {
-	Lower event.OffsetMap
-	Query string
-}
-
-// MonotonicRequest is a SubscribeRequest whose events come in EventKey order
-// with a caught-up flag, ending with a time-travel line when an older event
-// arrives.
-type MonotonicRequest struct {
-	Session string
-	Lower   event.OffsetMap
-	Query   string
-}
-
-// EventJSON is an event as the API renders it, with its payload as JSON.
-type EventJSON struct {
-	Lamport   uint64          `json:"lamport"`
-	Stream    event.StreamID  `json:"stream"`
-	Offset    uint64          `json:"offset"`
-	Timestamp int64           `json:"timestamp"`
-	Tags      []string        `json:"tags"`
-	AppID     string          `json:"appId"`
-	Payload   json.RawMessage `json:"payload"`
-}
-
-// Key returns the event's place in the merged order.
-func (e *EventJSON) Key() lamport.EventKey {
-	return lamport.EventKey{Lamport: e.Lamport, Stream: string(e.Stream), Offset: e.Offset}
-}
+// The requests of Query, Subscribe and SubscribeMonotonic are the API's
+// own (package api).
+type (
+	QueryRequest     = api.QueryRequest
+	SubscribeRequest = api.SubscribeRequest
+	MonotonicRequest = api.SubscribeMonotonicRequest
+)
 
 // Line is one line of a query or subscription answer. Type and Raw (the
 // line's exact bytes) are always set; the other fields by Type: Event and
@@ -248,7 +202,7 @@ func (e *EventJSON) Key() lamport.EventKey {
 type Line struct {
 	Type     string
 	Raw      json.RawMessage
-	Event    *EventJSON
+	Event    *api.EventLine
 	CaughtUp bool
 	Offsets  event.OffsetMap
 	NewStart lamport.EventKey
@@ -261,18 +215,14 @@ type Line struct {
 // ends the request. The sequence yields at most one error, after which it
 // ends; an answer cut short yields an error wrapping ErrStreamEnded.
 func (c *Client) Query(ctx context.Context, req QueryRequest) iter.Seq2[Line, error] {
-	return c.stream(ctx, api.PathQuery, api.QueryRequest{
-		LowerBound: req.Lower, UpperBound: req.Upper, Query: req.Query, Order: req.Order,
-	}, func(l *Line) bool { return l.Type == api.LineOffsets })
+	return c.stream(ctx, api.PathQuery, req, func(l *Line) bool { return l.Type == api.LineOffsets })
 }
 
 // Subscribe streams a subscription: the backlog, one offsets line, then live
 // events until ctx is cancelled or the caller stops iterating. The sequence
 // yields at most one error, after which it ends.
 func (c *Client) Subscribe(ctx context.Context, req SubscribeRequest) iter.Seq2[Line, error] {
-	return c.stream(ctx, api.PathSubscribe, api.SubscribeRequest{
-		LowerBound: req.Lower, Query: req.Query,
-	}, nil)
+	return c.stream(ctx, api.PathSubscribe, req, nil)
 }
 
 // SubscribeMonotonic streams a monotonic subscription: events in EventKey
@@ -280,13 +230,10 @@ func (c *Client) Subscribe(ctx context.Context, req SubscribeRequest) iter.Seq2[
 // caller restarts from NewStart), ctx is cancelled or the caller stops
 // iterating. The sequence yields at most one error, after which it ends.
 func (c *Client) SubscribeMonotonic(ctx context.Context, req MonotonicRequest) iter.Seq2[Line, error] {
-	lower := req.Lower
-	if lower == nil {
-		lower = event.OffsetMap{}
+	if req.LowerBound == nil {
+		req.LowerBound = event.OffsetMap{} // the API wants the field
 	}
-	return c.stream(ctx, api.PathSubscribeMonotonic, api.SubscribeMonotonicRequest{
-		Session: req.Session, LowerBound: lower, Query: req.Query,
-	}, func(l *Line) bool { return l.Type == api.LineTimeTravel })
+	return c.stream(ctx, api.PathSubscribeMonotonic, req, func(l *Line) bool { return l.Type == api.LineTimeTravel })
 }
 
 // ErrStreamEnded is wrapped by the error a stream yields when the connection
@@ -350,19 +297,11 @@ func (c *Client) stream(ctx context.Context, path string, body any, final func(*
 
 // wireLine has the fields of every known line type.
 type wireLine struct {
-	Type      string           `json:"type"`
-	Lamport   uint64           `json:"lamport"`
-	Stream    event.StreamID   `json:"stream"`
-	Offset    uint64           `json:"offset"`
-	Timestamp int64            `json:"timestamp"`
-	Tags      []string         `json:"tags"`
-	AppID     string           `json:"appId"`
-	Payload   json.RawMessage  `json:"payload"`
-	CaughtUp  bool             `json:"caughtUp"`
-	Offsets   event.OffsetMap  `json:"offsets"`
-	NewStart  lamport.EventKey `json:"newStart"`
-	Severity  string           `json:"severity"`
-	Message   string           `json:"message"`
+	api.EventLine
+	Offsets  event.OffsetMap  `json:"offsets"`
+	NewStart lamport.EventKey `json:"newStart"`
+	Severity string           `json:"severity"`
+	Message  string           `json:"message"`
 }
 
 // decodeLine decodes one NDJSON line; raw becomes the Line's Raw.
@@ -381,11 +320,9 @@ func decodeLine(raw []byte) (Line, error) {
 	l := Line{Type: w.Type, Raw: raw}
 	switch w.Type {
 	case api.LineEvent:
-		l.Event = &EventJSON{
-			Lamport: w.Lamport, Stream: w.Stream, Offset: w.Offset, Timestamp: w.Timestamp,
-			Tags: w.Tags, AppID: w.AppID, Payload: w.Payload,
-		}
-		l.CaughtUp = w.CaughtUp
+		ev := w.EventLine
+		l.Event = &ev
+		l.CaughtUp = ev.CaughtUp != nil && *ev.CaughtUp
 	case api.LineOffsets:
 		l.Offsets = w.Offsets
 		if l.Offsets == nil {

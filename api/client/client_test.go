@@ -137,7 +137,7 @@ func TestPublishQueryRoundTrip(t *testing.T) {
 	}
 
 	// Bounds reach the node as given, and an empty upper bound stays empty.
-	lines = collect(t, c.Query(ctx, client.QueryRequest{Lower: event.OffsetMap{e.be.Stream(): 1}, Query: "FROM allEvents", Order: "desc"}))
+	lines = collect(t, c.Query(ctx, client.QueryRequest{LowerBound: event.OffsetMap{e.be.Stream(): 1}, Query: "FROM allEvents", Order: "desc"}))
 	if q := e.be.LastQuery(); q.Lower[e.be.Stream()] != 1 || q.Order != event.Desc || q.Upper != nil {
 		t.Errorf("backend query = %+v", q)
 	}
@@ -146,7 +146,7 @@ func TestPublishQueryRoundTrip(t *testing.T) {
 	if len(lines) != 3 || lines[0].Event == nil || lines[0].Event.Offset != 1 || lines[1].Event == nil || lines[1].Event.Offset != 0 || lines[2].Type != api.LineOffsets {
 		t.Errorf("desc query answered %d lines, want offsets 1, 0, then the offsets line", len(lines))
 	}
-	collect(t, c.Query(ctx, client.QueryRequest{Upper: event.OffsetMap{}, Query: "FROM allEvents"}))
+	collect(t, c.Query(ctx, client.QueryRequest{UpperBound: event.OffsetMap{}, Query: "FROM allEvents"}))
 	if q := e.be.LastQuery(); q.Upper == nil || len(q.Upper) != 0 {
 		t.Errorf("empty upper bound arrived as %#v", q.Upper)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edgelog/edgelog/api"
 	"github.com/edgelog/edgelog/api/client"
 	"github.com/edgelog/edgelog/event"
 )
@@ -24,7 +25,7 @@ func lines(ls ...client.Line) iter.Seq2[client.Line, error] {
 }
 
 func TestLinePrinter(t *testing.T) {
-	ev := client.Line{Type: "event", Raw: json.RawMessage(`{"type":"event","lamport":7}`), Event: &client.EventJSON{
+	ev := client.Line{Type: "event", Raw: json.RawMessage(`{"type":"event","lamport":7}`), Event: &api.EventLine{Type: "event",
 		Lamport: 7, Stream: "12D3KooWabc-0", Offset: 3, Timestamp: 1_700_000_000_000_000,
 		Tags: []string{"a", "b"}, Payload: json.RawMessage(`{ "x" : 1 }`),
 	}}
