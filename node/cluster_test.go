@@ -15,15 +15,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/edgelog/edgelog/aql"
 	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
+	"github.com/edgelog/edgelog/internal/testnet"
 	"github.com/edgelog/edgelog/replicate"
 	"github.com/edgelog/edgelog/replicate/p2p"
 )
@@ -33,53 +33,14 @@ import (
 // and close the ones already open. EDGELOG_TEST_LOG=1 prints every node's
 // debug log to stderr.
 
-// partitions assigns peers to sides and cuts single links; peers on
-// different sides, or with their link cut, may not connect. Peers not
-// listed are on side 0.
-type partitions struct {
-	mu   sync.Mutex
-	side map[peer.ID]int
-	cut  map[[2]peer.ID]bool
-}
-
-func (p *partitions) allowed(a, b peer.ID) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if b < a {
-		a, b = b, a
-	}
-	return p.side[a] == p.side[b] && !p.cut[[2]peer.ID{a, b}]
-}
-
-// partGater is one node's connection gater over the shared partitions.
-type partGater struct {
-	parts *partitions
-	mu    sync.Mutex
-	self  peer.ID // set once the node has its key; until then all is allowed
-}
-
-func (g *partGater) ok(p peer.ID) bool {
-	g.mu.Lock()
-	self := g.self
-	g.mu.Unlock()
-	return self == "" || g.parts.allowed(self, p)
-}
-func (g *partGater) InterceptPeerDial(p peer.ID) bool                 { return g.ok(p) }
-func (g *partGater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return g.ok(p) }
-func (g *partGater) InterceptAccept(network.ConnMultiaddrs) bool      { return true }
-func (g *partGater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
-	return g.ok(p)
-}
-func (g *partGater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
-
 // cluster is a set of replicating nodes in one swarm; a nil entry is a
 // node that is stopped.
 type cluster struct {
 	t      testing.TB
 	swarm  string
-	parts  *partitions
+	parts  *testnet.Partitions
 	dirs   []string
-	gaters []*partGater
+	gaters []*testnet.Gater
 	nodes  []*Node
 	ids    []peer.ID
 	logs   []*logRecorder
@@ -90,11 +51,11 @@ type cluster struct {
 // mod, if given, adjusts each node's config.
 func newCluster(t testing.TB, n int, mod ...func(*Config)) *cluster {
 	t.Helper()
-	c := &cluster{t: t, swarm: "cluster-" + t.Name(), parts: &partitions{side: map[peer.ID]int{}, cut: map[[2]peer.ID]bool{}},
-		dirs: make([]string, n), gaters: make([]*partGater, n), nodes: make([]*Node, n), ids: make([]peer.ID, n), logs: make([]*logRecorder, n)}
+	c := &cluster{t: t, swarm: "cluster-" + t.Name(), parts: testnet.NewPartitions(),
+		dirs: make([]string, n), gaters: make([]*testnet.Gater, n), nodes: make([]*Node, n), ids: make([]peer.ID, n), logs: make([]*logRecorder, n)}
 	for i := range n {
 		c.dirs[i] = t.TempDir()
-		c.gaters[i] = &partGater{parts: c.parts}
+		c.gaters[i] = c.parts.Gater("")
 		c.logs[i] = &logRecorder{}
 	}
 	if len(mod) > 0 {
@@ -111,7 +72,7 @@ func (c *cluster) start(i int) {
 	c.t.Helper()
 	var boot []string
 	for j, n := range c.nodes {
-		if n != nil && j != i && (c.ids[i] == "" || c.parts.allowed(c.ids[i], c.ids[j])) {
+		if n != nil && j != i && (c.ids[i] == "" || c.parts.Allowed(c.ids[i], c.ids[j])) {
 			boot = append(boot, n.ListenAddrs()[0])
 		}
 	}
@@ -129,9 +90,7 @@ func (c *cluster) start(i int) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	c.gaters[i].mu.Lock()
-	c.gaters[i].self = id
-	c.gaters[i].mu.Unlock()
+	c.gaters[i].SetSelf(id)
 	c.nodes[i], c.ids[i] = n, id
 }
 
@@ -148,53 +107,34 @@ func (c *cluster) stop(i int) {
 // 1, the next on side 2, ...) and closes every connection across sides.
 func (c *cluster) partition(groups ...[]int) {
 	c.t.Helper()
-	c.parts.mu.Lock()
+	ids := make([][]peer.ID, len(groups))
 	for g, idx := range groups {
 		for _, i := range idx {
-			c.parts.side[c.ids[i]] = g + 1
+			ids[g] = append(ids[g], c.ids[i])
 		}
 	}
-	c.parts.mu.Unlock()
+	c.parts.Split(ids...)
 	c.enforce()
 }
 
 // cutLink forbids nodes i and j to connect and closes their connections.
 func (c *cluster) cutLink(i, j int) {
 	c.t.Helper()
-	a, b := c.ids[i], c.ids[j]
-	if b < a {
-		a, b = b, a
-	}
-	c.parts.mu.Lock()
-	c.parts.cut[[2]peer.ID{a, b}] = true
-	c.parts.mu.Unlock()
+	c.parts.Cut(c.ids[i], c.ids[j])
 	c.enforce()
 }
 
 // enforce closes every connection the partitions forbid.
 func (c *cluster) enforce() {
 	c.t.Helper()
-	for i, n := range c.nodes {
-		if n == nil {
-			continue
-		}
-		nw := n.repl.Host().Network()
-		for _, p := range nw.Peers() {
-			if !c.parts.allowed(c.ids[i], p) {
-				nw.ClosePeer(p)
-			}
+	var hosts []host.Host
+	for _, n := range c.nodes {
+		if n != nil {
+			hosts = append(hosts, n.repl.Host())
 		}
 	}
-	// Nothing crosses a side once the gaters hold: check it.
-	for i, n := range c.nodes {
-		if n == nil {
-			continue
-		}
-		for _, p := range n.repl.Host().Network().Peers() {
-			if !c.parts.allowed(c.ids[i], p) {
-				c.t.Fatalf("node %d still connected to %s across the partition", i, p)
-			}
-		}
+	if err := c.parts.Enforce(hosts...); err != nil {
+		c.t.Fatal(err)
 	}
 }
 
@@ -202,10 +142,7 @@ func (c *cluster) enforce() {
 // pairwise, in parallel (as discovery would).
 func (c *cluster) heal() {
 	c.t.Helper()
-	c.parts.mu.Lock()
-	clear(c.parts.side)
-	clear(c.parts.cut)
-	c.parts.mu.Unlock()
+	c.parts.Heal()
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -642,9 +579,7 @@ func TestClusterLyingRelay(t *testing.T) {
 				t.Fatal(err)
 			}
 			liarID, _ := peer.IDFromPrivateKey(key)
-			c.parts.mu.Lock()
-			c.parts.side[liarID] = 2 // with C, cut from A
-			c.parts.mu.Unlock()
+			c.parts.Split(nil, []peer.ID{liarID}) // side 2, with C, cut from A
 			lying := &lyingStore{Store: held.Store, self: liarID.String(), mode: mode}
 			liar, err := p2p.Start(context.Background(), p2p.Config{
 				Key: key, Store: lying,
@@ -704,9 +639,7 @@ func TestClusterLyingRelay(t *testing.T) {
 
 			// An honest path: C may reach A. C catches up from A, with the
 			// liar still in the swarm.
-			c.parts.mu.Lock()
-			c.parts.side[c.ids[0]] = 2
-			c.parts.mu.Unlock()
+			c.parts.Split(nil, []peer.ID{c.ids[0]})
 			c.dial(cn, a)
 			c.waitConverged(30*time.Second, 105)
 		})

@@ -1,6 +1,6 @@
 // Package testnet holds what the tests of several packages need to run
 // nodes that talk to each other: waiting for a condition that gossip and
-// pulls bring about, and cutting links between libp2p peers.
+// pulls bring about, and cutting links between libp2p peers (Partitions).
 package testnet
 
 import (

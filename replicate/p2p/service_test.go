@@ -6,46 +6,23 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"reflect"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
+	"github.com/edgelog/edgelog/internal/testnet"
 	"github.com/edgelog/edgelog/replicate"
 )
-
-// blockGater refuses connections with the peers in its set.
-type blockGater struct {
-	mu      sync.Mutex
-	blocked map[peer.ID]bool
-}
-
-func (g *blockGater) ok(p peer.ID) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return !g.blocked[p]
-}
-func (g *blockGater) InterceptPeerDial(p peer.ID) bool                 { return g.ok(p) }
-func (g *blockGater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return g.ok(p) }
-func (g *blockGater) InterceptAccept(network.ConnMultiaddrs) bool      { return true }
-func (g *blockGater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) {
-	return true, 0
-}
-func (g *blockGater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
-	return g.ok(p)
-}
 
 type testNode struct {
 	o     origin
 	store *memStore
 	svc   *Service
-	gater *blockGater
+	parts *testnet.Partitions // shared by the nodes started together
 }
 
 func startNodes(t *testing.T, n int) []*testNode {
@@ -58,12 +35,13 @@ func startNodes(t *testing.T, n int) []*testNode {
 func startNodesBlocks(t *testing.T, blocks []bool) []*testNode {
 	t.Helper()
 	nodes := make([]*testNode, len(blocks))
+	parts := testnet.NewPartitions()
 	for i := range nodes {
 		o := newOrigin(t)
-		tn := &testNode{o: o, store: newMemStore(), gater: &blockGater{blocked: map[peer.ID]bool{}}}
+		tn := &testNode{o: o, store: newMemStore(), parts: parts}
 		svc, err := Start(context.Background(), Config{
 			Key: o.Key, Store: tn.store, Swarm: t.Name(), Heartbeat: 300 * time.Millisecond,
-			ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Gater: tn.gater,
+			ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Gater: parts.Gater(o.ID),
 			Planner: replicate.PlannerConfig{BaseBackoff: 200 * time.Millisecond, MaxBackoff: time.Second},
 			Logger:  slog.New(slog.DiscardHandler),
 		})
@@ -117,8 +95,7 @@ func holdsAll(nodes []*testNode, sources ...*testNode) bool {
 func line(t *testing.T, nodes []*testNode) (a, b, c *testNode) {
 	t.Helper()
 	a, b, c = nodes[0], nodes[1], nodes[2]
-	a.gater.blocked[c.svc.Host().ID()] = true
-	c.gater.blocked[a.svc.Host().ID()] = true
+	a.parts.Cut(a.o.ID, c.o.ID)
 	connect(t, a, b)
 	connect(t, b, c)
 	return a, b, c
@@ -195,8 +172,7 @@ func TestServiceLyingRelay(t *testing.T) {
 	// It lies in ReadRange: answer pulls with PullProtocol only.
 	svc.Host().RemoveStreamHandler(PullBlocksProtocol)
 	b.svc = svc
-	c.gater.blocked[a.svc.Host().ID()] = true
-	a.gater.blocked[c.svc.Host().ID()] = true
+	a.parts.Cut(a.o.ID, c.o.ID)
 	connect(t, a, b)
 	connect(t, b, c)
 	r := rand.New(rand.NewPCG(3, 3))
