@@ -1,4 +1,4 @@
-// Package api serves edgelog's HTTP Events API (DESIGN.md section 5): a
+// Package api serves edgelog's HTTP Events API, a
 // JSON/NDJSON interface shaped like Actyx's v2 API, in front of a Backend.
 //
 // Every endpoint lives below BasePath. POST /auth exchanges an app manifest

@@ -26,8 +26,8 @@ const announceBurst = 4
 // carries the news and the fresh events, and the relays' own announces
 // (that they hold the events too, for pulls) need not follow each event.
 // Without this every node in a swarm announced every event of every
-// stream, and at 1k events/s the signatures of those announces kept both
-// cores of a small device busy. A heartbeat or a peer that joined is
+// stream, and signing those announces alone could keep a small device's
+// cores busy (docs/replication.md). A heartbeat or a peer that joined is
 // announced as a change of own streams.
 //
 // The pacer belongs to the announce loop; it does no I/O.

@@ -356,7 +356,7 @@ func (p *Planner) wanted() []event.StreamID {
 }
 
 // ToReplicate returns, per stream, how many events peers announced beyond
-// what is held here: DESIGN.md's toReplicate. The map is the caller's.
+// what is held here (the toReplicate of node info). The map is the caller's.
 func (p *Planner) ToReplicate() map[event.StreamID]uint64 {
 	out := map[event.StreamID]uint64{}
 	for s, off := range p.best() {

@@ -20,11 +20,9 @@ import (
 // that offset's aligned range.
 //
 // Loading one event through the tag index is a point lookup of its block
-// (the posting names it), which reads and decodes the whole block. With
-// blocks of 2 KiB a 1% tag reads as fast as with a record per key
-// (BenchmarkQuerySelectiveTag1M -benchtime 30x, beside layout 3); with
-// 4 KiB, 30% slower, for catch-up (BenchmarkCatchUp) at 187k-189k events/s
-// instead of 162k-178k, two runs each on one day.
+// (the posting names it), which reads and decodes the whole block, so
+// blockBytes trades selective queries (small blocks) against catch-up
+// (large blocks); docs/storage.md has the measurements behind the choice.
 const blockBytes = 2 << 10
 
 // Since layout version 7 a block starts with what its records share, and

@@ -19,7 +19,7 @@ import (
 // stream's keys while new records arrived at the other end. Badger flushes
 // both into one level-0 table, and compacting that table rewrote every
 // table in between, the whole retained stream, before deleting the old
-// ones: a 50 MB stream's directory peaked at 1.65x its limit (make soak).
+// ones, so the directory peaked far above its limit (docs/soak.md).
 //
 // Record blocks are keyed by (stream, first offset) and never cross a
 // multiple of dropAlign (block.go), so a range of offsets aligned to
@@ -33,8 +33,7 @@ const (
 	dropShare    = 16
 	dropMinBytes = 1 << 20
 	// dropMinInterval spaces drops: each blocks the writer while Badger
-	// flushes the memtable and compacts level 0 (median 0.26 s, at most
-	// 0.7 s in make soak).
+	// flushes the memtable and compacts level 0.
 	dropMinInterval = 2 * time.Second
 	// dropReadGrace bounds how long a planned drop waits for reads that
 	// began before it: a subscriber that stopped reading must not keep

@@ -34,14 +34,12 @@ const (
 	// ProfileLarge suits servers with memory to spare: ProfileDefault with
 	// 128 MiB memtables, a lower GOGC and transparent huge pages for the
 	// heap (package internal/profile). Badger keeps three memtables, up
-	// to 384 MiB, and builds a flushed one's table in memory: while it
-	// does, the heap reaches about 1 GB (make soak at 8000 events/s). Their
-	// logs take up to 768 MiB of disk, and the disk reserve
-	// (Storage.MinFreeBytes) grows to 800 MiB. In return a node that
-	// stores a stream of incoming events flushes and compacts a quarter as
-	// often and takes a tenth of the page faults: a catch-up pull costs a
-	// node that just started half the CPU of ProfileDefault
-	// (BenchmarkCatchUp, README).
+	// to 384 MiB, and builds a flushed one's table in memory, so the heap
+	// peaks far above the memtables while it does. Their logs take up to
+	// 768 MiB of disk, and the disk reserve (Storage.MinFreeBytes) grows to
+	// 800 MiB. In return a node that stores a stream of incoming events
+	// flushes and compacts a quarter as often and takes far fewer page
+	// faults, so catching up costs much less CPU (docs/profiles.md).
 	ProfileLarge Profile = "large"
 	// ProfileLowMemory suits devices with 1 GiB of RAM or less: 8 MiB
 	// memtables, an 8 MiB block cache, Badger's minimum of 2 compactors,
@@ -56,7 +54,7 @@ const LowMemoryThreshold = 1 << 30
 
 // LargeMemoryThreshold is the amount of memory from which ProfileAuto picks
 // ProfileLarge on 64-bit builds: its memtables then take under 5% of it,
-// and its heap while a memtable is flushed (about 1 GB) an eighth.
+// and its heap's peak while a memtable is flushed a small share.
 const LargeMemoryThreshold = 8 << 30
 
 // DefaultMaxDBBytes32 is Storage.MaxDBBytes on 32-bit builds when it is not
@@ -181,8 +179,7 @@ func (s Storage) resolve(h Host) (Storage, error) {
 // space. For low memory, small level-0 and value-log files, and tables of
 // 512 KiB: compaction builds up to 8 tables at once in memory, and with
 // Badger's 2 MiB default that alone pushed the heap past the profile's
-// memory limit (peak anonymous RSS 148-161 MB while ingesting 1M events,
-// 98-114 MB with 512 KiB tables; make bench-footprint).
+// memory limit (docs/profiles.md).
 func tuneBadger(opts badger.Options, s Storage) badger.Options {
 	if s.wordBits == 32 {
 		// Values above the value threshold only (payloads are limited to far

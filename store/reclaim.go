@@ -11,8 +11,8 @@ import (
 
 // Space reclamation: Badger drops deleted keys only when a compaction
 // carries their tombstones down to the data, which with a steady write rate
-// can take long; the tables of a stream pruned to 8 MB held 33 MB in a test.
-// So every PruneInterval, if the tables hold more than reclaimFactor times
+// can take long, and the tables of a pruned stream then hold several times
+// what it keeps (docs/storage.md). So every PruneInterval, if the tables hold more than reclaimFactor times
 // the events kept plus reclaimSlack, the pruner merges them (Compact).
 const (
 	reclaimFactor = 1.25
@@ -22,10 +22,8 @@ const (
 // tuneForExpiry makes Badger's compactions smaller and more frequent when
 // a stream is bounded by size: fewer level-0 tables and smaller tables, so
 // deletes reach the data sooner and a compaction rewrites less at once (a
-// compaction writes its new tables before it deletes the old ones). In a
-// 5-minute soak of a 50 MB stream at 1k events/s the data directory peaked
-// at 1.9x the limit with Badger's defaults, at 1.3x with these. (A smaller
-// base level, tried too, made it worse.)
+// compaction writes its new tables before it deletes the old ones), which
+// keeps the data directory's peaks closer to the limit (docs/soak.md).
 func tuneForExpiry(opts badger.Options, cfg Config) badger.Options {
 	for _, r := range cfg.Streams {
 		if r.MaxBytes > 0 {

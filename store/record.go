@@ -24,9 +24,8 @@ import (
 // with the timestamp relative to the block's, the tags indexes into the
 // block's, and an app ID only where flags bit 1 says it is not the
 // block's. Most events of a batch share their app ID, timestamp and some
-// tags: this saves about 30 of the 150 bytes of an event with a 100-byte
-// payload, and every byte stored costs a replica about as much CPU as an
-// event header (BenchmarkCatchUp).
+// tags, and every byte stored costs a replica CPU when it catches up
+// (docs/storage.md).
 //
 // flags bit 0: payload is zstd-compressed. Payloads are compressed when they
 // are at least compressMin bytes and shrink by at least an eighth.

@@ -6,10 +6,9 @@
 // The first write to a page of fresh memory traps into the kernel, which
 // finds and zeroes a page. With 4 KiB pages a node that stores a stream
 // of events takes such a fault for every 4 KiB its heap grows, its
-// memtables above all; in a virtual machine a fault can cost 10-20 µs, as
-// the host backs the page too. With huge pages one fault serves 2 MiB:
-// a node catching up on 1M events took 5k page faults instead of 65k and
-// a quarter less CPU (BenchmarkCatchUp, README).
+// memtables above all; in a virtual machine a fault costs more, as the
+// host backs the page too. With huge pages one fault serves 2 MiB, so a
+// node catching up takes a fraction of the faults (docs/profiles.md).
 //
 // The Go runtime gives no advice of its own (since Go 1.21.1), and it
 // maps its heap piece by piece as the heap grows, so Start advises the

@@ -65,12 +65,11 @@ func Prepare(s store.Storage, log *slog.Logger) (store.ProfileChoice, error) {
 
 // memoryLimitFor is the Go memory limit PrepareProcess sets for the
 // low-memory profile when GOMEMLIMIT is unset: an eighth of the memory,
-// between 64 MiB and 100 MiB (100 MiB if the memory is unknown). The
-// profile's live heap while ingesting is about 55 MiB (memtables, caches,
-// request buffers); without a limit the collector lets the heap grow to
-// twice that before it runs, and the memory it frees goes back to the
-// system slowly, so the limit is what keeps the resident size under 150 MB
-// (make bench-footprint).
+// between 64 MiB and 100 MiB (100 MiB if the memory is unknown). Without a
+// limit the collector lets the heap grow to twice the live heap
+// (memtables, caches, request buffers) before it runs, and the memory it
+// frees goes back to the system slowly; the limit is what keeps the
+// resident size bounded (docs/profiles.md).
 func memoryLimitFor(h store.Host) int64 {
 	if h.MemoryBytes == 0 {
 		return 100 << 20
@@ -83,10 +82,9 @@ func memoryLimitFor(h store.Host) int64 {
 // lets garbage grow by GOGC percent of the live heap before it runs: with
 // the default 100, up to as much again as the memtables take, all of it
 // memory touched and held. Memtables are byte slices without pointers, so
-// collecting more often costs little. Measured in a catch-up of 1M events
-// (BenchmarkCatchUp, README): the pulling node's peak RSS 475 MiB with 100,
-// 400-435 MiB with 50, and its CPU time 20% lower, as first touches of
-// memory (page faults) are costly where the node runs in a virtual machine.
+// collecting more often costs little, and it touches less fresh memory,
+// whose first touches (page faults) are costly where the node runs in a
+// virtual machine (docs/profiles.md).
 const largeGCPercent = 50
 
 // hugePagesFor says whether a process of profile p advises its heap for

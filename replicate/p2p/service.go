@@ -83,8 +83,8 @@ type Config struct {
 	FreshRepeat time.Duration
 	// MinAnnounceGap is the least time between two announces: changes
 	// within it are coalesced (default 1ms). The gap also grows with the
-	// size of the heads announced, to keep that overhead under about
-	// 1 MB/s per node.
+	// size of the heads announced, so a large swarm's announces take a
+	// bounded share of each node's bandwidth (announceGap).
 	MinAnnounceGap time.Duration
 	// RelayAnnounceGap is the least time between two announces when only
 	// relayed streams changed (default DefaultRelayAnnounceGap): the
