@@ -127,7 +127,10 @@ func TestMaxAgeWithInjectedClock(t *testing.T) {
 	publishN(t, n, 30, 10, "a") // t0
 	clock.Add(40 * time.Minute)
 	publishN(t, n, 20, 10, "a") // t0+40m
-	time.Sleep(50 * time.Millisecond)
+	// A pass at t0+40m, run here rather than waited for, expires nothing.
+	if more, _, err := n.prunePass(context.Background()); err != nil || more {
+		t.Fatalf("prune pass: more %v, %v", more, err)
+	}
 	if st := stats(t, n, s); st.Count != 50 {
 		t.Fatalf("nothing is an hour old yet, but %+v", st)
 	}
@@ -254,7 +257,9 @@ func TestRestartWithChangedRule(t *testing.T) {
 	n.Close()
 	// A looser rule keeps what is there; nothing comes back, nothing moves.
 	n = open(2000)
-	time.Sleep(100 * time.Millisecond)
+	if _, _, err := n.prunePass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if floor, count := held(t, n, s); floor != 2500 || count != 500 {
 		t.Fatalf("holds %d from %d after loosening the rule", count, floor)
 	}
