@@ -2,6 +2,12 @@
 // (package store) and, if configured, replication with peers (package
 // replicate). The store's methods are the node's; the node adds what needs
 // both, such as Info and the replication state in Offsets.
+//
+// Two test files run past 500 lines on purpose: cluster_test.go keeps the
+// cluster harness (start, partition, heal, compare every node's view)
+// beside the partition and lying-relay scenarios that need its internals,
+// and replbench_test.go keeps BenchmarkCatchUp with the second process it
+// starts and the /proc readings it reports.
 package node
 
 import (
