@@ -34,8 +34,15 @@ func NewOrigin(t testing.TB) Origin {
 // Sign signs the head after events, which follow the chain hash prev.
 func (o Origin) Sign(t testing.TB, prev chain.Hash, events []event.Event) chain.SignedHead {
 	t.Helper()
+	return SignAfter(t, o.Key, o.Stream, prev, events)
+}
+
+// SignAfter signs, with key, stream's head after events, which follow the
+// chain hash prev.
+func SignAfter(t testing.TB, key ed25519.PrivateKey, stream event.StreamID, prev chain.Hash, events []event.Event) chain.SignedHead {
+	t.Helper()
 	last := events[len(events)-1]
-	sh, err := chain.SignHead(o.Key, chain.Head{Stream: o.Stream, Offset: last.Offset, Lamport: last.Lamport, Hash: chain.LinkAll(prev, events)})
+	sh, err := chain.SignHead(key, chain.Head{Stream: stream, Offset: last.Offset, Lamport: last.Lamport, Hash: chain.LinkAll(prev, events)})
 	if err != nil {
 		t.Fatal(err)
 	}

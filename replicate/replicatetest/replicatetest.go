@@ -54,12 +54,7 @@ func NewOrigin(t testing.TB) Origin {
 // Sign signs the head after events, which follow the chain hash prev.
 func (o Origin) Sign(t testing.TB, prev chain.Hash, events []event.Event) chain.SignedHead {
 	t.Helper()
-	last := events[len(events)-1]
-	sh, err := chain.SignHead(o.Signer, chain.Head{Stream: o.Stream, Offset: last.Offset, Lamport: last.Lamport, Hash: chain.LinkAll(prev, events)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sh
+	return chaintest.SignAfter(t, o.Signer, o.Stream, prev, events)
 }
 
 // stream is one stream held by a memStore.
