@@ -66,16 +66,10 @@ func connect(t *testing.T, a, b *testNode) {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
+// waitFor polls cond until it holds, failing t after d (testnet.WaitFor).
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testnet.WaitFor(t, d, what, func() (bool, string) { return cond(), "" })
 }
 
 func holdsAll(nodes []*testNode, sources ...*testNode) bool {
