@@ -54,6 +54,9 @@ type Config struct {
 	Heartbeat time.Duration
 	// Gater filters connections (tests use it for partitions).
 	Gater connmgr.ConnectionGater
+	// HostOptions are further libp2p options, applied after the ones above
+	// (tests use them to run the host on a simulated network).
+	HostOptions []libp2p.Option
 	// MDNS advertises the node on the LAN and dials the swarm's nodes it
 	// finds there (see MDNSServiceName).
 	MDNS bool
@@ -182,7 +185,7 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Gater != nil {
 		opts = append(opts, libp2p.ConnectionGater(cfg.Gater))
 	}
-	h, err := libp2p.New(opts...)
+	h, err := libp2p.New(append(opts, cfg.HostOptions...)...)
 	if err != nil {
 		return nil, fmt.Errorf("replicate: libp2p host: %w", err)
 	}

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/edgelog/edgelog/chain"
@@ -113,20 +112,6 @@ func TestServiceConverges(t *testing.T) {
 	nodes[0].store.Publish(t, r, nodes[0].o, 3)
 	waitFor(t, 10*time.Second, "live event", func() bool { return holdsAll(nodes, nodes...) })
 	waitFor(t, 5*time.Second, "toReplicate empty", func() bool { return len(nodes[2].svc.ToReplicate()) == 0 })
-}
-
-func TestServiceRelays(t *testing.T) {
-	if testing.Short() {
-		t.Skip("network test")
-	}
-	nodes := startNodes(t, 3)
-	a, _, c := line(t, nodes)
-	r := rand.New(rand.NewPCG(2, 2))
-	a.store.Publish(t, r, a.o, 50)
-	waitFor(t, 20*time.Second, "A's events at C through B", func() bool { return holdsAll([]*testNode{c}, a) })
-	if c.svc.Host().Network().Connectedness(a.svc.Host().ID()) == network.Connected {
-		t.Fatal("A and C connected despite the gater")
-	}
 }
 
 // lyingStore serves other nodes' events with altered payloads.
