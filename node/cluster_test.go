@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -45,13 +46,26 @@ type cluster struct {
 	ids    []peer.ID
 	logs   []*logRecorder
 	mod    func(*Config) // applied to every node's config last, if set
+	sim    *testnet.Sim  // if set, nodes run on it instead of loopback
 }
 
 // newCluster starts n nodes, each dialling all nodes started before it;
 // mod, if given, adjusts each node's config.
 func newCluster(t testing.TB, n int, mod ...func(*Config)) *cluster {
 	t.Helper()
-	c := &cluster{t: t, swarm: "cluster-" + t.Name(), parts: testnet.NewPartitions(),
+	return startCluster(t, nil, n, mod...)
+}
+
+// newSimCluster is newCluster on a simulated network (testnet.Sim, 5 ms
+// each way, 100 Mbit/s); call it inside a synctest bubble.
+func newSimCluster(t testing.TB, n int, mod ...func(*Config)) *cluster {
+	t.Helper()
+	return startCluster(t, testnet.NewSim(t, 5*time.Millisecond, 100<<20), n, mod...)
+}
+
+func startCluster(t testing.TB, sim *testnet.Sim, n int, mod ...func(*Config)) *cluster {
+	t.Helper()
+	c := &cluster{sim: sim, t: t, swarm: "cluster-" + t.Name(), parts: testnet.NewPartitions(),
 		dirs: make([]string, n), gaters: make([]*testnet.Gater, n), nodes: make([]*Node, n), ids: make([]peer.ID, n), logs: make([]*logRecorder, n)}
 	for i := range n {
 		c.dirs[i] = t.TempDir()
@@ -82,6 +96,10 @@ func (c *cluster) start(i int) {
 			cfg.Store.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", i)
 		}
 		cfg.Replication = &Replication{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Bootstrap: boot, Swarm: c.swarm, gater: c.gaters[i]}
+		if c.sim != nil {
+			listen, opts := c.sim.Host()
+			cfg.Replication.Listen, cfg.Replication.hostOptions = []string{listen}, opts
+		}
 		if c.mod != nil {
 			c.mod(cfg)
 		}
@@ -382,7 +400,22 @@ func TestClusterPartitionHeal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("network test")
 	}
-	c := newCluster(t, 3)
+	partitionHeal(t, newCluster(t, 3))
+}
+
+// TestSimClusterPartitionHeal is TestClusterPartitionHeal on a simulated
+// network in a synctest bubble: virtual time, so the waits do not depend
+// on the machine's load.
+func TestSimClusterPartitionHeal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		partitionHeal(t, newSimCluster(t, 3))
+	})
+}
+
+// partitionHeal: three nodes write, converge, are split one against two,
+// write on both sides (nothing crosses), heal and converge, and a new
+// event sorts after everything seen.
+func partitionHeal(t *testing.T, c *cluster) {
 	for i := range 3 {
 		c.publishBatches(i, 2, 10, "before")
 	}
@@ -414,11 +447,12 @@ func TestClusterPartitionHeal(t *testing.T) {
 // TestClusterOfflineNodeCatchesUp: a node is stopped while the others,
 // themselves partitioned, keep writing; it returns on one side, then the
 // partition heals, and all converge.
+// It runs on a simulated network in a synctest bubble (virtual time).
 func TestClusterOfflineNodeCatchesUp(t *testing.T) {
-	if testing.Short() {
-		t.Skip("network test")
-	}
-	c := newCluster(t, 5)
+	synctest.Test(t, func(t *testing.T) { offlineCatchesUp(t, newSimCluster(t, 5)) })
+}
+
+func offlineCatchesUp(t *testing.T, c *cluster) {
 	for i := range 5 {
 		c.publishBatches(i, 1, 10, "before")
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
@@ -38,6 +39,9 @@ type Replication struct {
 	// gater filters libp2p connections; this package's cluster tests set it
 	// to make and heal partitions.
 	gater connmgr.ConnectionGater
+	// hostOptions are further libp2p options; the cluster tests put nodes
+	// on a simulated network with them.
+	hostOptions []libp2p.Option
 }
 
 // PeerBookFile is the peer book's file name in the data directory.
@@ -51,6 +55,7 @@ func (n *Node) startReplication(ctx context.Context, rc *Replication) error {
 		Swarm:       rc.Swarm,
 		ListenAddrs: rc.Listen,
 		Gater:       rc.gater,
+		HostOptions: rc.hostOptions,
 		Logger:      n.cfg.Store.Logger,
 		MDNS:        rc.MDNS,
 	}
