@@ -98,7 +98,13 @@ func TestServiceConverges(t *testing.T) {
 	if testing.Short() {
 		t.Skip("network test")
 	}
-	nodes := startNodes(t, 3)
+	converge(t, startNodes(t, 3))
+}
+
+// converge connects three nodes pairwise; all write, then they hold the
+// same events, then a live one, and have nothing left to replicate.
+func converge(t *testing.T, nodes []*testNode) {
+	t.Helper()
 	connect(t, nodes[0], nodes[1])
 	connect(t, nodes[1], nodes[2])
 	connect(t, nodes[0], nodes[2])

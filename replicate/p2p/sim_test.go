@@ -49,14 +49,6 @@ func simNodes(t *testing.T, n int) []*testNode {
 	return nodes
 }
 
-func simConnect(t *testing.T, a, b *testNode) {
-	t.Helper()
-	h := b.svc.Host()
-	if err := a.svc.Host().Connect(context.Background(), peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestSimRelays: A's events reach C through B, the gaters keeping A and C
 // apart.
 func TestSimRelays(t *testing.T) {
@@ -64,8 +56,8 @@ func TestSimRelays(t *testing.T) {
 		nodes := simNodes(t, 3)
 		a, b, c := nodes[0], nodes[1], nodes[2]
 		a.parts.Cut(a.o.ID, c.o.ID)
-		simConnect(t, a, b)
-		simConnect(t, b, c)
+		connect(t, a, b)
+		connect(t, b, c)
 		r := rand.New(rand.NewPCG(2, 2))
 		a.store.Publish(t, r, a.o, 50)
 		waitFor(t, 20*time.Second, "A's events at C through B", func() bool { return holdsAll([]*testNode{c}, a) })
@@ -75,26 +67,9 @@ func TestSimRelays(t *testing.T) {
 	})
 }
 
-// TestSimConverges is TestServiceConverges on the simulated network: three
-// nodes that all write hold the same events, then a live one, and have
-// nothing left to replicate.
+// TestSimConverges is TestServiceConverges on the simulated network.
 func TestSimConverges(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		nodes := simNodes(t, 3)
-		simConnect(t, nodes[0], nodes[1])
-		simConnect(t, nodes[1], nodes[2])
-		simConnect(t, nodes[0], nodes[2])
-		r := rand.New(rand.NewPCG(1, 1))
-		for _, n := range nodes {
-			for range 5 {
-				n.store.Publish(t, r, n.o, 20)
-			}
-		}
-		waitFor(t, 20*time.Second, "convergence", func() bool { return holdsAll(nodes, nodes...) })
-		nodes[0].store.Publish(t, r, nodes[0].o, 3)
-		waitFor(t, 10*time.Second, "live event", func() bool { return holdsAll(nodes, nodes...) })
-		waitFor(t, 5*time.Second, "toReplicate empty", func() bool { return len(nodes[2].svc.ToReplicate()) == 0 })
-	})
+	synctest.Test(t, func(t *testing.T) { converge(t, simNodes(t, 3)) })
 }
 
 // TestSimPartitionHeals cuts A from B and C while A and C write, then
@@ -104,9 +79,9 @@ func TestSimPartitionHeals(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nodes := simNodes(t, 3)
 		a, b, c := nodes[0], nodes[1], nodes[2]
-		simConnect(t, a, b)
-		simConnect(t, b, c)
-		simConnect(t, a, c)
+		connect(t, a, b)
+		connect(t, b, c)
+		connect(t, a, c)
 		r := rand.New(rand.NewPCG(4, 4))
 		a.store.Publish(t, r, a.o, 10)
 		waitFor(t, 10*time.Second, "first events everywhere", func() bool { return holdsAll(nodes, a) })
@@ -124,7 +99,7 @@ func TestSimPartitionHeals(t *testing.T) {
 		}
 
 		a.parts.Heal()
-		simConnect(t, a, b)
+		connect(t, a, b)
 		waitFor(t, 20*time.Second, "convergence after the heal", func() bool { return holdsAll(nodes, nodes...) })
 	})
 }
