@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
-	"maps"
 	"os"
 	"reflect"
 	"slices"
@@ -29,10 +28,11 @@ import (
 	"github.com/edgelog/edgelog/replicate/p2p"
 )
 
-// Cluster tests: several nodes in this process over real loopback libp2p,
-// partitioned by connection gaters that refuse connections across sides
-// and close the ones already open. EDGELOG_TEST_LOG=1 prints every node's
-// debug log to stderr.
+// Cluster tests: several nodes in this process, on the simulated network
+// in synctest bubbles (newSimCluster) or over loopback libp2p (newCluster,
+// the end-to-end check and the benchmarks), partitioned by connection
+// gaters that refuse connections across sides and close the ones already
+// open. EDGELOG_TEST_LOG=1 prints every node's debug log to stderr.
 
 // cluster is a set of replicating nodes in one swarm; a nil entry is a
 // node that is stopped.
@@ -56,11 +56,11 @@ func newCluster(t testing.TB, n int, mod ...func(*Config)) *cluster {
 	return startCluster(t, nil, n, mod...)
 }
 
-// newSimCluster is newCluster on a simulated network (testnet.Sim, 5 ms
-// each way, 100 Mbit/s); call it inside a synctest bubble.
+// newSimCluster is newCluster on the simulated network of newSim; call it
+// inside a synctest bubble.
 func newSimCluster(t testing.TB, n int, mod ...func(*Config)) *cluster {
 	t.Helper()
-	return startCluster(t, testnet.NewSim(t, 5*time.Millisecond, 100<<20), n, mod...)
+	return startCluster(t, newSim(t), n, mod...)
 }
 
 func startCluster(t testing.TB, sim *testnet.Sim, n int, mod ...func(*Config)) *cluster {
@@ -95,11 +95,8 @@ func (c *cluster) start(i int) {
 		if os.Getenv("EDGELOG_TEST_LOG") != "" { // debug aid: every node's log on stderr
 			cfg.Store.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", i)
 		}
-		cfg.Replication = &Replication{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Bootstrap: boot, Swarm: c.swarm, gater: c.gaters[i]}
-		if c.sim != nil {
-			listen, opts := c.sim.Host()
-			cfg.Replication.Listen, cfg.Replication.hostOptions = []string{listen}, opts
-		}
+		replicating(c.sim, c.swarm, boot...)(cfg)
+		cfg.Replication.gater = c.gaters[i]
 		if c.mod != nil {
 			c.mod(cfg)
 		}
@@ -243,50 +240,18 @@ func (c *cluster) publishBatches(i, batches, size int, tag string) {
 	}
 }
 
-// waitConverged polls until the given nodes (default: all running) hold
-// the same offsets covering want events, then checks they show identical
-// events in identical merged order, and returns that order and how long
-// convergence took.
+// waitConverged waits up to d until the given nodes (default: all
+// running) hold the same offsets covering want events, then checks they
+// show identical events in identical merged order, and returns that order
+// and how long convergence took.
 func (c *cluster) waitConverged(d time.Duration, want int, idx ...int) ([]*event.Event, time.Duration) {
 	c.t.Helper()
 	idx = c.running(idx)
-	start := time.Now()
-	deadline := start.Add(d)
-	for {
-		offs := make([]event.OffsetMap, len(idx))
-		for k, i := range idx {
-			o, err := c.nodes[i].Offsets(context.Background())
-			if err != nil {
-				c.t.Fatal(err)
-			}
-			offs[k] = o.Present
-		}
-		total := 0
-		for _, v := range offs[0] {
-			total += int(v) + 1
-		}
-		same := total == want
-		for _, o := range offs[1:] {
-			same = same && maps.Equal(o, offs[0])
-		}
-		if same {
-			break
-		}
-		if time.Now().After(deadline) {
-			var b strings.Builder
-			for k, i := range idx {
-				o, _ := c.nodes[i].Offsets(context.Background())
-				n := 0
-				for _, v := range o.Present {
-					n += int(v) + 1
-				}
-				fmt.Fprintf(&b, "\n  node %d: %d events in %d streams, toReplicate %v, %d peers", i, n, len(offs[k]), o.ToReplicate, len(c.nodes[i].repl.Host().Network().Peers()))
-			}
-			c.t.Fatalf("nodes %v not converged on %d events after %v:%s", idx, want, d, b.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	nodes := make([]*Node, len(idx))
+	for k, i := range idx {
+		nodes[k] = c.nodes[i]
 	}
-	took := time.Since(start)
+	took := awaitOffsets(c.t, d, want, nodes...)
 	return c.checkIdentical(idx...), took
 }
 
@@ -334,63 +299,6 @@ func countStream(t testing.TB, n *Node, origin *Node) int {
 		}
 	}
 	return total
-}
-
-// logRecorder is a slog.Handler keeping warnings and errors as text.
-type logRecorder struct {
-	mu    sync.Mutex
-	lines []string
-	attrs []slog.Attr
-	root  *logRecorder
-}
-
-func (l *logRecorder) Enabled(_ context.Context, lv slog.Level) bool { return lv >= slog.LevelWarn }
-
-func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
-	b.WriteString(r.Message)
-	for _, a := range l.attrs {
-		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
-	}
-	r.Attrs(func(a slog.Attr) bool {
-		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
-		return true
-	})
-	root := l
-	if l.root != nil {
-		root = l.root
-	}
-	root.mu.Lock()
-	root.lines = append(root.lines, b.String())
-	root.mu.Unlock()
-	return nil
-}
-
-func (l *logRecorder) WithAttrs(as []slog.Attr) slog.Handler {
-	root := l
-	if l.root != nil {
-		root = l.root
-	}
-	return &logRecorder{root: root, attrs: append(slices.Clone(l.attrs), as...)}
-}
-
-func (l *logRecorder) WithGroup(string) slog.Handler { return l }
-
-// grep returns the recorded lines containing every one of words.
-func (l *logRecorder) grep(words ...string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, line := range l.lines {
-		ok := true
-		for _, w := range words {
-			ok = ok && strings.Contains(line, w)
-		}
-		if ok {
-			out = append(out, line)
-		}
-	}
-	return out
 }
 
 // TestClusterPartitionHeal: three nodes write, split 1 | 2, write on both
@@ -475,21 +383,21 @@ func offlineCatchesUp(t *testing.T, c *cluster) {
 }
 
 // TestClusterTenNodesSplitHalves: ten nodes split in halves of five, each
-// node writes 50 events, each half converges, heal, all converge.
+// node writes 50 events, each half converges, heal, all converge. It runs
+// on a simulated network in a synctest bubble (virtual time).
 func TestClusterTenNodesSplitHalves(t *testing.T) {
-	if testing.Short() {
-		t.Skip("network test")
-	}
+	synctest.Test(t, func(t *testing.T) { tenNodesSplitHalves(t, newSimCluster(t, 10)) })
+}
+
+func tenNodesSplitHalves(t *testing.T, c *cluster) {
 	start := time.Now()
-	c := newCluster(t, 10)
-	t.Logf("10 nodes started in %v", time.Since(start))
 	c.partition([]int{0, 1, 2, 3, 4}, []int{5, 6, 7, 8, 9})
 	for i := range 10 {
 		c.publishBatches(i, 5, 10, "split")
 	}
 	c.waitConverged(90*time.Second, 250, 0, 1, 2, 3, 4)
 	c.waitConverged(90*time.Second, 250, 5, 6, 7, 8, 9)
-	t.Logf("halves converged %v after start", time.Since(start))
+	t.Logf("halves converged %v after the split", time.Since(start))
 	heal := time.Now()
 	c.heal()
 	dialled := time.Since(heal)
@@ -592,92 +500,93 @@ func copyStream(t *testing.T, src, dst *Node, s event.StreamID) {
 // events (pull protocol 1) or in record blocks (pull protocol 2). Nothing
 // of A's stream lands at C, C logs the liar, and once an honest path
 // exists C catches up from it although the liar is still there.
+// It runs on a simulated network in a synctest bubble (virtual time).
 func TestClusterLyingRelay(t *testing.T) {
-	if testing.Short() {
-		t.Skip("network test")
-	}
 	for _, name := range []string{"payload", "signature", "withhold", "blocks/payload", "blocks/signature", "blocks/withhold"} {
 		mode, blocks := strings.CutPrefix(name, "blocks/")
-		t.Run(name, func(t *testing.T) {
-			c := newCluster(t, 2) // A = 0, C = 1
-			a, cn := c.nodes[0], c.nodes[1]
-			c.partition([]int{0}, []int{1})
-			c.publishBatches(0, 5, 20, "a")
-			c.publishBatches(1, 1, 5, "c")
-
-			// The liar's store: another node holding A's stream.
-			held := openTest(t, t.TempDir())
-			copyStream(t, a, held, a.DefaultStream())
-			key, _, err := crypto.GenerateEd25519Key(nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			liarID, _ := peer.IDFromPrivateKey(key)
-			c.parts.Split(nil, []peer.ID{liarID}) // side 2, with C, cut from A
-			lying := &lyingStore{Store: held.Store, self: liarID.String(), mode: mode}
-			liar, err := p2p.Start(context.Background(), p2p.Config{
-				Key: key, Store: lying,
-				Swarm: c.swarm, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Heartbeat: 200 * time.Millisecond,
-				Bootstrap: []peer.AddrInfo{{ID: c.ids[1], Addrs: cn.repl.Host().Addrs()}},
-				Logger:    slog.New(slog.DiscardHandler),
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { liar.Close() })
-			if !blocks {
-				// Only pull protocol 1, as an older node speaks it.
-				liar.Host().RemoveStreamHandler(p2p.PullBlocksProtocol)
-			}
-
-			// C learns A's heads from the liar and tries to pull from it.
-			deadline := time.Now().Add(30 * time.Second)
-			for {
-				o, _ := cn.Offsets(context.Background())
-				if o.ToReplicate[a.DefaultStream()] == 100 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("C never heard of A's stream from the liar: %v", o.ToReplicate)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-			var evidence []string
-			if mode == "withhold" {
-				// Not proof of malice: C backs off the liar and stores nothing.
-				evidence = waitStuck(t, cn, a.DefaultStream(), 2*time.Second)
-			} else {
-				deadline = time.Now().Add(15 * time.Second)
-				for {
-					if evidence = c.logs[1].grep("fails verification", liarID.String()); evidence != nil {
-						break
-					}
-					if time.Now().After(deadline) {
-						t.Fatalf("C logged nothing about the liar; its warnings: %q", c.logs[1].grep(""))
-					}
-					time.Sleep(20 * time.Millisecond)
-				}
-			}
-			t.Logf("C: %s", evidence[0])
-			if blocks && lying.blockReads.Load() == 0 {
-				t.Fatal("C did not pull from the liar in blocks")
-			}
-			if n := countStream(t, cn, a); n != 0 {
-				t.Fatalf("C stored %d events of A from the liar", n)
-			}
-			for _, e := range queryAll(t, cn) {
-				if e.Stream.Node() == a.NodeID() {
-					t.Fatalf("C's query shows A's event %v served by the liar", e.Key())
-				}
-			}
-
-			// An honest path: C may reach A. C catches up from A, with the
-			// liar still in the swarm.
-			c.parts.Split(nil, []peer.ID{c.ids[0]})
-			c.dial(cn, a)
-			c.waitConverged(30*time.Second, 105)
-		})
+		t.Run(name, func(t *testing.T) { synctest.Test(t, func(t *testing.T) { lyingRelay(t, mode, blocks) }) })
 	}
+}
+
+func lyingRelay(t *testing.T, mode string, blocks bool) {
+	c := newSimCluster(t, 2) // A = 0, C = 1
+	a, cn := c.nodes[0], c.nodes[1]
+	c.partition([]int{0}, []int{1})
+	c.publishBatches(0, 5, 20, "a")
+	c.publishBatches(1, 1, 5, "c")
+
+	// The liar's store: another node holding A's stream.
+	held := openTest(t, t.TempDir())
+	copyStream(t, a, held, a.DefaultStream())
+	key, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	liarID, _ := peer.IDFromPrivateKey(key)
+	c.parts.Split(nil, []peer.ID{liarID}) // side 2, with C, cut from A
+	lying := &lyingStore{Store: held.Store, self: liarID.String(), mode: mode}
+	listen, opts := c.sim.Host()
+	liar, err := p2p.Start(context.Background(), p2p.Config{
+		Key: key, Store: lying, HostOptions: opts,
+		Swarm: c.swarm, ListenAddrs: []string{listen}, Heartbeat: 200 * time.Millisecond,
+		Bootstrap: []peer.AddrInfo{{ID: c.ids[1], Addrs: cn.repl.Host().Addrs()}},
+		Logger:    slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { liar.Close() })
+	if !blocks {
+		// Only pull protocol 1, as an older node speaks it.
+		liar.Host().RemoveStreamHandler(p2p.PullBlocksProtocol)
+	}
+
+	// C learns A's heads from the liar and tries to pull from it.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		o, _ := cn.Offsets(context.Background())
+		if o.ToReplicate[a.DefaultStream()] == 100 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("C never heard of A's stream from the liar: %v", o.ToReplicate)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var evidence []string
+	if mode == "withhold" {
+		// Not proof of malice: C backs off the liar and stores nothing.
+		evidence = waitStuck(t, cn, a.DefaultStream(), 2*time.Second)
+	} else {
+		deadline = time.Now().Add(15 * time.Second)
+		for {
+			if evidence = c.logs[1].grep("fails verification", liarID.String()); evidence != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("C logged nothing about the liar; its warnings: %q", c.logs[1].grep(""))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	t.Logf("C: %s", evidence[0])
+	if blocks && lying.blockReads.Load() == 0 {
+		t.Fatal("C did not pull from the liar in blocks")
+	}
+	if n := countStream(t, cn, a); n != 0 {
+		t.Fatalf("C stored %d events of A from the liar", n)
+	}
+	for _, e := range queryAll(t, cn) {
+		if e.Stream.Node() == a.NodeID() {
+			t.Fatalf("C's query shows A's event %v served by the liar", e.Key())
+		}
+	}
+
+	// An honest path: C may reach A. C catches up from A, with the
+	// liar still in the swarm.
+	c.parts.Split(nil, []peer.ID{c.ids[0]})
+	c.dial(cn, a)
+	c.waitConverged(30*time.Second, 105)
 }
 
 // waitStuck watches C for d and returns a line saying it stored nothing of

@@ -25,10 +25,8 @@ func TestMaxEventsOriginAndReplica(t *testing.T) {
 	const total, keep = 100_000, 1000
 	routes := []expiry.Route{{From: "'telemetry'", Into: "telemetry"}}
 	streams := map[string]expiry.Retention{"telemetry": {MaxEvents: keep}}
-	a := openTest(t, t.TempDir(), withStreams(routes, streams), func(c *Config) {
-		c.Replication = &Replication{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Swarm: "test-" + t.Name()}
-	})
-	b := openReplicating(t, t.TempDir(), a.ListenAddrs()[0])
+	a := openTest(t, t.TempDir(), withStreams(routes, streams), replicating(nil, "test-"+t.Name()))
+	b := openReplicating(t, nil, t.TempDir(), a.ListenAddrs()[0])
 	s := a.StreamIDs()["telemetry"]
 
 	// Sample the replica while it follows, to see it never holds much more.
@@ -97,9 +95,7 @@ func TestMaxEventsOriginAndReplica(t *testing.T) {
 func TestReplicaJoinsAfterExpiry(t *testing.T) {
 	routes := []expiry.Route{{From: "'t'", Into: "t"}}
 	streams := map[string]expiry.Retention{"t": {MaxEvents: 100}}
-	a := openTest(t, t.TempDir(), withStreams(routes, streams), func(c *Config) {
-		c.Replication = &Replication{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Swarm: "test-" + t.Name()}
-	})
+	a := openTest(t, t.TempDir(), withStreams(routes, streams), replicating(nil, "test-"+t.Name()))
 	s := a.StreamIDs()["t"]
 	// Batches of 7 do not end where the floor falls: the head at floor-1
 	// is one the origin never signed.
@@ -108,7 +104,7 @@ func TestReplicaJoinsAfterExpiry(t *testing.T) {
 		st := stats(t, a, s)
 		return st.Count == 100, fmt.Sprintf("%+v", st)
 	})
-	b := openReplicating(t, t.TempDir(), a.ListenAddrs()[0])
+	b := openReplicating(t, nil, t.TempDir(), a.ListenAddrs()[0])
 	waitFor(t, "replica caught up", func() (bool, string) {
 		st := stats(t, b, s)
 		return st.Floor == 900 && st.Count == 100, fmt.Sprintf("%+v", st)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/edgelog/edgelog/event"
@@ -39,12 +40,14 @@ func waitPeer(t *testing.T, n *Node, what string, ok func(event.PeerInfo) bool) 
 // zero lag once both hold the same events; the peer book in the data
 // directory remembers it, and a restart without bootstrap redials it.
 func TestPeerInfoAndPeerBook(t *testing.T) {
-	if testing.Short() {
-		t.Skip("network test")
-	}
-	a := openReplicating(t, t.TempDir())
+	synctest.Test(t, peerInfoAndPeerBook)
+}
+
+func peerInfoAndPeerBook(t *testing.T) {
+	sim := newSim(t)
+	a := openReplicating(t, sim, t.TempDir())
 	bdir := t.TempDir()
-	b := openReplicating(t, bdir, a.ListenAddrs()[0])
+	b := openReplicating(t, sim, bdir, a.ListenAddrs()[0])
 	for range 5 {
 		publish(t, a, "a")
 	}
@@ -72,7 +75,7 @@ func TestPeerInfoAndPeerBook(t *testing.T) {
 	for range 4 {
 		publish(t, a, "a")
 	}
-	b = openReplicating(t, bdir) // no bootstrap: the peer book must do
+	b = openReplicating(t, sim, bdir) // no bootstrap: the peer book must do
 	waitPeer(t, b, "A redialled from the peer book", func(p event.PeerInfo) bool {
 		return p.NodeID == a.NodeID() && p.Connected && !p.Bootstrap
 	})
@@ -82,15 +85,14 @@ func TestPeerInfoAndPeerBook(t *testing.T) {
 	})
 }
 
-// syncedPair starts two replicating nodes, B bootstrapped from A, and
-// waits until both hold A's first event.
+// syncedPair starts two replicating nodes on the simulated network, B
+// bootstrapped from A, and waits until both hold A's first event. Call it
+// inside a synctest bubble.
 func syncedPair(t *testing.T) (a, b *Node) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("network test")
-	}
-	a = openReplicating(t, t.TempDir())
-	b = openReplicating(t, t.TempDir(), a.ListenAddrs()[0])
+	sim := newSim(t)
+	a = openReplicating(t, sim, t.TempDir())
+	b = openReplicating(t, sim, t.TempDir(), a.ListenAddrs()[0])
 	publish(t, a, "a")
 	waitConverged(t, 1, a, b)
 	return a, b
@@ -99,8 +101,14 @@ func syncedPair(t *testing.T) (a, b *Node) {
 // TestRelayAnnouncesPaced: a node that stores another node's events
 // announces that at most once per RelayAnnounceGap, not once per event
 // (the origin's announce already reaches every node), while the origin
-// goes on announcing its own events at once.
+// goes on announcing its own events at once. Virtual time (synctest):
+// the bound counts relay gaps of the simulated clock, not of a loaded
+// machine's.
 func TestRelayAnnouncesPaced(t *testing.T) {
+	synctest.Test(t, relayAnnouncesPaced)
+}
+
+func relayAnnouncesPaced(t *testing.T) {
 	a, b := syncedPair(t)
 	beforeA, beforeB := a.repl.Stats(), b.repl.Stats()
 	start := time.Now()
@@ -108,6 +116,9 @@ func TestRelayAnnouncesPaced(t *testing.T) {
 	var last event.Meta
 	for range n {
 		last = publish(t, a, "a")
+		// A publish takes no virtual time: space them, as an app's are,
+		// so the run spans many relay gaps.
+		time.Sleep(time.Millisecond)
 	}
 	waitHolds(t, b, last.Stream, last.Offset, 30*time.Second)
 	elapsed := time.Since(start)
@@ -126,7 +137,13 @@ func TestRelayAnnouncesPaced(t *testing.T) {
 
 // TestFreshEventsReachDirectPeer: on real stores, once two nodes are in
 // sync, each new event reaches the direct peer inside gossip, with no pull.
+// Virtual time (synctest), so a loaded machine cannot delay an announce
+// past the planner's tick.
 func TestFreshEventsReachDirectPeer(t *testing.T) {
+	synctest.Test(t, freshEventsReachDirectPeer)
+}
+
+func freshEventsReachDirectPeer(t *testing.T) {
 	a, b := syncedPair(t)
 	before := b.repl.Stats()
 	var lat []time.Duration

@@ -280,27 +280,6 @@ func rawCopy(b *testing.B, addr string, n int64) time.Duration {
 	return time.Since(start)
 }
 
-// waitHolds waits until n holds stream up to offset last.
-func waitHolds(b testing.TB, n *Node, stream event.StreamID, last uint64, d time.Duration) {
-	b.Helper()
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	for {
-		changed := n.Changed()
-		if o, err := n.Offsets(context.Background()); err == nil {
-			if off, ok := o.Present[stream]; ok && off >= last {
-				return
-			}
-		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			o, _ := n.Offsets(context.Background())
-			b.Fatalf("after %v: holds %d of %s, toReplicate %d", d, o.Present[stream], stream, o.ToReplicate[stream])
-		}
-	}
-}
-
 // BenchmarkCatchUp: node B, empty, pulls every event of node A, which runs
 // in a second process, over loopback TCP; B stores durably (sync). It
 // reports events/s from B's start until it holds all, next to two

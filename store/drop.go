@@ -137,6 +137,7 @@ func (n *Store) dropExpired(force bool) {
 		d.planned, d.bytes, d.readMark, d.at = plan, undropped, n.st.readMark(), time.Now()
 	}
 	if n.st.oldestRead() < d.readMark && time.Since(d.at) < dropReadGrace {
+		n.dropWaits.Add(1)
 		return // a read that may see the planned records is still running
 	}
 	plan := d.planned

@@ -138,7 +138,13 @@ func TestDropExpiredRecords(t *testing.T) {
 		st := stats(t, n, s)
 		return st.Floor >= oldFloor+4000, fmt.Sprintf("%+v", st)
 	})
-	time.Sleep(20 * 20 * time.Millisecond) // many pruner passes
+	// The pruner plans a drop of the held records and passes it over
+	// again and again while the read runs.
+	waits := n.dropWaits.Load()
+	waitFor(t, "drop waiting for the held read", func() (bool, string) {
+		w := n.dropWaits.Load() - waits
+		return w >= 5, fmt.Sprintf("%d passes waited", w)
+	})
 	sid := n.st.snapshot().sids[s]
 	if err := eachRecord(txn, sid, oldFloor, oldFloor+1, false, func(pos, blockRec) (bool, error) { return true, nil }); err != nil {
 		t.Errorf("the held read lost the record at %d: %v", oldFloor, err)

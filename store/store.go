@@ -40,6 +40,7 @@ type Store struct {
 	// that remove them (drop.go); compactMu keeps drops and Compact apart.
 	drops      dropper
 	undropped  atomic.Int64
+	dropWaits  atomic.Uint64 // pruner passes a planned drop waited for reads
 	compactMu  sync.Mutex
 	pruneKick  chan struct{} // wakes the pruner
 	prunerDone chan struct{}
