@@ -62,6 +62,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Read before the writer starts: from then on it owns st.total.
+	events := st.total
 	nodeID := chain.NodeID(cfg.Key.Public().(ed25519.PublicKey))
 	n := &Store{
 		cfg:     cfg,
@@ -88,7 +90,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		go n.trimmer(every)
 	}
 	log.Info("store opened", slog.String("dataDir", cfg.DataDir), slog.Any("durability", cfg.Durability),
-		slog.Uint64("lamport", clock), slog.Uint64("events", st.total))
+		slog.Uint64("lamport", clock), slog.Uint64("events", events))
 	return n, nil
 }
 
