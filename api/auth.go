@@ -34,7 +34,10 @@ type claims struct {
 	ExpiresAt   int64  `json:"expiresAt"` // Unix seconds
 }
 
-var b64 = base64.RawURLEncoding
+// b64 encodes and decodes tokens: unpadded base64url, decoded strictly, so
+// each token has one spelling (a character differing only in padding bits
+// is refused, not read as the same bytes).
+var b64 = base64.RawURLEncoding.Strict()
 
 // issueToken returns base64url(claims JSON) "." base64url(signature).
 func issueToken(key ed25519.PrivateKey, c claims) (string, error) {

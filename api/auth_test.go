@@ -2,6 +2,7 @@ package api
 
 import (
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -123,6 +124,16 @@ func TestTokenChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The signature's last character carries 2 bits of it and 4 padding
+	// bits: setting one of those keeps the bytes and breaks the canonical
+	// encoding.
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	last := strings.IndexByte(alphabet, sig[len(sig)-1])
+	padded := head + "." + sig[:len(sig)-1] + string(alphabet[last^1])
+	if d, err := base64.RawURLEncoding.DecodeString(padded[len(head)+1:]); err != nil || string(d) != mustDecode(t, sig) {
+		t.Fatalf("the altered signature does not decode to the same bytes leniently: %v", err)
+	}
+
 	cases := []struct {
 		name, header string
 		status       int
@@ -135,6 +146,7 @@ func TestTokenChecks(t *testing.T) {
 		{"no dot", "Bearer abc", 401, CodeTokenInvalid, "malformed"},
 		{"three parts", "Bearer " + good + ".x", 401, CodeTokenInvalid, "malformed"},
 		{"bad base64 signature", "Bearer " + head + ".!!!", 401, CodeTokenInvalid, "malformed"},
+		{"signature padding bits set", "Bearer " + padded, 401, CodeTokenInvalid, "malformed"},
 		{"short signature", "Bearer " + head + "." + b64.EncodeToString([]byte("short")), 401, CodeTokenInvalid, "malformed"},
 		{"foreign key", "Bearer " + foreign, 401, CodeTokenInvalid, "signature"},
 		{"tampered claims", "Bearer " + tampered, 401, CodeTokenInvalid, "signature"},
