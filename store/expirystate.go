@@ -331,7 +331,9 @@ func (n *Store) clampToFloors(txn *badger.Txn, v view, lower, upper event.Offset
 		if err != nil {
 			return nil, nil, err
 		}
-		if lo, has := lower[s]; floor == 0 || (has && lo+1 >= floor) {
+		// lo >= floor-1, not lo+1 >= floor: lo+1 wraps for a bound of
+		// 2^64-1, which must read nothing, not the stream from its floor.
+		if lo, has := lower[s]; floor == 0 || (has && lo >= floor-1) {
 			continue
 		}
 		if len(msgs) == 0 {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -296,6 +297,14 @@ func TestSubscribeBelowFloorGetsDiagnostic(t *testing.T) {
 	}
 	if len(got) != 12 || got[0].Kind != event.KindDiagnostic || !strings.Contains(got[0].Message, "below offset 90") || got[1].Event.Offset != 90 {
 		t.Fatalf("subscription began with %d items: %+v", len(got), got[:min(2, len(got))])
+	}
+	// A lower bound past the end reads nothing, even where adding one
+	// to it wraps around to below the floor.
+	for _, lo := range []uint64{99, 1 << 63, math.MaxUint64} {
+		items, _, err := collectItems(n.Query(context.Background(), event.QueryRequest{Query: aql.MustParse("FROM 't'"), Lower: event.OffsetMap{s: lo}}))
+		if err != nil || len(items) != 1 || items[0].Kind != event.KindOffsets {
+			t.Fatalf("lower bound %d: %d items (%+v), %v", lo, len(items), items, err)
+		}
 	}
 	// A pull from below the floor is answered from it.
 	var offs []uint64

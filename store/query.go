@@ -48,7 +48,9 @@ func (n *Store) resolve(txn *badger.Txn, v view, lower, upper event.OffsetMap) (
 				return nil, fmt.Errorf("%w: upperBound: invalid stream id %q", event.ErrInvalid, s)
 			}
 			sid, ok := v.sids[s]
-			if !ok || v.present[sid] < int64(hi) {
+			// Compared as unsigned: a bound of 2^63 or more is beyond
+			// every stream, not a negative offset.
+			if !ok || v.present[sid] < 0 || uint64(v.present[sid]) < hi {
 				have := "no events"
 				if ok && v.present[sid] >= 0 {
 					have = fmt.Sprintf("up to offset %d", v.present[sid])

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -125,12 +126,25 @@ func TestBounds(t *testing.T) {
 	if got := query(t, n, event.QueryRequest{Query: q, Lower: event.OffsetMap{other: 5}}); len(got) != 10 {
 		t.Fatalf("unknown stream in lower: %d events", len(got))
 	}
+	// A lower bound at or past the end reads nothing, in any order.
+	for _, lo := range []uint64{9, 1 << 63, math.MaxUint64} {
+		for _, o := range []event.Order{event.Asc, event.Desc, event.StreamAsc} {
+			if got := query(t, n, event.QueryRequest{Query: q, Lower: event.OffsetMap{s: lo}, Order: o}); len(got) != 0 {
+				t.Fatalf("lower bound %d, order %v: %d events", lo, o, len(got))
+			}
+		}
+	}
 	_, offs, err := collect(t, n.Query(context.Background(), event.QueryRequest{Query: q}))
 	if err != nil || offs[s] != 9 {
 		t.Fatalf("final offsets %v, %v", offs, err)
 	}
 	for _, bad := range []event.QueryRequest{
 		{Query: q, Upper: event.OffsetMap{s: 10}},
+		// 2^63 and more are beyond every stream, not negative offsets.
+		{Query: q, Upper: event.OffsetMap{s: 1 << 63}},
+		{Query: q, Upper: event.OffsetMap{s: math.MaxUint64}},
+		{Query: q, Upper: event.OffsetMap{s: math.MaxUint64}, Order: event.Desc},
+		{Query: q, Upper: event.OffsetMap{s: math.MaxUint64}, Order: event.StreamAsc},
 		{Query: q, Upper: event.OffsetMap{other: 0}},
 		{Query: q, Upper: event.OffsetMap{"not a stream": 0}},
 		{Query: q, Lower: event.OffsetMap{"-1": 0}},
