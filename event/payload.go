@@ -24,7 +24,7 @@ func init() {
 		panic(err)
 	}
 	cborDec, err = cbor.DecOptions{
-		MaxNestedLevels:  64,
+		MaxNestedLevels:  MaxPayloadDepth,
 		MaxArrayElements: 1 << 20,
 		MaxMapPairs:      1 << 20,
 		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
@@ -44,8 +44,19 @@ func UnmarshalCBOR(data []byte, v any) error { return cborDec.Unmarshal(data, v)
 // ErrPayload is wrapped by every payload conversion error.
 var ErrPayload = errors.New("invalid payload")
 
-// maxJSONDepth bounds nesting of JSON payloads, as CBOR decoding bounds it.
-const maxJSONDepth = 64
+// MaxPayloadDepth is how many arrays and maps a payload may nest inside
+// one another (a flat object is 1, [[1]] is 2). It is the one limit for payloads in JSON (PayloadFromJSON), in CBOR
+// (CheckPayload, UnmarshalCBOR) and on every path that stores them.
+const MaxPayloadDepth = 64
+
+// CheckPayload reports whether b is one well-formed CBOR value within the
+// payload limits (MaxPayloadDepth), without decoding it.
+func CheckPayload(b []byte) error {
+	if err := cborDec.Wellformed(b); err != nil {
+		return fmt.Errorf("%w: %v", ErrPayload, err)
+	}
+	return nil
+}
 
 // PayloadFromJSON converts a JSON value to its deterministic CBOR encoding.
 // Integers that fit 64 bits stay integers; other numbers become floats.
@@ -74,9 +85,13 @@ func PayloadFromJSON(raw []byte) ([]byte, error) {
 	return out, nil
 }
 
+// fromJSON converts a decoded JSON value inside depth containers.
 func fromJSON(v any, depth int) (any, error) {
-	if depth > maxJSONDepth {
-		return nil, fmt.Errorf("%w: nested deeper than %d", ErrPayload, maxJSONDepth)
+	switch v.(type) {
+	case []any, map[string]any:
+		if depth >= MaxPayloadDepth {
+			return nil, fmt.Errorf("%w: arrays and maps nested deeper than %d levels", ErrPayload, MaxPayloadDepth)
+		}
 	}
 	switch x := v.(type) {
 	case json.Number:

@@ -9,8 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/fxamacker/cbor/v2"
-
 	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 	"github.com/edgelog/edgelog/lamport"
@@ -219,8 +217,8 @@ func (n *Store) prepare(appID string, drafts []event.Draft) (*writeReq, error) {
 		case len(d.Payload) > lim.MaxPayloadBytes:
 			return nil, fmt.Errorf("%w: event %d has a payload of %d bytes, the limit is %d", event.ErrTooLarge, i, len(d.Payload), lim.MaxPayloadBytes)
 		}
-		if err := cbor.Wellformed(d.Payload); err != nil {
-			return nil, fmt.Errorf("%w: event %d: payload is not one well-formed CBOR value: %v", event.ErrInvalid, i, err)
+		if err := event.CheckPayload(d.Payload); err != nil {
+			return nil, fmt.Errorf("%w: event %d: payload is not one well-formed CBOR value within the limits: %v", event.ErrInvalid, i, err)
 		}
 	}
 	return req, nil

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -185,12 +186,25 @@ func TestPublishValidation(t *testing.T) {
 			t.Errorf("%s: err = %v, want %v", tt.name, err, tt.want)
 		}
 	}
-	// Nothing of the failed publishes was stored; a good one still works.
-	if m, err := n.Publish(context.Background(), "a", []event.Draft{{Tags: []string{"b", "a", "b"}, Payload: ok}}); err != nil || m[0].Offset != 0 {
+	// One nesting limit, event.MaxPayloadDepth, for JSON and CBOR: a JSON
+	// payload the API accepts is stored (deeper than CBOR's default of 32).
+	tooDeep := append([]byte(strings.Repeat("\x81", event.MaxPayloadDepth+1)), 0x01)
+	if _, err := n.Publish(context.Background(), "a", []event.Draft{{Payload: tooDeep}}); !errors.Is(err, event.ErrInvalid) {
+		t.Errorf("payload nested %d deep: err = %v, want ErrInvalid", event.MaxPayloadDepth+1, err)
+	}
+	deep, err := event.PayloadFromJSON([]byte(strings.Repeat("[", event.MaxPayloadDepth) + strings.Repeat("]", event.MaxPayloadDepth)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nothing of the failed publishes was stored; good ones still work.
+	if m, err := n.Publish(context.Background(), "a", []event.Draft{{Payload: deep}}); err != nil || m[0].Offset != 0 {
+		t.Fatalf("payload nested %d deep: %v %v", event.MaxPayloadDepth, m, err)
+	}
+	if m, err := n.Publish(context.Background(), "a", []event.Draft{{Tags: []string{"b", "a", "b"}, Payload: ok}}); err != nil || m[0].Offset != 1 {
 		t.Fatalf("good publish after bad ones: %v %v", m, err)
 	}
 	evs := query(t, n, event.QueryRequest{Query: aql.MustParse("FROM allEvents")})
-	if len(evs) != 1 || !slices.Equal(evs[0].Tags, []string{"a", "b"}) {
+	if len(evs) != 2 || !slices.Equal(evs[1].Tags, []string{"a", "b"}) {
 		t.Fatalf("stored %v", evs)
 	}
 }
