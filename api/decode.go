@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/edgelog/edgelog/aql"
 	"github.com/edgelog/edgelog/event"
@@ -15,16 +17,51 @@ import (
 // maxSessionLen bounds the session name of subscribe_monotonic.
 const maxSessionLen = 256
 
-// readBody reads the request body, at most limit bytes.
+// readBody reads the request body, at most limit bytes, within the body
+// timeout (see deadlineBody).
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *Error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, newError(http.StatusRequestEntityTooLarge, CodePayloadTooLarge, "request body exceeds %d bytes", mbe.Limit)
 		}
+		if db, ok := r.Body.(*deadlineBody); ok && errors.Is(err, os.ErrDeadlineExceeded) {
+			w.Header().Set("Connection", "close")
+			return nil, newError(http.StatusRequestTimeout, CodeRequestTimeout, "request body did not arrive within %v", db.timeout)
+		}
 		return nil, badRequest("reading request body: %v", err)
 	}
 	return body, nil
+}
+
+// deadlineBody bounds the time a request body takes to arrive: its first
+// Read sets the connection's read deadline timeout ahead, and the end of
+// the body (or any error) clears it, so a streamed answer that follows is
+// not cut by it. Without it, a client could hold a connection open by
+// sending its body a byte at a time (net/http bounds only the headers).
+type deadlineBody struct {
+	io.ReadCloser
+	rc       *http.ResponseController
+	timeout  time.Duration
+	started  bool
+	finished bool
+}
+
+// Read implements io.Reader.
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	if !b.started {
+		b.started = true
+		// Not supported only outside a real connection (tests' recorders).
+		_ = b.rc.SetReadDeadline(time.Now().Add(b.timeout))
+	}
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && !b.finished {
+		b.finished = true
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			_ = b.rc.SetReadDeadline(time.Time{})
+		}
+	}
+	return n, err
 }
 
 // readRequest reads a request body of at most limit bytes and decodes it;

@@ -27,7 +27,11 @@ const (
 	CodeNotFound = "ERR_NOT_FOUND"
 	// CodeMethodNotAllowed: the endpoint exists but not for this method (405).
 	CodeMethodNotAllowed = "ERR_METHOD_NOT_ALLOWED"
-	// CodePayloadTooLarge: the request body or an event exceeds a limit (413).
+	// CodeRequestTimeout: the request body did not arrive within the
+	// server's body timeout (408); the connection is closed.
+	CodeRequestTimeout = "ERR_REQUEST_TIMEOUT"
+	// CodePayloadTooLarge: the request body, an event or the request's
+	// headers exceed a limit (413, 431 for headers).
 	CodePayloadTooLarge = "ERR_PAYLOAD_TOO_LARGE"
 	// CodeInternal: an unexpected failure inside the node (500).
 	CodeInternal = "ERR_INTERNAL"

@@ -42,6 +42,12 @@ const (
 // maxAuthBytes bounds the body of POST /auth.
 const maxAuthBytes = 64 << 10
 
+// maxHeaderBytes bounds a request's line and headers.
+const maxHeaderBytes = 64 << 10
+
+// DefaultBodyTimeout is Config.BodyTimeout's default.
+const DefaultBodyTimeout = 30 * time.Second
+
 // Config configures a Server.
 type Config struct {
 	// Key is the node's private key; it signs bearer tokens. Required.
@@ -56,6 +62,11 @@ type Config struct {
 	TokenTTL time.Duration
 	// MaxRequestBytes bounds a request body; 0 means DefaultMaxRequestBytes.
 	MaxRequestBytes int64
+	// BodyTimeout bounds how long a request body may take to arrive in
+	// full, from when its handler starts reading it; a client slower than
+	// that gets 408 ERR_REQUEST_TIMEOUT and the connection closes. Headers
+	// have 10 s. 0 means DefaultBodyTimeout.
+	BodyTimeout time.Duration
 	// ShutdownTimeout bounds how long Serve waits for requests in flight
 	// after its context is cancelled; 0 means DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
@@ -89,8 +100,8 @@ func New(b Backend, cfg Config) (*Server, error) {
 	if len(cfg.Key) != ed25519.PrivateKeySize {
 		return nil, fmt.Errorf("api: Config.Key must be an Ed25519 private key (%d bytes), got %d bytes", ed25519.PrivateKeySize, len(cfg.Key))
 	}
-	if cfg.TokenTTL < 0 || cfg.MaxRequestBytes < 0 || cfg.ShutdownTimeout < 0 {
-		return nil, errors.New("api: negative TokenTTL, MaxRequestBytes or ShutdownTimeout")
+	if cfg.TokenTTL < 0 || cfg.MaxRequestBytes < 0 || cfg.ShutdownTimeout < 0 || cfg.BodyTimeout < 0 {
+		return nil, errors.New("api: negative TokenTTL, MaxRequestBytes, BodyTimeout or ShutdownTimeout")
 	}
 	if cfg.TokenTTL == 0 {
 		cfg.TokenTTL = DefaultTokenTTL
@@ -100,6 +111,9 @@ func New(b Backend, cfg Config) (*Server, error) {
 	}
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if cfg.BodyTimeout == 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -142,7 +156,8 @@ type shutdownKey struct{}
 // diagnostic line), and waits up to Config.ShutdownTimeout for the other
 // requests before closing their connections. It returns nil after a shutdown
 // caused by ctx, or the error that stopped serving otherwise. ln is closed
-// when Serve returns.
+// when Serve returns. The errors net/http answers by itself (a malformed
+// request line or header, oversized headers) are JSON errors too.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	shutdown, startShutdown := context.WithCancel(context.Background())
 	defer startShutdown()
@@ -152,12 +167,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(jsonErrorListener{ln}) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("api: serve: %w", err)
@@ -188,6 +203,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, newError(http.StatusInternalServerError, CodeInternal, "internal error"))
 		}
 	}()
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = &deadlineBody{ReadCloser: r.Body, rc: http.NewResponseController(w), timeout: s.cfg.BodyTimeout}
+	}
 	rt, ok := s.routes[r.URL.Path]
 	if !ok {
 		writeError(w, newError(http.StatusNotFound, CodeNotFound, "no endpoint %s", truncate(r.URL.Path, 200)))
