@@ -5,9 +5,13 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/edgelog/edgelog/aql"
@@ -70,5 +74,93 @@ func TestRealDiskFull(t *testing.T) {
 		if e.Offset != uint64(i) || string(e.Payload) != string(big) {
 			t.Fatalf("event %d damaged", i)
 		}
+	}
+}
+
+// fullDiskChild is the environment variable that makes the test binary a
+// child of TestOpenOnFullDisk: "crash" publishes and exits without closing
+// (its memtable log stays, to be replayed), "open" opens the store once.
+const fullDiskChild = "EDGELOG_TEST_FULL_DISK_CHILD"
+
+// TestFullDiskChild is the child's body; it does nothing in a normal run.
+func TestFullDiskChild(t *testing.T) {
+	mode, dir := os.Getenv(fullDiskChild), os.Getenv(fullDiskChild+"_DIR")
+	if mode == "" {
+		t.Skip("run by TestOpenOnFullDisk")
+	}
+	cfg := Config{DataDir: dir, Durability: DurabilitySync, Storage: Storage{MemTableSize: 8 << 20, BlockCacheSize: 1 << 20, MinFreeBytes: 1}, Logger: slog.New(slog.DiscardHandler)}
+	n, err := openKeyed(cfg)
+	switch {
+	case errors.Is(err, event.ErrStorageFull):
+		fmt.Printf("refused: %v\n", err)
+		os.Exit(3)
+	case err != nil:
+		fmt.Printf("open: %v\n", err)
+		os.Exit(4)
+	}
+	if mode == "crash" {
+		for i := range 500 {
+			if _, err := n.Publish(context.Background(), "com.example.full", []event.Draft{{Tags: []string{"full"}, Payload: payload(t, fmt.Sprintf("event %d", i))}}); err != nil {
+				fmt.Printf("publish %d: %v\n", i, err)
+				os.Exit(5)
+			}
+		}
+		os.Exit(0) // no Close: the memtable log stays for the next open
+	}
+	fmt.Println("opened")
+	n.Close()
+	os.Exit(0)
+}
+
+// TestOpenOnFullDisk: a node that stopped without closing (its memtable
+// log not yet in tables), restarted on a disk another process filled to 0
+// bytes free, refuses to open with ErrStorageFull and a message saying so,
+// instead of dying of SIGBUS while Badger replays its log on tmpfs; once
+// space is freed it opens with every acknowledged event.
+func TestOpenOnFullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a tmpfs")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	data := filepath.Join(dir, "node")
+	child := func(mode string) (int, string) {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestFullDiskChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), fullDiskChild+"="+mode, fullDiskChild+"_DIR="+data)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := errors.AsType[*exec.ExitError](err); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return code, string(out)
+	}
+	if code, out := child("crash"); code != 0 {
+		t.Fatalf("writer: exit %d: %s", code, out)
+	}
+	mems, _ := filepath.Glob(filepath.Join(data, "db", "*.mem"))
+	if len(mems) == 0 {
+		t.Fatal("the writer left no memtable log to replay")
+	}
+	// Another process takes every byte left.
+	fill := filepath.Join(dir, "fill")
+	if out, err := exec.Command("dd", "if=/dev/zero", "of="+fill, "bs=1M").CombinedOutput(); err == nil {
+		t.Fatalf("dd filled nothing up: %s", out)
+	}
+	code, out := child("open")
+	if code != 3 || !strings.Contains(out, "free space and start again") {
+		t.Fatalf("open on a full disk: exit %d, want 3 (ErrStorageFull):\n%s", code, out)
+	}
+	t.Logf("full disk: %s", strings.TrimSpace(out))
+	if err := os.Remove(fill); err != nil {
+		t.Fatal(err)
+	}
+	n := openTest(t, data, func(c *Config) { c.Storage.MemTableSize = 8 << 20 })
+	if got := query(t, n, event.QueryRequest{Query: aql.MustParse("FROM 'full'")}); len(got) != 500 {
+		t.Fatalf("after freeing space: %d events, 500 acknowledged", len(got))
 	}
 }

@@ -124,6 +124,8 @@ func openEngine(cfg Config, log *slog.Logger) (*engine, uint64, error) {
 	opts = tuneForExpiry(opts, cfg)
 	if cfg.InMemory {
 		opts = opts.WithDir("").WithValueDir("").WithInMemory(true)
+	} else if err := checkOpenSpace(opts.Dir); err != nil {
+		return nil, 0, err
 	}
 	db, err := badger.Open(opts)
 	if err != nil {
