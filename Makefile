@@ -7,7 +7,7 @@ PKGS := ./...
 # staticcheck is run at a pinned version; go run fetches it through the module proxy once.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test test-cluster test-arm-quick test-short bench bench-footprint lint verify cross test-arm fuzz soak clean
+.PHONY: all build run test test-cluster test-arm-quick test-short test-hostile bench bench-footprint lint verify cross test-arm fuzz soak clean
 
 all: build
 
@@ -34,6 +34,10 @@ test-arm-quick:
 ## test-cluster: three `edgelog run` nodes in network namespaces: mDNS, cut, heal, converge (root)
 test-cluster: build
 	EDGELOG_BIN=bin/edgelog timeout 300 ./scripts/netns-cluster.sh
+
+## test-hostile: the hostile-input suite's long form: 30000 generated malformed requests against a live node (~1 min)
+test-hostile:
+	$(GO) test -count=1 -timeout 10m -run '^TestHostileInput$$' ./cmd/edgelog -v -args -hostile.requests=30000
 
 ## test-short: the tests without the race detector (faster local loop)
 test-short:
