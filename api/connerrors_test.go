@@ -3,10 +3,12 @@ package api
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -159,7 +161,9 @@ func TestSlowBodyTimesOut(t *testing.T) {
 	if _, _, calls := h.be.LastPublish(); calls != 0 {
 		t.Errorf("%d publishes reached the backend", calls)
 	}
-	if _, err := br.ReadByte(); err != io.EOF {
+	// The server closes; as the writer goroutine may still be sending,
+	// the close can arrive as a reset rather than a clean end.
+	if _, err := br.ReadByte(); err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
 		t.Errorf("connection still open after the 408: %v", err)
 	}
 
