@@ -7,7 +7,7 @@ PKGS := ./...
 # staticcheck is run at a pinned version; go run fetches it through the module proxy once.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test test-cluster test-arm-quick test-short test-hostile bench bench-footprint lint verify cross test-arm fuzz soak clean
+.PHONY: all build run test test-cluster test-arm-quick test-short test-faults-short test-chaos test-hostile bench bench-footprint lint verify cross test-arm fuzz soak clean
 
 all: build
 
@@ -19,10 +19,14 @@ build:
 run:
 	$(GO) run ./cmd/edgelog run
 
-## test: verify (format, vet, staticcheck, tidy), every test with the race detector, short fuzz runs, the netns cluster
-## (as root), and the storage, clock and replication tests for armv7 and arm64 under qemu
+# The fault suites' tests: run apart from the rest by test, so that their figures are printed.
+FAULT_TESTS := ^(TestChaos|TestHostileInput)$$
+
+## test: verify (format, vet, staticcheck, tidy), every test with the race detector, the fault suites' short forms,
+## short fuzz runs, the netns cluster (as root), and the storage, clock and replication tests for armv7 and arm64 under qemu
 test: verify
-	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	$(GO) test -race -count=1 -timeout 15m -skip '$(FAULT_TESTS)' $(PKGS)
+	$(MAKE) test-faults-short
 	./scripts/fuzz.sh 10s
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) test-cluster; else echo "test-cluster skipped: network namespaces need root"; fi
 	$(MAKE) test-arm-quick
@@ -34,6 +38,15 @@ test-arm-quick:
 ## test-cluster: three `edgelog run` nodes in network namespaces: mDNS, cut, heal, converge (root)
 test-cluster: build
 	EDGELOG_BIN=bin/edgelog timeout 300 ./scripts/netns-cluster.sh
+
+## test-faults-short: the chaos suite (3 nodes, 20 s of faults; needs root) and the hostile-input suite (1500 requests),
+## with the race detector, printing their seeds and figures
+test-faults-short:
+	set -o pipefail; $(GO) test -race -count=1 -timeout 10m -run '$(FAULT_TESTS)' -v ./cmd/edgelog | grep -E '^(=== RUN|--- |    |PASS|FAIL|ok)'
+
+## test-chaos: the chaos suite's long form: 5 nodes, 3 minutes of SIGKILLs and partitions under load (root; ~4 min)
+test-chaos:
+	$(GO) test -count=1 -timeout 15m -run '^TestChaos$$' -v ./cmd/edgelog -args -chaos.nodes=5 -chaos.duration=3m
 
 ## test-hostile: the hostile-input suite's long form: 30000 generated malformed requests against a live node (~1 min)
 test-hostile:

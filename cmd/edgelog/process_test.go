@@ -19,19 +19,30 @@ import (
 	"github.com/edgelog/edgelog/event"
 )
 
-// buildBinary compiles edgelog once per test run.
+// buildBinary compiles edgelog once per test run, with the race detector
+// when the tests have it (see binaryEnv).
 var buildBinary = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "edgelog-bin-")
 	if err != nil {
 		return "", err
 	}
 	bin := filepath.Join(dir, "edgelog")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	args := []string{"build", "-o", bin}
+	if raceBuild {
+		args = append(args, "-race")
+	}
+	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}
 	return bin, nil
 })
+
+// binaryEnv is the environment of a started edgelog binary: a race-built
+// one stops at its first data race, so the test sees a process that died.
+func binaryEnv() []string {
+	return append(os.Environ(), "GORACE=halt_on_error=1")
+}
 
 var listenRE = regexp.MustCompile(`API listening on (http://\S+)`)
 
@@ -44,6 +55,7 @@ func startProcess(t *testing.T, dataDir string) (*exec.Cmd, string) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "run", "--data", dataDir, "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--mdns=false", "--durability", "sync")
+	cmd.Env = binaryEnv()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
