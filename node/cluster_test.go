@@ -3,14 +3,10 @@ package node
 import (
 	"context"
 	"fmt"
-	"iter"
 	"log/slog"
 	"os"
 	"reflect"
-	"slices"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -21,11 +17,11 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/edgelog/edgelog/aql"
-	"github.com/edgelog/edgelog/chain"
 	"github.com/edgelog/edgelog/event"
 	"github.com/edgelog/edgelog/internal/testnet"
 	"github.com/edgelog/edgelog/replicate"
 	"github.com/edgelog/edgelog/replicate/p2p"
+	"github.com/edgelog/edgelog/replicate/replicatetest/liar"
 )
 
 // Cluster tests: several nodes in this process, on the simulated network
@@ -405,73 +401,6 @@ func tenNodesSplitHalves(t *testing.T, c *cluster) {
 	t.Logf("10 nodes converged %v after the heal began (%v of it dialling)", took+dialled, dialled)
 }
 
-// lyingStore serves a node's store, lying about other nodes' streams;
-// blockReads counts its ReadBlocks calls.
-type lyingStore struct {
-	replicate.Store
-	self       string // the liar's own NodeID: its own stream is served honestly
-	mode       string // "payload", "signature" or "withhold"
-	blockReads atomic.Int64
-}
-
-func (l *lyingStore) ReadRange(ctx context.Context, s event.StreamID, from int64, to uint64) iter.Seq2[chain.Entry, error] {
-	return func(yield func(chain.Entry, error) bool) {
-		if s.Node() == l.self {
-			l.Store.ReadRange(ctx, s, from, to)(yield)
-			return
-		}
-		if l.mode == "withhold" {
-			return // announces offsets it then does not serve
-		}
-		for en, err := range l.Store.ReadRange(ctx, s, from, to) {
-			if !yield(l.lie(en, err)) {
-				return
-			}
-		}
-	}
-}
-
-// lie alters en as the liar's mode says: its payload (the last byte of a
-// block is its last event's payload's) or its head's signature.
-func (l *lyingStore) lie(en chain.Entry, err error) (chain.Entry, error) {
-	switch {
-	case err != nil:
-	case l.mode == "payload" && en.Block != nil:
-		b := *en.Block
-		b.Data = slices.Clone(b.Data)
-		b.Data[len(b.Data)-1] ^= 0x01
-		en.Block = &b
-	case l.mode == "payload":
-		en.Event.Payload = append(slices.Clone(en.Event.Payload), 0xf6)
-	case l.mode == "signature" && en.Head != nil:
-		h := *en.Head
-		h.Sig = slices.Clone(h.Sig)
-		h.Sig[len(h.Sig)/2] ^= 0x40
-		en.Head = &h
-	}
-	return en, err
-}
-
-// ReadBlocks lies in the blocks it sends (pull protocol 2) as ReadRange
-// does in events.
-func (l *lyingStore) ReadBlocks(ctx context.Context, s event.StreamID, from int64, to uint64) iter.Seq2[chain.Entry, error] {
-	l.blockReads.Add(1)
-	return func(yield func(chain.Entry, error) bool) {
-		if s.Node() == l.self {
-			l.Store.ReadBlocks(ctx, s, from, to)(yield)
-			return
-		}
-		if l.mode == "withhold" {
-			return
-		}
-		for en, err := range l.Store.ReadBlocks(ctx, s, from, to) {
-			if !yield(l.lie(en, err)) {
-				return
-			}
-		}
-	}
-}
-
 // copyStream copies stream s from src into dst through replication's
 // Store interface, checkpoint by checkpoint.
 func copyStream(t *testing.T, src, dst *Node, s event.StreamID) {
@@ -502,13 +431,18 @@ func copyStream(t *testing.T, src, dst *Node, s event.StreamID) {
 // exists C catches up from it although the liar is still there.
 // It runs on a simulated network in a synctest bubble (virtual time).
 func TestClusterLyingRelay(t *testing.T) {
-	for _, name := range []string{"payload", "signature", "withhold", "blocks/payload", "blocks/signature", "blocks/withhold"} {
-		mode, blocks := strings.CutPrefix(name, "blocks/")
-		t.Run(name, func(t *testing.T) { synctest.Test(t, func(t *testing.T) { lyingRelay(t, mode, blocks) }) })
+	for _, blocks := range []bool{false, true} {
+		for _, mode := range liar.Modes {
+			name := string(mode)
+			if blocks {
+				name = "blocks/" + name
+			}
+			t.Run(name, func(t *testing.T) { synctest.Test(t, func(t *testing.T) { lyingRelay(t, mode, blocks) }) })
+		}
 	}
 }
 
-func lyingRelay(t *testing.T, mode string, blocks bool) {
+func lyingRelay(t *testing.T, mode liar.Mode, blocks bool) {
 	c := newSimCluster(t, 2) // A = 0, C = 1
 	a, cn := c.nodes[0], c.nodes[1]
 	c.partition([]int{0}, []int{1})
@@ -524,9 +458,9 @@ func lyingRelay(t *testing.T, mode string, blocks bool) {
 	}
 	liarID, _ := peer.IDFromPrivateKey(key)
 	c.parts.Split(nil, []peer.ID{liarID}) // side 2, with C, cut from A
-	lying := &lyingStore{Store: held.Store, self: liarID.String(), mode: mode}
+	lying := liar.New(held.Store, liarID.String(), mode)
 	listen, opts := c.sim.Host()
-	liar, err := p2p.Start(context.Background(), p2p.Config{
+	liarSvc, err := p2p.Start(context.Background(), p2p.Config{
 		Key: key, Store: lying, HostOptions: opts,
 		Swarm: c.swarm, ListenAddrs: []string{listen}, Heartbeat: 200 * time.Millisecond,
 		Bootstrap: []peer.AddrInfo{{ID: c.ids[1], Addrs: cn.repl.Host().Addrs()}},
@@ -535,10 +469,10 @@ func lyingRelay(t *testing.T, mode string, blocks bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { liar.Close() })
+	t.Cleanup(func() { liarSvc.Close() })
 	if !blocks {
 		// Only pull protocol 1, as an older node speaks it.
-		liar.Host().RemoveStreamHandler(p2p.PullBlocksProtocol)
+		liarSvc.Host().RemoveStreamHandler(p2p.PullBlocksProtocol)
 	}
 
 	// C learns A's heads from the liar and tries to pull from it.
@@ -554,7 +488,7 @@ func lyingRelay(t *testing.T, mode string, blocks bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	var evidence []string
-	if mode == "withhold" {
+	if mode == liar.Withhold || mode == liar.Truncate {
 		// Not proof of malice: C backs off the liar and stores nothing.
 		evidence = waitStuck(t, cn, a.DefaultStream(), 2*time.Second)
 	} else {
@@ -570,7 +504,7 @@ func lyingRelay(t *testing.T, mode string, blocks bool) {
 		}
 	}
 	t.Logf("C: %s", evidence[0])
-	if blocks && lying.blockReads.Load() == 0 {
+	if blocks && lying.BlockReads.Load() == 0 {
 		t.Fatal("C did not pull from the liar in blocks")
 	}
 	if n := countStream(t, cn, a); n != 0 {

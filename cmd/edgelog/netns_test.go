@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,7 +42,7 @@ type labHost struct {
 	proc     *exec.Cmd
 	exited   chan struct{}
 	extra    []string // further `edgelog run` flags of every start
-	bootPeer []string // --bootstrap multiaddrs, once known
+	bootPeer []string // --bootstrap multiaddrs
 }
 
 // needNetns skips the test unless it can create network namespaces.
@@ -139,24 +140,39 @@ func (lab *netnsLab) logTails(lines int) string {
 }
 
 // start runs `edgelog run` in the host's namespace and returns its API URL
-// once it listens. Its output is appended to the host's log.
+// once it listens.
 func (h *labHost) start() string {
-	t := h.lab.t
-	t.Helper()
+	h.lab.t.Helper()
 	bin, err := buildBinary()
 	if err != nil {
-		t.Fatal(err)
+		h.lab.t.Fatal(err)
 	}
-	args := []string{"netns", "exec", h.ns, bin, "run", "--data", h.data,
+	args := []string{bin, "run", "--data", h.data,
 		"--api", h.apiIP + ":4454", "--listen", "/ip4/" + h.swarmIP + "/tcp/4455",
-		"--swarm", "lab" + h.lab.tag, "--durability", "sync"}
+		"--swarm", h.lab.swarm(), "--durability", "sync"}
 	for _, b := range h.bootPeer {
 		args = append(args, "--bootstrap", b)
 	}
-	args = append(args, h.extra...)
-	// `ip netns exec` execs edgelog, so the process is edgelog itself.
-	cmd := exec.Command("ip", args...)
-	cmd.Env = binaryEnv()
+	return h.run(append(args, h.extra...), nil, listenRE)
+}
+
+// p2pAddr is the multiaddr of the node with NodeID id on host h.
+func (h *labHost) p2pAddr(id string) string {
+	return fmt.Sprintf("/ip4/%s/tcp/4455/p2p/%s", h.swarmIP, id)
+}
+
+// swarm is the swarm name of the lab's nodes.
+func (lab *netnsLab) swarm() string { return "lab" + lab.tag }
+
+// run starts argv in the host's namespace with env added to the
+// environment, and returns the first submatch of ready once a line of the
+// process's stderr matches it. Its output is appended to the host's log.
+func (h *labHost) run(argv, env []string, ready *regexp.Regexp) string {
+	t := h.lab.t
+	t.Helper()
+	// `ip netns exec` execs argv[0], so the process is that program itself.
+	cmd := exec.Command("ip", append([]string{"netns", "exec", h.ns}, argv...)...)
+	cmd.Env = append(binaryEnv(), env...)
 	logf, err := os.OpenFile(h.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		t.Fatal(err)
@@ -170,16 +186,16 @@ func (h *labHost) start() string {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
-	urlc := make(chan string, 1)
+	readyc := make(chan string, 1)
 	go func() {
 		defer logf.Close()
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			fmt.Fprintln(logf, sc.Text())
-			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
+			if m := ready.FindStringSubmatch(sc.Text()); m != nil {
 				select {
-				case urlc <- m[1]:
+				case readyc <- m[1]:
 				default:
 				}
 			}
@@ -192,12 +208,12 @@ func (h *labHost) start() string {
 	h.proc, h.exited = cmd, exited
 	h.mu.Unlock()
 	select {
-	case u := <-urlc:
+	case u := <-readyc:
 		return u
 	case <-exited:
-		t.Fatalf("host %d: edgelog exited before listening: %v\n%s", h.i, cmd.ProcessState, h.lab.logTails(20))
+		t.Fatalf("host %d: %s exited before it was ready: %v\n%s", h.i, filepath.Base(argv[0]), cmd.ProcessState, h.lab.logTails(20))
 	case <-time.After(60 * time.Second):
-		t.Fatalf("host %d: edgelog did not listen within 60s\n%s", h.i, h.lab.logTails(20))
+		t.Fatalf("host %d: %s not ready within 60s\n%s", h.i, filepath.Base(argv[0]), h.lab.logTails(20))
 	}
 	return ""
 }
