@@ -20,7 +20,7 @@ run:
 	$(GO) run ./cmd/edgelog run
 
 # The fault suites' tests: run apart from the rest by test, so that their figures are printed.
-FAULT_TESTS := ^(TestChaos|TestHostileInput|TestLyingPeerProcess)$$
+FAULT_TESTS := ^(TestChaos|TestHostileInput|TestLyingPeerProcess|TestClockSkewProcess)$$
 
 ## test: verify (format, vet, staticcheck, tidy), every test with the race detector, the fault suites' short forms,
 ## short fuzz runs, the netns cluster (as root), and the storage, clock and replication tests for armv7 and arm64 under qemu
@@ -39,8 +39,8 @@ test-arm-quick:
 test-cluster: build
 	EDGELOG_BIN=bin/edgelog timeout 300 ./scripts/netns-cluster.sh
 
-## test-faults-short: the chaos suite (3 nodes, 20 s of faults), the lying peer (both need root) and the hostile-input suite (1500 requests),
-## with the race detector, printing their seeds and figures
+## test-faults-short: the chaos suite (3 nodes, 20 s of faults), the lying peer, the skewed clocks (these need root) and the
+## hostile-input suite (1500 requests), with the race detector, printing their seeds and figures
 test-faults-short:
 	set -o pipefail; $(GO) test -race -count=1 -timeout 10m -run '$(FAULT_TESTS)' -v ./cmd/edgelog | grep -E '^(=== RUN|--- |    |PASS|FAIL|ok)'
 
@@ -69,6 +69,7 @@ lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on: $$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags testclock ./cmd/edgelog
 
 ## verify: lint, staticcheck (its default checks, unused code among them) and go.mod/go.sum tidy
 verify: lint

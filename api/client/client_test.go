@@ -220,6 +220,14 @@ func TestTokenRenewal(t *testing.T) {
 	if lines := collect(t, c.Query(ctx, client.QueryRequest{Query: "FROM allEvents"})); len(lines) != 2 {
 		t.Fatalf("query after expiry: %d lines", len(lines))
 	}
+	// A clock set back (by days) keeps the token alive: no renewal.
+	e.now.Add(-int64(72 * time.Hour))
+	if _, err := c.NodeID(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.auths.Load(); n != 3 {
+		t.Fatalf("%d auth calls after the clock went back, want 3", n)
+	}
 	// A node whose key changed rejects the token as invalid: renew as well.
 	e.swapServer(t)
 	if _, err := c.Info(ctx); err != nil {

@@ -25,8 +25,8 @@ import (
 	"github.com/edgelog/edgelog/internal/promises"
 	"github.com/edgelog/edgelog/replicate"
 	"github.com/edgelog/edgelog/replicate/p2p"
-	"github.com/edgelog/edgelog/store"
 	"github.com/edgelog/edgelog/replicate/replicatetest/liar"
+	"github.com/edgelog/edgelog/store"
 )
 
 // liarEnv carries a liarConfig (JSON) to TestLiarChild.

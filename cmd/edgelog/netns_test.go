@@ -42,6 +42,8 @@ type labHost struct {
 	proc     *exec.Cmd
 	exited   chan struct{}
 	extra    []string // further `edgelog run` flags of every start
+	env      []string // further environment of every start
+	bin      string   // the edgelog binary to run (default: buildBinary's)
 	bootPeer []string // --bootstrap multiaddrs
 }
 
@@ -143,9 +145,12 @@ func (lab *netnsLab) logTails(lines int) string {
 // once it listens.
 func (h *labHost) start() string {
 	h.lab.t.Helper()
-	bin, err := buildBinary()
-	if err != nil {
-		h.lab.t.Fatal(err)
+	bin := h.bin
+	if bin == "" {
+		var err error
+		if bin, err = buildBinary(); err != nil {
+			h.lab.t.Fatal(err)
+		}
 	}
 	args := []string{bin, "run", "--data", h.data,
 		"--api", h.apiIP + ":4454", "--listen", "/ip4/" + h.swarmIP + "/tcp/4455",
@@ -153,7 +158,7 @@ func (h *labHost) start() string {
 	for _, b := range h.bootPeer {
 		args = append(args, "--bootstrap", b)
 	}
-	return h.run(append(args, h.extra...), nil, listenRE)
+	return h.run(append(args, h.extra...), h.env, listenRE)
 }
 
 // p2pAddr is the multiaddr of the node with NodeID id on host h.

@@ -21,7 +21,22 @@ import (
 
 // buildBinary compiles edgelog once per test run, with the race detector
 // when the tests have it (see binaryEnv).
-var buildBinary = sync.OnceValues(func() (string, error) {
+func buildBinary() (string, error) { return buildTagged("") }
+
+// builds holds the binaries buildTagged made, by build tags.
+var builds = struct {
+	sync.Mutex
+	bin map[string]string
+}{bin: map[string]string{}}
+
+// buildTagged compiles edgelog with the given build tags (comma-separated)
+// once per test run.
+func buildTagged(tags string) (string, error) {
+	builds.Lock()
+	defer builds.Unlock()
+	if bin, ok := builds.bin[tags]; ok {
+		return bin, nil
+	}
 	dir, err := os.MkdirTemp("", "edgelog-bin-")
 	if err != nil {
 		return "", err
@@ -31,12 +46,16 @@ var buildBinary = sync.OnceValues(func() (string, error) {
 	if raceBuild {
 		args = append(args, "-race")
 	}
+	if tags != "" {
+		args = append(args, "-tags", tags)
+	}
 	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}
+	builds.bin[tags] = bin
 	return bin, nil
-})
+}
 
 // binaryEnv is the environment of a started edgelog binary: a race-built
 // one stops at its first data race, so the test sees a process that died.

@@ -124,6 +124,7 @@ func (s settings) nodeConfig(log *slog.Logger) node.Config {
 			Routes:         s.Routes,
 			Streams:        s.Streams,
 			Logger:         log,
+			Now:            wallClock(),
 		},
 		Replication: s.Replication,
 		Version:     version,
@@ -163,6 +164,7 @@ func (a *app) serve(ctx context.Context, s settings) (err error) {
 		TokenTTL:        s.TokenTTL,
 		MaxRequestBytes: s.MaxRequestBytes,
 		Logger:          log,
+		Now:             wallClock(),
 	})
 	if err != nil {
 		return fmt.Errorf("starting the API: %w", err)
