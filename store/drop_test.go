@@ -173,42 +173,43 @@ func TestDropExpiredRecords(t *testing.T) {
 	}
 }
 
-// TestMigrateV2Records: a version 2 database (records keyed by Lamport
-// time) opens with every event, in the same order, its records in blocks,
-// nothing of the old keys left, and a tag index written again without the
-// expired events.
-func TestMigrateV2Records(t *testing.T) {
-	dir := t.TempDir()
-	cfg := Config{DataDir: dir}
-	n, err := openKeyed(cfg)
+// migrationWant is a query's answer before an upgrade.
+type migrationWant struct {
+	q     string
+	order event.Order
+	items []event.Item
+}
+
+// queryItems answers q in order.
+func queryItems(t *testing.T, n *Store, q string, order event.Order) []event.Item {
+	t.Helper()
+	items, _, err := collectItems(n.Query(context.Background(), event.QueryRequest{Query: aql.MustParse(q), Order: order}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	publishN(t, n, 3000, 250, "a", "machine:1")
-	publishN(t, n, 1000, 100, "b")
-	// Expired events' records stay until a drop; the rebuilt tag index
-	// must leave them out.
-	const floor = 1100
+	return items
+}
+
+// writeV2Database writes a database of layout version 2 (records keyed by
+// Lamport time) into dir: a events tagged "a" and "machine:1", b tagged
+// "b", stream 0 pruned to floor (expired records stay until a drop). It
+// returns the answers of a few queries to compare after the upgrade.
+func writeV2Database(t *testing.T, dir string, a, b int, floor uint64) []migrationWant {
+	t.Helper()
+	n, err := openKeyed(Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, n, a, 250, "a", "machine:1")
+	publishN(t, n, b, 100, "b")
 	s := n.DefaultStream()
 	if err := n.pruneTo(context.Background(), n.st.snapshot().sids[s], s, floor); err != nil {
 		t.Fatal(err)
 	}
-	query := func(n *Store, q string, order event.Order) []event.Item {
-		items, _, err := collectItems(n.Query(context.Background(), event.QueryRequest{Query: aql.MustParse(q), Order: order}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return items
-	}
-	type want struct {
-		q     string
-		order event.Order
-		items []event.Item
-	}
-	var wants []want
+	var wants []migrationWant
 	for _, q := range []string{"FROM allEvents", "FROM 'b'", "FROM 'machine:1'"} {
 		for _, o := range []event.Order{event.Asc, event.Desc, event.StreamAsc} {
-			wants = append(wants, want{q, o, query(n, q, o)})
+			wants = append(wants, migrationWant{q, o, queryItems(t, n, q, o)})
 		}
 	}
 	n.Close()
@@ -237,11 +238,23 @@ func TestMigrateV2Records(t *testing.T) {
 		return txn.Set(keyFormat, u64(formatV2))
 	})
 	db.Close()
-	if err != nil || moved != 4000 {
+	if err != nil || moved != a+b {
 		t.Fatalf("rewriting as version 2: %d records, %v", moved, err)
 	}
+	return wants
+}
 
-	n, err = openKeyed(cfg)
+// TestMigrateV2Records: a version 2 database (records keyed by Lamport
+// time) opens with every event, in the same order, its records in blocks,
+// nothing of the old keys left, and a tag index written again without the
+// expired events.
+func TestMigrateV2Records(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{DataDir: dir}
+	const floor = 1100
+	wants := writeV2Database(t, dir, 3000, 1000, floor)
+
+	n, err := openKeyed(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +263,7 @@ func TestMigrateV2Records(t *testing.T) {
 		t.Errorf("layout %d after opening a version 2 database", v)
 	}
 	for _, w := range wants {
-		if got := query(n, w.q, w.order); !reflect.DeepEqual(got, w.items) {
+		if got := queryItems(t, n, w.q, w.order); !reflect.DeepEqual(got, w.items) {
 			t.Errorf("%s in order %v: %d items after the upgrade, %d before, or different", w.q, w.order, len(got), len(w.items))
 		}
 	}

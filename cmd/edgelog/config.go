@@ -58,13 +58,15 @@ type settings struct {
 	TokenTTL        time.Duration
 	Limits          store.Limits
 	MaxRequestBytes int64
-	Storage         store.Storage     // zero fields take the node's defaults
-	IdempotencyTTL  time.Duration     // 0: the node's default
-	Replication     *node.Replication // nil: replication is off
-	LogLevel        slog.Level
-	LogFormat       string                      // text or json
-	Routes          []expiry.Route              // routing rules (streams.go)
-	Streams         map[string]expiry.Retention // named streams' retention
+	// BodyTimeout bounds the time a request body takes to arrive.
+	BodyTimeout    time.Duration
+	Storage        store.Storage     // zero fields take the node's defaults
+	IdempotencyTTL time.Duration     // 0: the node's default
+	Replication    *node.Replication // nil: replication is off
+	LogLevel       slog.Level
+	LogFormat      string                      // text or json
+	Routes         []expiry.Route              // routing rules (streams.go)
+	Streams        map[string]expiry.Retention // named streams' retention
 }
 
 func validLevel(s string) bool {

@@ -130,6 +130,7 @@ limits:
   maxTagBytes: 100
   maxEventsPerPublish: 7
   maxRequestBytes: "2 MB"
+  requestBodyTimeout: 5s
 storage:
   memTableSize: 8MiB
   blockCacheSize: 1048576
@@ -155,6 +156,13 @@ storage:
 	}
 	if s.MaxRequestBytes != 2_000_000 {
 		t.Errorf("maxRequestBytes: got %d", s.MaxRequestBytes)
+	}
+	if s.BodyTimeout != 5*time.Second {
+		t.Errorf("requestBodyTimeout: got %v", s.BodyTimeout)
+	}
+	bad := writeFile(t, "bad.yaml", "limits:\n  requestBodyTimeout: -1s\n")
+	if _, err := resolve(t, nil, "--config", bad); err == nil || !strings.Contains(err.Error(), "requestBodyTimeout") {
+		t.Errorf("a negative requestBodyTimeout: %v", err)
 	}
 	if want := (store.Storage{MemTableSize: 8 << 20, BlockCacheSize: 1 << 20, NumCompactors: 3, MinFreeBytes: 1 << 30, Profile: store.ProfileLowMemory, MaxDBBytes: 512 << 20, TrimInterval: -1}); s.Storage != want {
 		t.Errorf("storage: got %+v, want %+v", s.Storage, want)

@@ -46,11 +46,12 @@ type fileAuth struct {
 }
 
 type fileLimits struct {
-	MaxPayloadBytes     ySize `yaml:"maxPayloadBytes"`
-	MaxTagsPerEvent     yInt  `yaml:"maxTagsPerEvent"`
-	MaxTagBytes         ySize `yaml:"maxTagBytes"`
-	MaxEventsPerPublish yInt  `yaml:"maxEventsPerPublish"`
-	MaxRequestBytes     ySize `yaml:"maxRequestBytes"`
+	MaxPayloadBytes     ySize     `yaml:"maxPayloadBytes"`
+	MaxTagsPerEvent     yInt      `yaml:"maxTagsPerEvent"`
+	MaxTagBytes         ySize     `yaml:"maxTagBytes"`
+	MaxEventsPerPublish yInt      `yaml:"maxEventsPerPublish"`
+	MaxRequestBytes     ySize     `yaml:"maxRequestBytes"`
+	RequestBodyTimeout  yDuration `yaml:"requestBodyTimeout"`
 }
 
 type fileStorage struct {

@@ -236,6 +236,13 @@ func (r *resolver) limits(s *settings) {
 	if s.MaxRequestBytes == 0 {
 		s.MaxRequestBytes = api.DefaultMaxRequestBytes
 	}
+	s.BodyTimeout = api.DefaultBodyTimeout
+	if d := lim.RequestBodyTimeout; d.set() {
+		if d.V <= 0 {
+			r.errs.add(r.fileOrigin("limits.requestBodyTimeout", d.yPos), "%v: the request body timeout must be positive", d.V)
+		}
+		s.BodyTimeout = d.V
+	}
 }
 
 // storage resolves the storage profile and the sizes that override it.

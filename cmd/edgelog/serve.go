@@ -136,7 +136,7 @@ func (a *app) serve(ctx context.Context, s settings) (err error) {
 	log := newLogger(a.stderr, s)
 	log.Debug("settings", "config", s.ConfigFile, "data", s.Data, "api", s.Listen, "durability", s.Durability,
 		"devMode", s.DevMode, "allowedApps", s.AllowedApps, "tokenTTL", s.TokenTTL,
-		"limits", fmt.Sprintf("%+v", s.Limits), "maxRequestBytes", s.MaxRequestBytes,
+		"limits", fmt.Sprintf("%+v", s.Limits), "maxRequestBytes", s.MaxRequestBytes, "requestBodyTimeout", s.BodyTimeout,
 		"storage", fmt.Sprintf("%+v", s.Storage))
 
 	// The profile (and, for low memory, the Go memory limit) is settled
@@ -163,6 +163,7 @@ func (a *app) serve(ctx context.Context, s settings) (err error) {
 		AllowedApps:     s.AllowedApps,
 		TokenTTL:        s.TokenTTL,
 		MaxRequestBytes: s.MaxRequestBytes,
+		BodyTimeout:     s.BodyTimeout,
 		Logger:          log,
 		Now:             wallClock(),
 	})
