@@ -84,6 +84,11 @@ type DB struct {
 
 	lock sync.RWMutex // Guards list of inmemory tables, not individual reads and writes.
 
+	// edgelog: the error of a memtable flush given up while closing (see
+	// flushMemtable); written by the flush goroutine before it ends, read
+	// by close after it waited for that goroutine.
+	flushErrAtClose error
+
 	dirLockGuard *directoryLockGuard
 	// nil if Dir and ValueDir are the same
 	valueDirGuard *directoryLockGuard
@@ -625,6 +630,9 @@ func (db *DB) close() (err error) {
 		}
 	}
 	db.stopMemoryFlush()
+	if db.flushErrAtClose != nil {
+		err = y.Wrap(db.flushErrAtClose, "DB.Close: memtable not flushed (its log replays at the next open)")
+	}
 	db.stopCompactions()
 
 	// Force Compact L0
@@ -1158,6 +1166,16 @@ func (db *DB) flushMemtable(lc *z.Closer) {
 
 		for {
 			if err := db.handleMemTableFlush(mt, nil); err != nil {
+				if db.IsClosed() {
+					// edgelog: closing, and the memtable cannot be written
+					// (a full disk): leave it, unreleased, so that its
+					// write-ahead log stays on disk and replays at the next
+					// open. Retrying until the write succeeds would keep
+					// Close from ever returning.
+					db.opt.Errorf("error flushing memtable to disk while closing: %v; its log stays for the next open", err)
+					db.flushErrAtClose = err
+					break
+				}
 				// Encountered error. Retry indefinitely.
 				db.opt.Errorf("error flushing memtable to disk: %v, retrying", err)
 				time.Sleep(time.Second)

@@ -673,8 +673,11 @@ func (s *levelsController) checkOverlap(tables []*table.Table, lev int) bool {
 // split the main compaction up into sub-compactions. Each sub-compaction runs
 // concurrently, only iterating over the provided key range, generating tables.
 // This speeds up the compaction significantly.
+//
+// edgelog: it returns the error that stopped it early, if any (see the
+// call in compactBuildTables).
 func (s *levelsController) subcompact(it y.Iterator, kr keyRange, cd compactDef,
-	inflightBuilders *y.Throttle, res chan<- *table.Table) {
+	inflightBuilders *y.Throttle, res chan<- *table.Table) error {
 
 	// Check overlap of the top level with the levels which are not being
 	// compacted in this compaction.
@@ -733,6 +736,7 @@ func (s *levelsController) subcompact(it y.Iterator, kr keyRange, cd compactDef,
 	var (
 		lastKey, skipKey       []byte
 		numBuilds, numVersions int
+		buildErr               error // edgelog: see the call of Do below
 		// Denotes if the first key is a series of duplicate keys had
 		// "DiscardEarlierVersions" set
 		firstKeyHasDiscardSet bool
@@ -890,11 +894,18 @@ func (s *levelsController) subcompact(it y.Iterator, kr keyRange, cd compactDef,
 		numBuilds++
 		if err := inflightBuilders.Do(); err != nil {
 			// Can't return from here, until I decrRef all the tables that I built so far.
+			// edgelog: Do took a builder's error out of the throttle, so
+			// Finish would not see it and the compaction would complete
+			// without the tables not built: hand it back to the caller.
+			buildErr = err
 			break
 		}
 		go func(builder *table.Builder, fileID uint64) {
 			var err error
-			defer inflightBuilders.Done(err)
+			// edgelog: Done must see the error CreateTable returns, not the
+			// nil err held when the defer statement ran; else the compaction
+			// completes without this table and its keys are lost.
+			defer func() { inflightBuilders.Done(err) }()
 			defer builder.Close()
 
 			var tbl *table.Table
@@ -914,6 +925,7 @@ func (s *levelsController) subcompact(it y.Iterator, kr keyRange, cd compactDef,
 	}
 	s.kv.vlog.updateDiscardStats(discardStats)
 	s.kv.opt.Debugf("Discard stats: %v", discardStats)
+	return buildErr
 }
 
 // compactBuildTables merges topTables and botTables to form a list of new tables.
@@ -969,10 +981,12 @@ func (s *levelsController) compactBuildTables(
 			return nil, nil, err
 		}
 		go func(kr keyRange) {
-			defer inflightBuilders.Done(nil)
+			// edgelog: the error of subcompact fails the compaction.
+			var err error
+			defer func() { inflightBuilders.Done(err) }()
 			it := table.NewMergeIterator(newIterator(), false)
 			defer it.Close()
-			s.subcompact(it, kr, cd, inflightBuilders, res)
+			err = s.subcompact(it, kr, cd, inflightBuilders, res)
 		}(kr)
 	}
 
