@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Cross-compiles the tests of the storage, clock, query and event packages
-# (and replicate/ when it exists and compiles) for linux/arm (GOARM=7, built
-# with the 32-bit ristretto fix of scripts/patch-32bit.sh) and linux/arm64,
+# (and replicate/ when it exists and compiles) for linux/arm (GOARM=7) and
+# linux/arm64 (both with the ristretto fixes of third_party/ristretto),
 # and runs them under qemu-user-static, including TestManyEventsSurviveRestart
 # with 1M events. Installs qemu-user-static with apt-get when it is missing.
 #
@@ -11,7 +11,6 @@
 #        ARM_TEST_RUN         -test.run pattern (default: all tests)
 #        ARM_TEST_SHORT=1     run with -test.short (skips the multi-node cluster and
 #                             soak tests; CI's quick pass, see `make test`)
-#        ARM_UNPATCHED=1      build 32-bit targets WITHOUT the fix (to see the bug)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arches=("$@")
@@ -40,7 +39,6 @@ failed=()
 summary=()
 start_all=$SECONDS
 for a in "${arches[@]}"; do
-  flags=()
   env=()
   case $a in
     armv7) goarch=arm goarm=7 qemu=qemu-arm-static ;;
@@ -51,20 +49,13 @@ for a in "${arches[@]}"; do
       env=(GODEBUG=asyncpreemptoff=1) ;;
     *) echo "test-arm: unknown arch $a (want armv7, arm64 or 386)" >&2; exit 2 ;;
   esac
-  if [ "$goarch" = arm ] || [ "$goarch" = 386 ]; then
-    if [ "${ARM_UNPATCHED:-}" = 1 ]; then
-      echo "test-arm: $a built WITHOUT the 32-bit ristretto fix (ARM_UNPATCHED=1)" >&2
-    else
-      flags=(-modfile "$(scripts/patch-32bit.sh)")
-    fi
-  fi
   need_qemu "$qemu"
   for p in "${pkgs[@]}"; do
     name=$(basename "$p")
     bin=$tmp/$a-$name.test
     t0=$SECONDS
     echo "== $a $p: build" >&2
-    if ! CGO_ENABLED=0 GOOS=linux GOARCH=$goarch GOARM=$goarm go test "${flags[@]}" -c -o "$bin" "$p"; then
+    if ! CGO_ENABLED=0 GOOS=linux GOARCH=$goarch GOARM=$goarm go test -c -o "$bin" "$p"; then
       failed+=("$a $p (build)")
       continue
     fi

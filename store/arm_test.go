@@ -39,8 +39,8 @@ func armPayload(t testing.TB, i int) []byte {
 // memtables (so they flush to tables many times), restarts the node and reads
 // every event back, checking offsets, tags and payloads. On 32-bit targets
 // (GOARCH=arm, 386) it catches ristretto's z.Allocator overflow, which loses
-// most events once memtables are flushed unless the build applies
-// arm/patches/ristretto-allocator-32bit.patch (scripts/overlay-32bit.sh).
+// most events once memtables are flushed unless ristretto is patched
+// (third_party/PATCHES.md).
 func TestManyEventsSurviveRestart(t *testing.T) {
 	total := manyEvents(t)
 	dir := t.TempDir()

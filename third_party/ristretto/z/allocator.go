@@ -287,7 +287,9 @@ func (a *Allocator) Allocate(sz int) []byte {
 				continue
 			}
 			a.addBufferAt(bufIdx+1, sz)
-			atomic.StoreUint64(&a.compIdx, uint64((bufIdx+1)<<32))
+			// edgelog: convert before shifting; with a 32-bit int the shift
+			// in int stored 0 (see third_party/PATCHES.md).
+			atomic.StoreUint64(&a.compIdx, uint64(bufIdx+1)<<32)
 			a.Unlock()
 			// We added a new buffer. Let's acquire slice the right way by going back to the top.
 			continue

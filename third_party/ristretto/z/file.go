@@ -37,6 +37,13 @@ func OpenMmapFileUsing(fd *os.File, sz int, writable bool) (*MmapFile, error) {
 		if err := fd.Truncate(int64(sz)); err != nil {
 			return nil, errors.Join(err, errors.New("error while truncation"))
 		}
+		// edgelog: allocate the file's blocks now, so that a full disk is
+		// this error rather than a SIGBUS at the first write to the map.
+		if err := preallocate(fd, int64(sz)); err != nil {
+			fd.Close()
+			os.Remove(filename)
+			return nil, errors.Join(err, fmt.Errorf("cannot allocate %d bytes for %s", sz, filename))
+		}
 		fileSize = int64(sz)
 		rerr = NewFile
 	}
