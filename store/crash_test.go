@@ -231,7 +231,7 @@ func crashWhilePublishing(t *testing.T, mode string, rng *rand.Rand) {
 	dir := t.TempDir()
 	acked := map[uint64]string{}
 	last := int64(-1) // the highest acknowledged offset
-	work := 0 // compactions begun, or value-log rewrites
+	work := 0         // compactions begun, or value-log rewrites
 	for cycle := range *crashCycles {
 		delay := time.Duration(rng.IntN(300)) * time.Millisecond
 		lines, killed := crashRun(t, mode, dir, cycle, delay)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/edgelog/edgelog/aql"
 	"github.com/edgelog/edgelog/event"
@@ -80,7 +81,8 @@ func TestRealDiskFull(t *testing.T) {
 
 // fullDiskChild is the environment variable that makes the test binary a
 // child of TestOpenOnFullDisk: "crash" publishes and exits without closing
-// (its memtable log stays, to be replayed), "open" opens the store once.
+// (its memtable log stays, to be replayed), "open" opens the store once;
+// or of TestCompactOnFullDisk: "compact" (see there).
 const fullDiskChild = "EDGELOG_TEST_FULL_DISK_CHILD"
 
 // TestFullDiskChild is the child's body; it does nothing in a normal run.
@@ -91,7 +93,7 @@ func TestFullDiskChild(t *testing.T) {
 	}
 	// An explicit cap: 32-bit builds otherwise cap the database below what
 	// the memtable files count for.
-	cfg := Config{DataDir: dir, Durability: DurabilitySync, Storage: Storage{MemTableSize: 2 << 20, BlockCacheSize: 1 << 20, MinFreeBytes: 1, MaxDBBytes: 64 << 20}, Logger: slog.New(slog.DiscardHandler)}
+	cfg := Config{DataDir: dir, Durability: DurabilitySync, Storage: Storage{MemTableSize: 2 << 20, BlockCacheSize: 1 << 20, MinFreeBytes: 1, MaxDBBytes: 64 << 20}, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
 	n, err := openKeyed(cfg)
 	switch {
 	case errors.Is(err, event.ErrStorageFull):
@@ -100,6 +102,9 @@ func TestFullDiskChild(t *testing.T) {
 	case err != nil:
 		fmt.Printf("open: %v\n", err)
 		os.Exit(4)
+	}
+	if mode == "compact" {
+		compactChild(t, n)
 	}
 	if mode == "crash" {
 		for i := range 500 {
@@ -172,5 +177,124 @@ func TestOpenOnFullDisk(t *testing.T) {
 	n := openTest(t, data, func(c *Config) { c.Storage.MemTableSize, c.Storage.MaxDBBytes = 2<<20, 64<<20 })
 	if got := query(t, n, event.QueryRequest{Query: aql.MustParse("FROM 'full'")}); len(got) != 500 {
 		t.Fatalf("after freeing space: %d events, 500 acknowledged", len(got))
+	}
+}
+
+// compactChild is TestCompactOnFullDisk's child: it publishes 3000 events
+// of 4 KiB (random, so nothing shrinks them) and says "published", waits
+// for a line on stdin (the disk is full then), compacts, publishes once
+// more, closes and exits 0, printing each outcome.
+func compactChild(t *testing.T, n *Store) {
+	raw := make([]byte, 4000)
+	rng := rand.NewChaCha8([32]byte{2})
+	for i := range 3000 {
+		rng.Read(raw)
+		if _, err := n.Publish(context.Background(), "com.example.full", []event.Draft{{Tags: []string{"full"}, Payload: payload(t, raw)}}); err != nil {
+			fmt.Printf("publish %d: %v\n", i, err)
+			os.Exit(5)
+		}
+	}
+	fmt.Println("published")
+	if _, err := fmt.Scanln(); err != nil {
+		fmt.Printf("stdin: %v\n", err)
+		os.Exit(6)
+	}
+	for range 3 {
+		fmt.Printf("compact: %v\n", n.Compact(context.Background()))
+	}
+	_, err := n.Publish(context.Background(), "com.example.full", []event.Draft{{Tags: []string{"full"}, Payload: payload(t, raw)}})
+	fmt.Printf("publish on the full disk: %v\n", err)
+	fmt.Printf("close: %v\n", n.Close())
+	os.Exit(0)
+}
+
+// TestCompactOnFullDisk: a running node whose disk another process fills
+// to 0 bytes free goes on compacting, as Badger does in the background, and
+// neither that nor closing kills it: the files Badger creates are allocated
+// when they are made (third_party/ristretto/PATCHES.md), so a full disk is
+// an error Badger reports and retries, not a SIGBUS at the first write into
+// a sparse mapping. Once space is freed every acknowledged event is there.
+func TestCompactOnFullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a tmpfs")
+	}
+	if os.Getenv("EDGELOG_ARM_EVENTS") != "" {
+		t.Skip("under qemu-user (scripts/test-arm.sh), whose children do not run reliably")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	data := filepath.Join(dir, "node")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFullDiskChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), fullDiskChild+"=compact", fullDiskChild+"_DIR="+data)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	var out strings.Builder
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		if errors.Is(err, syscall.ENOEXEC) {
+			t.Skipf("cannot run the test binary as a child here: %v", err)
+		}
+		t.Fatal(err)
+	}
+	published := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 4096)
+		signalled := false
+		for {
+			k, err := stdout.Read(buf)
+			out.Write(buf[:k])
+			if !signalled && strings.Contains(out.String(), "published\n") {
+				signalled = true
+				close(published)
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-published:
+	case <-done:
+		t.Fatalf("the child ended before publishing: %v\n%s", cmd.Wait(), out.String())
+	}
+	fill := filepath.Join(dir, "fill")
+	if o, err := exec.Command("dd", "if=/dev/zero", "of="+fill, "bs=1M").CombinedOutput(); err == nil {
+		t.Fatalf("dd filled nothing up: %s", o)
+	}
+	fmt.Fprintln(stdin)
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Signal(syscall.SIGQUIT)
+		<-done
+		cmd.Wait()
+		t.Fatalf("the child hangs on the full disk:\n%s\n%s", out.String(), stderr.String()[:min(stderr.Len(), 20000)])
+	}
+	err = cmd.Wait()
+	t.Logf("child on the full disk:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("the child died on the full disk: %v\n%s", err, stderr.String()[:min(stderr.Len(), 3000)])
+	}
+	if !strings.Contains(out.String(), "publish on the full disk: publish: storage full") {
+		t.Errorf("a publish on the full disk was not refused with ErrStorageFull")
+	}
+	if err := os.Remove(fill); err != nil {
+		t.Fatal(err)
+	}
+	n := openTest(t, data, func(c *Config) { c.Storage.MemTableSize, c.Storage.MaxDBBytes = 2<<20, 64<<20 })
+	if got := query(t, n, event.QueryRequest{Query: aql.MustParse("FROM 'full'")}); len(got) != 3000 {
+		t.Fatalf("after freeing space: %d events, 3000 acknowledged", len(got))
 	}
 }
