@@ -52,6 +52,7 @@ func TestDefaults(t *testing.T) {
 		TokenTTL:        api.DefaultTokenTTL,
 		Limits:          store.DefaultLimits,
 		MaxRequestBytes: api.DefaultMaxRequestBytes,
+		BodyTimeout:     api.DefaultBodyTimeout,
 		Storage:         store.Storage{Profile: store.ProfileAuto},
 		Replication:     &node.Replication{Listen: defaultP2PListen, Swarm: "default", MDNS: true},
 		LogFormat:       "text",
