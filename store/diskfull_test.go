@@ -115,16 +115,23 @@ func TestFullDiskChild(t *testing.T) {
 		}
 		os.Exit(0) // no Close: the memtable log stays for the next open
 	}
-	fmt.Println("opened")
-	n.Close()
+	got := query(t, n, event.QueryRequest{Query: aql.MustParse("FROM 'full'")})
+	_, perr := n.Publish(context.Background(), "com.example.full", []event.Draft{{Tags: []string{"full"}, Payload: payload(t, "more")}})
+	fmt.Printf("opened: %d events; publish: %v; full: %v\n", len(got), perr, errors.Is(perr, event.ErrStorageFull))
+	if err := n.Close(); err != nil {
+		fmt.Printf("close: %v\n", err)
+		os.Exit(4)
+	}
 	os.Exit(0)
 }
 
 // TestOpenOnFullDisk: a node that stopped without closing (its memtable
 // log not yet in tables), restarted on a disk another process filled to 0
-// bytes free, refuses to open with ErrStorageFull and a message saying so,
-// instead of dying of SIGBUS while Badger replays its log on tmpfs; once
-// space is freed it opens with every acknowledged event.
+// bytes free, opens read-only instead of dying of SIGBUS while Badger
+// replays its log: it serves every acknowledged event and refuses
+// publishes with ErrStorageFull saying why; so again after a clean stop.
+// A node with no database yet refuses to start there, with one message.
+// Once space is freed it opens for writing with every event.
 func TestOpenOnFullDisk(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount a tmpfs")
@@ -140,9 +147,9 @@ func TestOpenOnFullDisk(t *testing.T) {
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 	data := filepath.Join(dir, "node")
-	child := func(mode string) (int, string) {
+	child := func(mode string, dirs ...string) (int, string) {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestFullDiskChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), fullDiskChild+"="+mode, fullDiskChild+"_DIR="+data)
+		cmd.Env = append(os.Environ(), fullDiskChild+"="+mode, fullDiskChild+"_DIR="+append(dirs, data)[0])
 		out, err := cmd.CombinedOutput()
 		code := 0
 		if ee, ok := errors.AsType[*exec.ExitError](err); ok {
@@ -166,17 +173,31 @@ func TestOpenOnFullDisk(t *testing.T) {
 	if out, err := exec.Command("dd", "if=/dev/zero", "of="+fill, "bs=1M").CombinedOutput(); err == nil {
 		t.Fatalf("dd filled nothing up: %s", out)
 	}
-	code, out := child("open")
-	if code != 3 || !strings.Contains(out, "free space and start again") {
-		t.Fatalf("open on a full disk: exit %d, want 3 (ErrStorageFull):\n%s", code, out)
+	// It opens read-only, serves every event and refuses writes, twice:
+	// after the crash (its memtable log replayed in memory) and after the
+	// clean stop of that read-only run.
+	for range 2 {
+		code, out := child("open")
+		if code != 0 || !strings.Contains(out, "opened: 500 events; publish: ") || !strings.Contains(out, "read-only") || !strings.Contains(out, "full: true") {
+			t.Fatalf("open on a full disk: exit %d, want 0, 500 events served and the publish refused as read-only:\n%s", code, out)
+		}
+		if i := strings.Index(out, "opened: "); i >= 0 {
+			t.Logf("full disk: %s", strings.TrimSpace(out[i:]))
+		}
 	}
-	t.Logf("full disk: %s", strings.TrimSpace(out))
+	// A node without a database yet cannot start there: one clear message.
+	if code, out := child("open", filepath.Join(dir, "fresh")); code != 3 || !strings.Contains(out, "free space and start again") {
+		t.Fatalf("a new node on a full disk: exit %d, want 3 (ErrStorageFull):\n%s", code, out)
+	}
 	if err := os.Remove(fill); err != nil {
 		t.Fatal(err)
 	}
 	n := openTest(t, data, func(c *Config) { c.Storage.MemTableSize, c.Storage.MaxDBBytes = 2<<20, 64<<20 })
 	if got := query(t, n, event.QueryRequest{Query: aql.MustParse("FROM 'full'")}); len(got) != 500 {
 		t.Fatalf("after freeing space: %d events, 500 acknowledged", len(got))
+	}
+	if m := publish(t, n, "full"); m.Offset != 500 {
+		t.Fatalf("the first publish after freeing space went to offset %d, want 500", m.Offset)
 	}
 }
 

@@ -91,6 +91,9 @@ type engine struct {
 
 	db  *badger.DB
 	log *slog.Logger
+	// readOnly: the disk was too full to open the database for writing,
+	// so it is open read-only (see openEngine); every write is refused.
+	readOnly error
 
 	mu      sync.RWMutex
 	sids    map[event.StreamID]uint32
@@ -122,26 +125,41 @@ func openEngine(cfg Config, log *slog.Logger) (*engine, uint64, error) {
 		WithMetricsEnabled(false)
 	opts = tuneBadger(opts, st)
 	opts = tuneForExpiry(opts, cfg)
+	var readOnly error
 	if cfg.InMemory {
 		opts = opts.WithDir("").WithValueDir("").WithInMemory(true)
-	} else if err := checkOpenSpace(opts.Dir); err != nil {
+	} else if free, need, err := openSpace(opts.Dir); err != nil {
 		return nil, 0, err
+	} else if free < need {
+		full := fmt.Errorf("%w: %d bytes free on the data directory's disk; opening the database for writing needs at least %d", event.ErrStorageFull, free, need)
+		if !hasDatabase(opts.Dir) {
+			return nil, 0, fmt.Errorf("%w: free space and start again", full)
+		}
+		// A database that exists opens read-only: Badger creates no file
+		// then; it serves what it holds and every write is refused.
+		readOnly = fmt.Errorf("%w; the node is read-only until it is restarted with that space", full)
+		opts = opts.WithReadOnly(true)
+		log.Warn("the disk is full: the database is open read-only; queries and pulls by peers are served, writes refused", slog.Any("reason", full))
 	}
 	db, err := badger.Open(opts)
 	if err != nil {
+		if readOnly != nil {
+			return nil, 0, fmt.Errorf("%w: a read-only open failed too: %v", readOnly, err)
+		}
 		return nil, 0, fmt.Errorf("open database: %w", err)
 	}
 	log.Info("storage profile", slog.String("profile", string(st.Profile)), slog.String("reason", st.profileReason),
 		slog.Int64("memTableSize", st.MemTableSize), slog.Int64("blockCacheSize", st.BlockCacheSize), slog.Int64("maxDBBytes", st.MaxDBBytes))
 	s := &engine{
-		db:      db,
-		log:     log,
-		sids:    map[event.StreamID]uint32{},
-		names:   []event.StreamID{""},
-		sidKeys: []string{""},
-		present: []int64{-1},
-		heads:   []*chain.SignedHead{nil},
-		changed: make(chan struct{}),
+		db:       db,
+		log:      log,
+		readOnly: readOnly,
+		sids:     map[event.StreamID]uint32{},
+		names:    []event.StreamID{""},
+		sidKeys:  []string{""},
+		present:  []int64{-1},
+		heads:    []*chain.SignedHead{nil},
+		changed:  make(chan struct{}),
 	}
 	clock, err := s.load()
 	if err == nil {
@@ -185,6 +203,9 @@ func (s *engine) load() (clock uint64, err error) {
 		return nil
 	})
 	if err == nil && version != 0 && version < formatCurrent {
+		if s.readOnly != nil {
+			return 0, fmt.Errorf("%w; its layout (version %d) must be upgraded first, which needs that space", s.readOnly, version)
+		}
 		err = s.upgrade(version)
 	}
 	if err != nil {

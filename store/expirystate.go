@@ -180,8 +180,10 @@ func (s *engine) loadExpiry() error {
 		if err != nil {
 			return fmt.Errorf("open database: counting bytes of %s: %w", s.names[sid], err)
 		}
-		if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(sizeKey(uint32(sid)), u64(uint64(n))) }); err != nil {
-			return fmt.Errorf("open database: %w", err)
+		if s.readOnly == nil { // read-only: counted again at the next open
+			if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(sizeKey(uint32(sid)), u64(uint64(n))) }); err != nil {
+				return fmt.Errorf("open database: %w", err)
+			}
 		}
 		e.bytes = n
 		s.exp.m[uint32(sid)] = e
@@ -262,9 +264,11 @@ func (n *Store) learnRetention(stream event.StreamID, rule expiry.Retention) {
 		return
 	}
 	defer done()
-	n.st.writeMu.Lock() // not during a drop of records, which refuses writes
-	err = n.st.db.Update(func(txn *badger.Txn) error { return txn.Set(ruleKey(sid), encodeRule(rule)) })
-	n.st.writeMu.Unlock()
+	if n.st.readOnly == nil { // read-only: kept in memory, learnt again after a restart
+		n.st.writeMu.Lock() // not during a drop of records, which refuses writes
+		err = n.st.db.Update(func(txn *badger.Txn) error { return txn.Set(ruleKey(sid), encodeRule(rule)) })
+		n.st.writeMu.Unlock()
+	}
 	if err != nil {
 		n.log.Warn("storing a stream's retention", slog.String("stream", string(stream)), slog.Any("err", err))
 		return

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-
-	"github.com/edgelog/edgelog/event"
 )
 
 // openMargin is the free space opening the database needs besides its
@@ -13,24 +11,22 @@ import (
 // writes its first keys into a fresh memtable.
 const openMargin = 16 << 20
 
-// checkOpenSpace refuses to open the database in dir on a disk too full
-// to open it safely. Badger replays its memtable logs through memory maps
-// and flushes them into tables written through memory maps; on a full
-// disk a page it cannot allocate (a table page, or on tmpfs even a hole
-// of a log it reads) is not an error but SIGBUS, which kills the process.
-// So opening needs room for the logs' data once more (their tables) plus
-// openMargin; below that, Open fails with event.ErrStorageFull and a
-// message saying how much to free, and nothing stored is touched.
-func checkOpenSpace(dir string) error {
+// openSpace returns the free space of the disk holding the database in
+// dir and what opening it for writing needs. Badger replays its memtable
+// logs and flushes them into tables; on a disk that cannot hold those, a
+// write it cannot make is an error at best (third_party/PATCHES.md) and
+// was a SIGBUS. So opening for writing needs room for the logs' data once
+// more (their tables) plus openMargin.
+func openSpace(dir string) (free, need int64, err error) {
 	logs, err := filepath.Glob(filepath.Join(dir, "*.mem"))
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	var replay int64
 	for _, p := range logs {
 		fi, err := os.Stat(p)
 		if err != nil {
-			return fmt.Errorf("open database: %w", err)
+			return 0, 0, fmt.Errorf("open database: %w", err)
 		}
 		replay += allocatedBytes(fi)
 	}
@@ -42,13 +38,14 @@ func checkOpenSpace(dir string) error {
 		}
 		at = filepath.Dir(at)
 	}
-	free, err := freeBytes(at)
-	if err != nil {
-		return fmt.Errorf("open database: free space of %s: %w", dir, err)
+	if free, err = freeBytes(at); err != nil {
+		return 0, 0, fmt.Errorf("open database: free space of %s: %w", dir, err)
 	}
-	if need := replay + openMargin; free < need {
-		return fmt.Errorf("%w: %d bytes free on the data directory's disk; opening the database needs at least %d (%d bytes of logs to replay into tables, and %d to start): free space and start again",
-			event.ErrStorageFull, free, need, replay, openMargin)
-	}
-	return nil
+	return free, replay + openMargin, nil
+}
+
+// hasDatabase reports whether dir holds a Badger database (its manifest).
+func hasDatabase(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "MANIFEST"))
+	return err == nil
 }

@@ -93,6 +93,9 @@ func (n *Store) reclaim(ctx context.Context, pruned int64) {
 // while it runs; the node calls it by itself only in small doses (see
 // reclaim).
 func (n *Store) Compact(ctx context.Context) error {
+	if n.st.readOnly != nil {
+		return fmt.Errorf("compact: %w", n.st.readOnly)
+	}
 	done, err := n.enter()
 	if err != nil {
 		return err

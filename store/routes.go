@@ -17,8 +17,9 @@ import (
 // assignStreamNumbers returns the stream number of every name, keeping the
 // numbers stored in db and giving new names the next free numbers (in
 // name order). Numbers are never reused, so a name keeps its number across
-// restarts and rule changes.
-func assignStreamNumbers(db *badger.DB, names []string) (map[string]uint64, error) {
+// restarts and rule changes. A database opened read-only (readOnly, the
+// reason) cannot number a new name.
+func assignStreamNumbers(db *badger.DB, names []string, readOnly error) (map[string]uint64, error) {
 	out := map[string]uint64{}
 	err := db.Update(func(txn *badger.Txn) error {
 		var maxNo uint64
@@ -43,6 +44,9 @@ func assignStreamNumbers(db *badger.DB, names []string) (map[string]uint64, erro
 		for _, name := range slices.Sorted(slices.Values(names)) {
 			if _, ok := out[name]; ok {
 				continue
+			}
+			if readOnly != nil {
+				return fmt.Errorf("%w; the new stream %q cannot be registered until then", readOnly, name)
 			}
 			maxNo++
 			out[name] = maxNo
@@ -72,7 +76,7 @@ func (n *Store) setupRouting(cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("store config: %w", err)
 	}
-	nums, err := assignStreamNumbers(n.st.db, ec.Names())
+	nums, err := assignStreamNumbers(n.st.db, ec.Names(), n.st.readOnly)
 	if err != nil {
 		return err
 	}

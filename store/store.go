@@ -83,7 +83,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		n.Close()
 		return nil, err
 	}
-	go n.pruner()
+	if st.readOnly == nil {
+		go n.pruner()
+	} else {
+		close(n.prunerDone) // nothing to prune or reclaim: no writes
+	}
 	if every := cfg.Storage.TrimInterval; every > 0 && !cfg.InMemory {
 		go n.trimmer(every)
 	}

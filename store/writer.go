@@ -284,6 +284,9 @@ func (w *writer) commit(batch []*writeReq) {
 // at several places (events, stream index, tag index) one compaction may
 // rewrite much of a level; TestRealDiskFull fails with an eighth.
 func (w *writer) checkSpace() error {
+	if w.st.readOnly != nil {
+		return fmt.Errorf("publish: %w", w.st.readOnly)
+	}
 	if w.cfg.InMemory {
 		return nil
 	}

@@ -207,7 +207,12 @@ func (mt *memTable) UpdateSkipList() error {
 		return y.Wrapf(err, "while iterating wal: %s", mt.wal.Fd.Name())
 	}
 	if endOff < mt.wal.size.Load() && mt.opt.ReadOnly {
-		return y.Wrapf(ErrTruncateNeeded, "end offset: %d < size: %d", endOff, mt.wal.size.Load())
+		// edgelog: read-only, the entries up to endOff are replayed and
+		// the rest of the log (never written: logs are allocated at their
+		// full size) is not needed; cutting it is left to the next
+		// read-write open. Refusing made a node that stopped uncleanly
+		// impossible to open read-only on a full disk.
+		return nil
 	}
 	return mt.wal.Truncate(int64(endOff))
 }
