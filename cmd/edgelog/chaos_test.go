@@ -94,6 +94,15 @@ func TestChaos(t *testing.T) {
 		}
 	}
 
+	// alive fails the test if a node died on its own (a crash, a race).
+	alive := func() {
+		t.Helper()
+		for _, o := range lab.hosts {
+			if dead, how := o.died(); dead {
+				t.Fatalf("host %d's edgelog died on its own (%s)\nreplay: %s\n%s", o.i, how, replay, lab.logTails(40))
+			}
+		}
+	}
 	start := time.Now()
 	between := func(lo, hi time.Duration) time.Duration { return lo + time.Duration(rng.Int64N(int64(hi-lo))) }
 	for time.Since(start) < *chaosDuration {
@@ -120,11 +129,7 @@ func TestChaos(t *testing.T) {
 			lab.setLink(i, true)
 			h.start()
 		}
-		for _, o := range lab.hosts {
-			if dead, how := o.died(); dead {
-				t.Fatalf("host %d's edgelog died on its own (%s)\nreplay: %s\n%s", o.i, how, replay, lab.logTails(40))
-			}
-		}
+		alive()
 		time.Sleep(between(200*time.Millisecond, time.Second))
 	}
 	close(stop)
@@ -153,6 +158,7 @@ func TestChaos(t *testing.T) {
 		return true
 	})
 	converged := time.Since(faultsEnded)
+	alive()
 
 	views := make([]promises.View, n)
 	for i, c := range clients {
