@@ -7,7 +7,7 @@ PKGS := ./...
 # staticcheck is run at a pinned version; go run fetches it through the module proxy once.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test test-cluster test-arm-quick test-short test-faults-short test-chaos test-hostile bench bench-footprint lint verify cross test-arm fuzz soak clean
+.PHONY: all build run test bench-scale test-cluster test-arm-quick test-short test-faults-short test-chaos test-hostile bench bench-footprint lint verify cross test-arm fuzz soak clean
 
 all: build
 
@@ -59,6 +59,11 @@ test-short:
 ## bench: the benchmarks, with figures as ratios to raw Badger (see README)
 bench:
 	./scripts/bench.sh
+
+## bench-scale: what replication costs as the swarm grows: idle bytes per node and a burst's cost and convergence,
+## on the simulated network in virtual time, at 5 to 40 nodes (SCALE_NODES; ~5 min)
+bench-scale:
+	$(GO) test -count=1 -timeout 30m -run '^TestSwarmScale$$' -v ./node -args -scale.nodes=$${SCALE_NODES:-5,10,20,40}
 
 ## bench-footprint: idle and ingest RSS of `edgelog run` (low-memory profile), binary sizes
 bench-footprint:
