@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -87,7 +88,7 @@ func clockSkew(t *testing.T) {
 			}
 		}
 		for _, e := range evs {
-			origin := indexOf(streams, e.Stream)
+			origin := slices.Index(streams, e.Stream)
 			if d := time.Duration(e.Timestamp-time.Now().UnixMicro()) * time.Microsecond; d < skews[origin]-time.Minute || d > skews[origin]+time.Minute {
 				t.Fatalf("node %d: an event of node %d is stamped %v from now; its origin's clock is %v off", i, origin, d, skews[origin])
 			}
@@ -111,7 +112,7 @@ func clockSkew(t *testing.T) {
 	for _, i := range []int{0, 2} {
 		var common []*event.Event
 		for _, e := range evs {
-			if held[i][indexOf(streams, e.Stream)] > 0 {
+			if held[i][slices.Index(streams, e.Stream)] > 0 {
 				common = append(common, e)
 			}
 		}
@@ -138,13 +139,4 @@ func extraOffset(j int, extra uint64) uint64 {
 		return extra
 	}
 	return 0
-}
-
-func indexOf(streams []event.StreamID, s event.StreamID) int {
-	for i, x := range streams {
-		if x == s {
-			return i
-		}
-	}
-	return -1
 }

@@ -140,6 +140,28 @@ func TestCrashChild(t *testing.T) {
 	}
 }
 
+// skipUnderQemu skips a test that runs the test binary as a child:
+// scripts/test-arm.sh (which sets EDGELOG_ARM_EVENTS) runs it under
+// qemu-user, whose children do not run reliably.
+func skipUnderQemu(t *testing.T) {
+	t.Helper()
+	if os.Getenv("EDGELOG_ARM_EVENTS") != "" {
+		t.Skip("under qemu-user (scripts/test-arm.sh), whose children do not run reliably")
+	}
+}
+
+// startChild starts cmd (the test binary as a child), skipping the test
+// where such a binary cannot be executed (qemu-user without binfmt).
+func startChild(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		if errors.Is(err, syscall.ENOEXEC) {
+			t.Skipf("cannot run the test binary as a child here: %v", err)
+		}
+		t.Fatal(err)
+	}
+}
+
 // crashRun starts the child in mode on dir and SIGKILLs it after delay
 // from the first line that says it is at work: "compacting", "gc
 // rewrote" (a collection that moved values; the next starts at once), or
@@ -154,12 +176,7 @@ func crashRun(t *testing.T, mode, dir string, cycle int, delay time.Duration) ([
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		if errors.Is(err, syscall.ENOEXEC) {
-			t.Skipf("cannot run the test binary as a child here: %v", err)
-		}
-		t.Fatal(err)
-	}
+	startChild(t, cmd)
 	lines := make(chan string, 1024)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -212,9 +229,7 @@ func TestCrashDuringMaintenance(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the test binary as child processes")
 	}
-	if os.Getenv("EDGELOG_ARM_EVENTS") != "" {
-		t.Skip("under qemu-user (scripts/test-arm.sh), whose children do not run reliably")
-	}
+	skipUnderQemu(t)
 	seed := *crashSeed
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())

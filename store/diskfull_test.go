@@ -20,18 +20,27 @@ import (
 	"github.com/edgelog/edgelog/event"
 )
 
-// TestRealDiskFull fills a small tmpfs until the node refuses, then checks
-// that it keeps serving and that every acknowledged event survives a
-// restart. It needs root to mount the tmpfs.
-func TestRealDiskFull(t *testing.T) {
+// mountTmpfs mounts a tmpfs of size (mount's syntax, e.g. 96m) on a
+// directory it returns, unmounted when the test ends; it skips the test
+// where that is not possible (it needs root).
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount a tmpfs")
 	}
 	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=192m", "tmpfs", dir).CombinedOutput(); err != nil {
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount tmpfs: %v: %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	return dir
+}
+
+// TestRealDiskFull fills a small tmpfs until the node refuses, then checks
+// that it keeps serving and that every acknowledged event survives a
+// restart. It needs root to mount the tmpfs.
+func TestRealDiskFull(t *testing.T) {
+	dir := mountTmpfs(t, "192m")
 	cfg := func(c *Config) {
 		c.Durability = DurabilitySync
 		c.Storage = Storage{MemTableSize: 2 << 20, BlockCacheSize: 1 << 20}
@@ -133,19 +142,8 @@ func TestFullDiskChild(t *testing.T) {
 // A node with no database yet refuses to start there, with one message.
 // Once space is freed it opens for writing with every event.
 func TestOpenOnFullDisk(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a tmpfs")
-	}
-	if os.Getenv("EDGELOG_ARM_EVENTS") != "" {
-		// scripts/test-arm.sh runs the binary under qemu-user, whose
-		// children (this test execs itself) do not run reliably.
-		t.Skip("under qemu-user (scripts/test-arm.sh)")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	skipUnderQemu(t)
+	dir := mountTmpfs(t, "96m")
 	data := filepath.Join(dir, "node")
 	child := func(mode string, dirs ...string) (int, string) {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestFullDiskChild$", "-test.count=1")
@@ -236,17 +234,8 @@ func compactChild(t *testing.T, n *Store) {
 // an error Badger reports and retries, not a SIGBUS at the first write into
 // a sparse mapping. Once space is freed every acknowledged event is there.
 func TestCompactOnFullDisk(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a tmpfs")
-	}
-	if os.Getenv("EDGELOG_ARM_EVENTS") != "" {
-		t.Skip("under qemu-user (scripts/test-arm.sh), whose children do not run reliably")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	skipUnderQemu(t)
+	dir := mountTmpfs(t, "96m")
 	data := filepath.Join(dir, "node")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestFullDiskChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), fullDiskChild+"=compact", fullDiskChild+"_DIR="+data)
@@ -261,12 +250,7 @@ func TestCompactOnFullDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		if errors.Is(err, syscall.ENOEXEC) {
-			t.Skipf("cannot run the test binary as a child here: %v", err)
-		}
-		t.Fatal(err)
-	}
+	startChild(t, cmd)
 	published := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
