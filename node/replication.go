@@ -35,6 +35,9 @@ type Replication struct {
 	// MDNS finds the swarm's nodes on the LAN by multicast DNS and dials
 	// them (the CLI turns it on by default).
 	MDNS bool `yaml:"mdns"`
+	// MaxPeers bounds the connections kept (default p2p.DefaultMaxPeers;
+	// see p2p.Config.MaxPeers).
+	MaxPeers int `yaml:"maxPeers"`
 
 	// gater filters libp2p connections; this package's cluster tests set it
 	// to make and heal partitions.
@@ -58,6 +61,7 @@ func (n *Node) startReplication(ctx context.Context, rc *Replication) error {
 		HostOptions: rc.hostOptions,
 		Logger:      n.cfg.Store.Logger,
 		MDNS:        rc.MDNS,
+		MaxPeers:    rc.MaxPeers,
 	}
 	if dir := n.cfg.Store.DataDir; dir != "" {
 		// Peers connected to are remembered here and redialled after a

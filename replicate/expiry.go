@@ -92,19 +92,23 @@ func fromWireFloor(stream event.StreamID, w *wireFloor) (*chain.Head, error) {
 	return h, nil
 }
 
-// PeerFloors records the floors a peer announced, replacing what it
-// announced before: the planner asks it for nothing below them.
+// PeerFloors records floors a peer announced: the planner asks it for
+// nothing below them. Floors only rise.
 func (p *Planner) PeerFloors(id PeerID, xs []expiry.StreamExpiry) {
-	m := make(map[event.StreamID]uint64, len(xs))
-	for _, x := range xs {
-		if x.Floor > 0 {
-			m[x.Stream] = x.Floor
-		}
-	}
 	if p.floors == nil {
 		p.floors = map[PeerID]map[event.StreamID]uint64{}
 	}
-	p.floors[id] = m
+	m := p.floors[id]
+	for _, x := range xs {
+		if x.Floor == 0 || x.Floor <= m[x.Stream] {
+			continue
+		}
+		if m == nil {
+			m = map[event.StreamID]uint64{}
+			p.floors[id] = m
+		}
+		m[x.Stream] = x.Floor
+	}
 }
 
 // floorOf returns the floor peer id announced for stream (0 for none).
@@ -115,10 +119,7 @@ func (p *Planner) floorOf(id PeerID, s event.StreamID) uint64 { return p.floors[
 func (p *Planner) lowestFloor(s event.StreamID) uint64 {
 	var low uint64
 	found := false
-	for id, heads := range p.announced {
-		if _, ok := heads[s]; !ok {
-			continue
-		}
+	for id := range p.holders[s] {
 		if f := p.floorOf(id, s); !found || f < low {
 			low, found = f, true
 		}

@@ -1,11 +1,13 @@
 package replicate
 
-// Lag compares what peer id last announced with what is held here: lag
-// counts the events it announced that are not held here (per stream, its
-// offset minus ours where it is ahead), behind the events held here that
-// its announce lacks (ours minus its, where we are ahead; a stream it did
-// not announce counts in full). ok is false if it announced nothing since
-// it (re)connected.
+// Lag compares what peer id is known to hold (its announces and syncs
+// since it connected) with what is held here: lag counts the events it
+// holds that are not held here (per stream, its offset minus ours where it
+// is ahead), behind the events held here it is not known to hold (ours
+// minus its, where we are ahead; a stream it never told of counts in
+// full). Both are as of the last exchange: a sync with it every
+// SyncInterval or so brings them up to date. ok is false if it told
+// nothing since it (re)connected.
 func (p *Planner) Lag(id PeerID) (lag, behind uint64, ok bool) {
 	theirs, ok := p.announced[id]
 	if !ok {

@@ -45,14 +45,14 @@ func NewPacer(self string, minGap, relayGap time.Duration) *Pacer {
 	return &Pacer{self: self, minGap: minGap, relayGap: relayGap}
 }
 
-// due returns when an announce of heads may start: urgent is a heartbeat
+// Due returns when an announce of heads may start: urgent is a heartbeat
 // or a peer that joined.
 func (p *Pacer) Due(heads map[event.StreamID]chain.SignedHead, urgent bool) time.Time {
 	if p.last.IsZero() {
 		return p.last
 	}
 	at := p.tat.Add(-(announceBurst - 1) * p.minGap)
-	if !urgent && !p.ownChanged(heads) {
+	if !urgent && !p.OwnChanged(heads) {
 		if r := p.last.Add(p.relayGap); r.After(at) {
 			at = r
 		}
@@ -60,9 +60,9 @@ func (p *Pacer) Due(heads map[event.StreamID]chain.SignedHead, urgent bool) time
 	return at
 }
 
-// ownChanged reports whether an own stream in heads is not at the offset
+// OwnChanged reports whether an own stream in heads is not at the offset
 // the last announce carried.
-func (p *Pacer) ownChanged(heads map[event.StreamID]chain.SignedHead) bool {
+func (p *Pacer) OwnChanged(heads map[event.StreamID]chain.SignedHead) bool {
 	for s, h := range heads {
 		if s.Node() != p.self {
 			continue
@@ -74,7 +74,13 @@ func (p *Pacer) ownChanged(heads map[event.StreamID]chain.SignedHead) bool {
 	return false
 }
 
-// sent records an announce of heads that started at now; overhead is its
+// Carried reports whether the last announce carried own stream s at off.
+func (p *Pacer) Carried(s event.StreamID, off uint64) bool {
+	o, ok := p.own[s]
+	return ok && o == off
+}
+
+// Sent records an announce of heads that started at now; overhead is its
 // size without the fresh events, which stretches its gap to keep announces
 // under announceBytesPerSec.
 func (p *Pacer) Sent(now time.Time, heads map[event.StreamID]chain.SignedHead, overhead int) {

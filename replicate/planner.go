@@ -31,6 +31,10 @@ type PlannerConfig struct {
 	// MisbehaviourWeight is how many failures one verification failure
 	// counts for.
 	MisbehaviourWeight int
+	// SyncGrace is how long a stream that only a sync showed behind waits
+	// before it is pulled (PeerSynced): the events may be riding along in
+	// an announce still being validated.
+	SyncGrace time.Duration
 }
 
 // DefaultPlannerConfig suits a small device on a LAN.
@@ -41,6 +45,7 @@ var DefaultPlannerConfig = PlannerConfig{
 	BaseBackoff:        time.Second,
 	MaxBackoff:         5 * time.Minute,
 	MisbehaviourWeight: 4,
+	SyncGrace:          250 * time.Millisecond,
 }
 
 func (c PlannerConfig) withDefaults() PlannerConfig {
@@ -62,6 +67,9 @@ func (c PlannerConfig) withDefaults() PlannerConfig {
 	}
 	if c.MisbehaviourWeight > 0 {
 		d.MisbehaviourWeight = c.MisbehaviourWeight
+	}
+	if c.SyncGrace > 0 {
+		d.SyncGrace = c.SyncGrace
 	}
 	return d
 }
@@ -97,12 +105,30 @@ type Planner struct {
 	nextID uint64
 
 	have      map[event.StreamID]int64             // present offset here
-	announced map[PeerID]map[event.StreamID]uint64 // each peer's latest heads
+	announced map[PeerID]map[event.StreamID]uint64 // what each peer is known to hold
+	holders   map[event.StreamID]map[PeerID]uint64 // announced, by stream
+	best      map[event.StreamID]uint64            // highest offset any peer holds
+	wanted    map[event.StreamID]struct{}          // best above have
 	inflight  map[event.StreamID]*flight
 	perPeer   map[PeerID]int
 	peers     map[PeerID]*peerState
 	floors    map[PeerID]map[event.StreamID]uint64 // announced floors (expiry.go)
+	rumours   map[event.StreamID]rumour            // heard of, no holder known
+	notBefore map[event.StreamID]time.Time         // no pull before then (SyncGrace)
 }
+
+type rumour struct {
+	off uint64
+	at  time.Time
+}
+
+// Rumours are bounded in number and age: a stream heard of that no
+// neighbour turns out to hold within rumourTTL is given up (its events
+// may have expired everywhere).
+const (
+	maxRumours = 4096
+	rumourTTL  = 30 * time.Second
+)
 
 type flight struct {
 	Pull
@@ -121,6 +147,11 @@ func NewPlanner(cfg PlannerConfig) *Planner {
 		cfg:       cfg.withDefaults(),
 		have:      map[event.StreamID]int64{},
 		announced: map[PeerID]map[event.StreamID]uint64{},
+		holders:   map[event.StreamID]map[PeerID]uint64{},
+		best:      map[event.StreamID]uint64{},
+		wanted:    map[event.StreamID]struct{}{},
+		rumours:   map[event.StreamID]rumour{},
+		notBefore: map[event.StreamID]time.Time{},
 		inflight:  map[event.StreamID]*flight{},
 		perPeer:   map[PeerID]int{},
 		peers:     map[PeerID]*peerState{},
@@ -135,24 +166,135 @@ func (p *Planner) Tick(now time.Time) {
 	}
 }
 
-// PeerAnnounced records the heads a peer can serve, replacing what it
-// announced before. The caller has verified the heads' signatures.
+// PeerAnnounced records heads a peer can serve (from its announce, or a
+// sync with it): what it is known to hold rises to them, and never falls
+// while it stays connected (a peer loses events only to expiry, which its
+// floors tell). The caller has verified the heads' signatures.
 func (p *Planner) PeerAnnounced(id PeerID, heads []chain.Head) {
-	m := make(map[event.StreamID]uint64, len(heads))
+	m := p.announced[id]
+	if m == nil {
+		m = make(map[event.StreamID]uint64, len(heads))
+		p.announced[id] = m
+	}
 	for _, h := range heads {
 		if h.Offset > math.MaxInt64 {
 			continue // cannot exist; offsets are int64 on the wire of pulls
 		}
 		if cur, ok := m[h.Stream]; !ok || h.Offset > cur {
 			m[h.Stream] = h.Offset
+			p.setHolder(h.Stream, id, h.Offset)
 		}
 	}
-	p.announced[id] = m
+}
+
+// PeerSynced is PeerAnnounced for heads a sync with the peer showed. A
+// stream they make wanted is not pulled for SyncGrace: a sync overtakes
+// the announce whose fresh events are still being validated, and pulling
+// then would fetch what is on its way.
+func (p *Planner) PeerSynced(id PeerID, heads []chain.Head) {
+	for _, h := range heads {
+		if _, wanted := p.wanted[h.Stream]; !wanted && int64(h.Offset) > p.haveOf(h.Stream) {
+			p.notBefore[h.Stream] = p.now.Add(p.cfg.SyncGrace)
+		}
+	}
+	p.PeerAnnounced(id, heads)
+}
+
+// PeerEqual records that a peer holds exactly what is held here (a sync
+// found their digests equal).
+func (p *Planner) PeerEqual(id PeerID) {
+	m := p.announced[id]
+	if m == nil {
+		m = make(map[event.StreamID]uint64, len(p.have))
+		p.announced[id] = m
+	}
+	for s, off := range p.have {
+		if off < 0 {
+			continue
+		}
+		if cur, ok := m[s]; !ok || uint64(off) != cur {
+			m[s] = uint64(off)
+			p.setHolder(s, id, uint64(off))
+		}
+	}
+}
+
+// Heard records heads that gossip relayed from nodes not connected here:
+// their events exist, but no neighbour may hold them yet. Heads held here,
+// or held by a known peer, are no news.
+func (p *Planner) Heard(heads []chain.Head) {
+	for _, h := range heads {
+		if int64(h.Offset) <= p.haveOf(h.Stream) || p.holds(h.Stream, h.Offset) {
+			continue
+		}
+		r, ok := p.rumours[h.Stream]
+		if !ok && len(p.rumours) >= maxRumours {
+			continue
+		}
+		if !ok || h.Offset > r.off {
+			p.rumours[h.Stream] = rumour{off: h.Offset, at: p.now}
+		}
+	}
+}
+
+// Rumours returns how many streams were heard of (Heard) beyond what is
+// held here and what any peer is known to hold: the caller syncs with its
+// neighbours to find holders.
+func (p *Planner) Rumours() int {
+	for s, r := range p.rumours {
+		if int64(r.off) <= p.haveOf(s) || p.holds(s, r.off) || p.now.Sub(r.at) >= rumourTTL {
+			delete(p.rumours, s)
+		}
+	}
+	return len(p.rumours)
+}
+
+func (p *Planner) holds(s event.StreamID, off uint64) bool {
+	b, ok := p.best[s]
+	return ok && b >= off
+}
+
+func (p *Planner) setHolder(s event.StreamID, id PeerID, off uint64) {
+	hs := p.holders[s]
+	if hs == nil {
+		hs = map[PeerID]uint64{}
+		p.holders[s] = hs
+	}
+	hs[id] = off
+	if cur, ok := p.best[s]; !ok || off > cur {
+		p.best[s] = off
+	}
+	p.want(s)
+}
+
+// want updates whether s is wanted: some peer holds more of it.
+func (p *Planner) want(s event.StreamID) {
+	if b, ok := p.best[s]; ok && int64(b) > p.haveOf(s) {
+		p.wanted[s] = struct{}{}
+	} else {
+		delete(p.wanted, s)
+		delete(p.notBefore, s)
+	}
 }
 
 // PeerGone forgets what a peer announced; its pulls in flight are
 // cancelled by the next Next. Its backoff state is kept.
 func (p *Planner) PeerGone(id PeerID) {
+	for s := range p.announced[id] {
+		hs := p.holders[s]
+		delete(hs, id)
+		if len(hs) == 0 {
+			delete(p.holders, s)
+			delete(p.best, s)
+		} else {
+			var b uint64
+			for _, off := range hs {
+				b = max(b, off)
+			}
+			p.best[s] = b
+		}
+		p.want(s)
+	}
 	delete(p.announced, id)
 	delete(p.floors, id)
 }
@@ -162,6 +304,7 @@ func (p *Planner) PeerGone(id PeerID) {
 func (p *Planner) Stored(stream event.StreamID, offset uint64) {
 	if cur, ok := p.have[stream]; !ok || int64(offset) > cur {
 		p.have[stream] = int64(offset)
+		p.want(stream)
 	}
 	if f := p.inflight[stream]; f != nil {
 		f.progress = p.now
@@ -277,18 +420,17 @@ func (p *Planner) Next() Ready {
 		id  PeerID
 		off uint64
 	}
-	for _, s := range p.wanted() {
+	for _, s := range p.wantedStreams() {
 		if len(p.inflight) >= p.cfg.MaxPulls {
 			break
 		}
-		if p.inflight[s] != nil {
+		if p.inflight[s] != nil || p.now.Before(p.notBefore[s]) {
 			continue
 		}
 		have := p.haveOf(s)
 		var cands []cand
-		for id, heads := range p.announced {
-			off, ok := heads[s]
-			if !ok || int64(off) <= have || p.perPeer[id] >= p.cfg.MaxPullsPerPeer {
+		for id, off := range p.holders[s] {
+			if int64(off) <= have || p.perPeer[id] >= p.cfg.MaxPullsPerPeer {
 				continue
 			}
 			if busy, _ := p.InBackoff(id); busy {
@@ -329,27 +471,12 @@ func (p *Planner) failures(id PeerID) int {
 	return 0
 }
 
-// best returns the highest offset any peer announced per stream.
-func (p *Planner) best() map[event.StreamID]uint64 {
-	out := map[event.StreamID]uint64{}
-	for _, heads := range p.announced {
-		for s, off := range heads {
-			if cur, ok := out[s]; !ok || off > cur {
-				out[s] = off
-			}
-		}
-	}
-	return out
-}
-
 // wanted returns, in order, the streams some peer announced above what is
 // held here.
-func (p *Planner) wanted() []event.StreamID {
-	var out []event.StreamID
-	for s, off := range p.best() {
-		if int64(off) > p.haveOf(s) {
-			out = append(out, s)
-		}
+func (p *Planner) wantedStreams() []event.StreamID {
+	out := make([]event.StreamID, 0, len(p.wanted))
+	for s := range p.wanted {
+		out = append(out, s)
 	}
 	slices.Sort(out)
 	return out
@@ -359,7 +486,8 @@ func (p *Planner) wanted() []event.StreamID {
 // what is held here (the toReplicate of node info). The map is the caller's.
 func (p *Planner) ToReplicate() map[event.StreamID]uint64 {
 	out := map[event.StreamID]uint64{}
-	for s, off := range p.best() {
+	for s := range p.wanted {
+		off := p.best[s]
 		// Events below every holder's floor expired: not to replicate.
 		if have := max(p.haveOf(s), int64(p.lowestFloor(s))-1); int64(off) > have {
 			out[s] = uint64(int64(off) - have)

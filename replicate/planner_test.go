@@ -194,3 +194,57 @@ func TestPlannerStaleIsNotTheirFault(t *testing.T) {
 	s.done(1, chain.ErrStale)
 	s.next("start #2 B a-0 (3,9]")
 }
+
+func heads(hs ...string) []chain.Head {
+	var out []chain.Head
+	for _, h := range hs {
+		i := strings.LastIndexByte(h, ':')
+		var off uint64
+		fmt.Sscan(h[i+1:], &off)
+		out = append(out, chain.Head{Stream: event.StreamID(h[:i]), Offset: off})
+	}
+	return out
+}
+
+// TestPlannerKnowledge: what peers are known to hold only rises (deltas
+// and syncs add to it), a peer that goes takes its part with it, heads
+// only a sync showed wait SyncGrace, and gossip from afar leaves rumours
+// until some neighbour is known to hold them.
+func TestPlannerKnowledge(t *testing.T) {
+	s := newScript(t, PlannerConfig{SyncGrace: 200 * time.Millisecond})
+	s.announce("B", "a-0:10", "b-0:4")
+	s.announce("B", "a-0:2") // a delta of another stream: a-0 stays at 10
+	s.announce("C", "a-0:12")
+	s.toReplicate(map[event.StreamID]uint64{"a-0": 13, "b-0": 5})
+	s.gone("C") // the best holder of a-0 goes: B's 10 is what is left
+	s.toReplicate(map[event.StreamID]uint64{"a-0": 11, "b-0": 5})
+	s.next("start #1 B a-0 (-1,10]", "start #2 B b-0 (-1,4]")
+
+	s.p.PeerSynced("D", heads("d-0:3", "a-0:20"))
+	s.next() // d-0 waits SyncGrace; a-0 has a pull in flight
+	s.at(100 * time.Millisecond)
+	s.next()
+	s.at(200 * time.Millisecond)
+	s.next("start #3 D d-0 (-1,3]")
+
+	s.p.Heard(heads("e-0:5", "d-0:2"))
+	if n := s.p.Rumours(); n != 1 { // d-0 up to 3 is held by D
+		t.Fatalf("%d rumours, want 1 (e-0)", n)
+	}
+	s.announce("D", "e-0:5")
+	if n := s.p.Rumours(); n != 0 {
+		t.Fatalf("%d rumours once D holds e-0, want 0", n)
+	}
+	s.p.Heard(heads("f-0:1"))
+	s.at(200*time.Millisecond + rumourTTL)
+	if n := s.p.Rumours(); n != 0 {
+		t.Fatalf("%d rumours after their TTL, want 0", n)
+	}
+
+	// PeerEqual: the peer holds what is held here.
+	s.stored("g-0", 7)
+	s.p.PeerEqual("E")
+	if lag, behind, ok := s.p.Lag("E"); !ok || lag != 0 || behind != 0 {
+		t.Fatalf("after PeerEqual: lag %d behind %d ok %v", lag, behind, ok)
+	}
+}

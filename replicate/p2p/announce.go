@@ -3,6 +3,8 @@ package p2p
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -15,9 +17,18 @@ import (
 	"github.com/edgelog/edgelog/replicate"
 )
 
-// announceLoop publishes the store's heads, with fresh events, when they
-// change and on the heartbeat, as the pacer allows: changes within a gap
-// are coalesced into one announce.
+// announceLoop publishes the news of the node's own streams, with their
+// fresh events, as the pacer allows: changes within a gap are coalesced
+// into one announce, which carries the heads of the own streams that moved
+// (deltas). What a node relays, and everything a peer that connects needs,
+// travels by sync (SyncProtocol) between neighbours, so a swarm's idle
+// gossip is nothing and each event's announce is the only message that
+// reaches every node.
+//
+// While a node of an older version is connected (legacyPeers, checked at
+// every heartbeat and when a peer joins), announces carry every head
+// held, own and relayed, on every heartbeat, on a join and on relayed
+// changes at the relay pace: what those nodes learn heads from.
 func (s *Service) announceLoop(ctx context.Context) {
 	defer s.wg.Done()
 	hb := time.NewTicker(s.cfg.Heartbeat)
@@ -27,17 +38,22 @@ func (s *Service) announceLoop(ctx context.Context) {
 	defer gap.Stop()
 	cursor := replicate.NewFreshCursor(s.cfg.FreshRepeat, s.cfg.Heartbeat)
 	pace := replicate.NewPacer(s.self.String(), s.cfg.MinAnnounceGap, s.cfg.RelayAnnounceGap)
-	// pending: something to announce (a change, a heartbeat, a peer that
-	// joined, or the first announce); urgent: one that does not wait for
-	// the relay pace (all but a change).
+	// pending: something may be due (a change, a heartbeat, a peer that
+	// joined, or the start); urgent: one that does not wait for the relay
+	// pace (all but a change).
 	pending, urgent := true, true
 	changed := s.cfg.Store.Changed() // before Heads, to miss no change
 	for {
 		var due <-chan time.Time
 		if pending {
+			full := s.legacy.Load()
 			heads, err := s.cfg.Store.Heads(ctx)
-			if err == nil {
-				if wait := time.Until(pace.Due(heads, urgent)); wait > 0 {
+			switch {
+			case err != nil:
+			case !full && !pace.OwnChanged(heads):
+				pending, urgent = false, false // nothing for the swarm
+			default:
+				if wait := time.Until(pace.Due(heads, urgent && full)); wait > 0 {
 					gap.Reset(wait)
 					due = gap.C
 				} else {
@@ -47,7 +63,7 @@ func (s *Service) announceLoop(ctx context.Context) {
 					// event would wait.
 					start := time.Now()
 					var n int
-					n, err = s.announce(ctx, cursor, heads)
+					n, err = s.announce(ctx, cursor, heads, pace, full)
 					pace.Sent(start, heads, n)
 					pending, urgent = false, false
 				}
@@ -67,8 +83,10 @@ func (s *Service) announceLoop(ctx context.Context) {
 			changed = s.cfg.Store.Changed()
 			pending = true
 		case <-s.joined:
+			s.legacy.Store(s.legacyPeers())
 			pending, urgent = true, true
 		case <-hb.C:
+			s.legacy.Store(s.legacyPeers())
 			pending, urgent = true, true
 		}
 		gap.Stop()
@@ -98,21 +116,27 @@ func (s *Service) watchJoins(ctx context.Context, h *pubsub.TopicEventHandler) {
 	}
 }
 
-// announce publishes heads, with the fresh events of own streams since the
-// cursor, and returns the message's size without the fresh events.
-func (s *Service) announce(ctx context.Context, cursor *replicate.FreshCursor, heads map[event.StreamID]chain.SignedHead) (int, error) {
+// announce publishes the heads of the own streams that moved since the
+// last announce (all heads held, in stream order, if full), with the
+// fresh events of own streams since the cursor, and returns the message's
+// size without the fresh events.
+func (s *Service) announce(ctx context.Context, cursor *replicate.FreshCursor, heads map[event.StreamID]chain.SignedHead, pace *replicate.Pacer, full bool) (int, error) {
 	var err error
 	a := replicate.Announce{Node: s.self.String()}
-	for _, h := range heads {
+	for _, st := range slices.Sorted(maps.Keys(heads)) {
+		h := heads[st]
 		if len(a.Heads) == s.cfg.Limits.MaxHeads {
 			break
 		}
 		if len(h.Sig) == 0 {
 			continue // a floor head of an expired stream (expiry.go)
 		}
+		if !full && (st.Node() != a.Node || pace.Carried(st, h.Offset)) {
+			continue
+		}
 		a.Heads = append(a.Heads, h)
 	}
-	a.Expiry = s.expiryToAnnounce()
+	a.Expiry = s.expiryToAnnounce(a.Heads, full)
 	if s.cfg.FreshBytes > 0 {
 		// The fresh events, heads and framing must fit one message.
 		budget := min(s.cfg.FreshBytes, s.cfg.Limits.MaxAnnounceBytes-len(a.Heads)*256-1024)
@@ -222,8 +246,12 @@ func (s *Service) takeGossip(ctx context.Context, batch []*pubsub.Message) {
 		for _, n := range all {
 			if n.direct {
 				pl.PeerAnnounced(replicate.PeerID(n.from), n.heads)
+				pl.PeerFloors(replicate.PeerID(n.from), n.floors)
+			} else {
+				// Events exist that the fresh ones did not bring: the sync
+				// loop asks the neighbours who holds them (Rumours).
+				pl.Heard(n.heads)
 			}
-			pl.PeerFloors(replicate.PeerID(n.from), n.floors)
 		}
 	})
 }

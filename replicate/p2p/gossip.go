@@ -1,7 +1,6 @@
 package p2p
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -13,7 +12,6 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/edgelog/edgelog/chain"
-	"github.com/edgelog/edgelog/event"
 	"github.com/edgelog/edgelog/replicate"
 )
 
@@ -120,25 +118,35 @@ func (s *Service) checkAnnounce(ctx context.Context, author peer.ID, data []byte
 	return v, nil
 }
 
-// headCache remembers the last head verified per stream, so the same
-// heads, announced again on every heartbeat, cost one signature check, not
-// one per announce. It is safe for concurrent use and bounded.
+// headCache remembers the heads verified lately, so the same head,
+// announced by its origin and then offered by each neighbour in a sync,
+// costs one signature check, not one per message. It is keyed by the
+// whole head (stream, offset, Lamport time, hash): relays at different
+// offsets of one stream do not evict each other. It is safe for
+// concurrent use and bounded: two generations of at most max heads each,
+// the older dropped when the newer fills, so what is verified often stays.
 type headCache struct {
-	mu  sync.Mutex
-	max int
-	m   map[event.StreamID]chain.SignedHead
+	mu       sync.Mutex
+	max      int
+	cur, old map[chain.Head]string // head -> signature
 }
 
 func newHeadCache(max int) *headCache {
-	return &headCache{max: max, m: map[event.StreamID]chain.SignedHead{}}
+	return &headCache{max: max, cur: map[chain.Head]string{}, old: map[chain.Head]string{}}
 }
 
-// verify is VerifyHead, skipped for the head verified last for its stream.
+// verify is VerifyHead, skipped for a head verified lately with the same
+// signature.
 func (c *headCache) verify(h chain.SignedHead) error {
 	c.mu.Lock()
-	old, ok := c.m[h.Stream]
+	sig, ok := c.cur[h.Head]
+	if !ok {
+		if sig, ok = c.old[h.Head]; ok && sig == string(h.Sig) {
+			c.putLocked(h)
+		}
+	}
 	c.mu.Unlock()
-	if ok && old.Head == h.Head && bytes.Equal(old.Sig, h.Sig) {
+	if ok && sig == string(h.Sig) {
 		return nil
 	}
 	if err := chain.VerifyHead(h); err != nil {
@@ -146,11 +154,15 @@ func (c *headCache) verify(h chain.SignedHead) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.m) >= c.max {
-		clear(c.m)
-	}
-	c.m[h.Stream] = h
+	c.putLocked(h)
 	return nil
+}
+
+func (c *headCache) putLocked(h chain.SignedHead) {
+	if len(c.cur) >= c.max {
+		c.old, c.cur = c.cur, make(map[chain.Head]string, c.max)
+	}
+	c.cur[h.Head] = string(h.Sig)
 }
 
 // offences remembers, per peer, when it sent data that failed verification

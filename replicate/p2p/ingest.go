@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -108,6 +109,7 @@ func (s *Service) ingestFresh(ctx context.Context, as []*validAnnounce) (stored 
 				errs = append(errs, fmt.Errorf("fresh events of %s: store: %w", st, err))
 			default:
 				stored[st] = r.head.Offset
+				s.ingested(st)
 				s.stats.fresh.Add(uint64(len(r.events)))
 				s.log.Debug("stored fresh events", slog.String("stream", string(st)), slog.Uint64("offset", r.head.Offset), slog.Int("events", len(r.events)))
 			}
@@ -117,10 +119,18 @@ func (s *Service) ingestFresh(ctx context.Context, as []*validAnnounce) (stored 
 	return stored, forged, errors.Join(errs...)
 }
 
-// expiryToAnnounce returns what the store says about floors and rules,
-// bounded like the heads.
-func (s *Service) expiryToAnnounce() []expiry.StreamExpiry {
+// expiryToAnnounce returns what the store says about floors and rules:
+// all of it, bounded like the heads, for a full announce; for one of own
+// streams, what concerns the streams of heads.
+func (s *Service) expiryToAnnounce(heads []chain.SignedHead, full bool) []expiry.StreamExpiry {
 	xs := s.cfg.Store.Expiry()
+	if !full {
+		in := make(map[event.StreamID]bool, len(heads))
+		for _, h := range heads {
+			in[h.Stream] = true
+		}
+		xs = slices.DeleteFunc(xs, func(x expiry.StreamExpiry) bool { return !in[x.Stream] })
+	}
 	if len(xs) > s.cfg.Limits.MaxHeads {
 		xs = xs[:s.cfg.Limits.MaxHeads]
 	}
@@ -128,11 +138,52 @@ func (s *Service) expiryToAnnounce() []expiry.StreamExpiry {
 }
 
 // learnRetention passes on the rules a node announced for its own streams;
-// rules it announces for other nodes' streams are ignored.
+// rules it announces for other nodes' streams are ignored. The rules are
+// also remembered (ruleBook): a store applies a rule only to a stream it
+// holds, and a stream's first events may arrive after its origin's last
+// announce (by a pull from a relay), so every ingest passes the stream's
+// rule on again.
 func (s *Service) learnRetention(from peer.ID, xs []expiry.StreamExpiry) {
 	for _, x := range xs {
 		if x.HasRetention && x.Stream.Node() == from.String() {
+			s.rules.put(x.Stream, x.Retention)
 			s.cfg.Store.LearnRetention(x.Stream, x.Retention)
 		}
 	}
+}
+
+// ingested passes the rule learnt for stream, if any, to the store, which
+// now holds events of it.
+func (s *Service) ingested(stream event.StreamID) {
+	if r, ok := s.rules.get(stream); ok {
+		s.cfg.Store.LearnRetention(stream, r)
+	}
+}
+
+// ruleBook remembers the retention rules origins announced, bounded: past
+// maxRules streams, new ones are no longer remembered (they are still
+// passed on when announced). Safe for concurrent use.
+type ruleBook struct {
+	mu sync.Mutex
+	m  map[event.StreamID]expiry.Retention
+}
+
+const maxRules = 1 << 16
+
+func (b *ruleBook) put(s event.StreamID, r expiry.Retention) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil {
+		b.m = map[event.StreamID]expiry.Retention{}
+	}
+	if _, ok := b.m[s]; ok || len(b.m) < maxRules {
+		b.m[s] = r
+	}
+}
+
+func (b *ruleBook) get(s event.StreamID) (expiry.Retention, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, ok := b.m[s]
+	return r, ok
 }

@@ -83,15 +83,18 @@ type Stats struct {
 	RejectedAnnounces uint64
 	// Announces is the number of announces published.
 	Announces uint64
+	// Syncs is the number of syncs run (started or answered), and
+	// SyncBytes the bytes of their messages.
+	Syncs, SyncBytes uint64
 }
 
 type stats struct {
-	pulls, fresh, rejected, announces atomic.Uint64
+	pulls, fresh, rejected, announces, syncs, syncBytes atomic.Uint64
 }
 
 // Stats returns the service's counters.
 func (s *Service) Stats() Stats {
-	return Stats{Pulls: s.stats.pulls.Load(), FreshEvents: s.stats.fresh.Load(), RejectedAnnounces: s.stats.rejected.Load(), Announces: s.stats.announces.Load()}
+	return Stats{Pulls: s.stats.pulls.Load(), FreshEvents: s.stats.fresh.Load(), RejectedAnnounces: s.stats.rejected.Load(), Announces: s.stats.announces.Load(), Syncs: s.stats.syncs.Load(), SyncBytes: s.stats.syncBytes.Load()}
 }
 
 // peerMgr is the state of the peers loop.
@@ -188,6 +191,7 @@ func (s *Service) peerConnected(m *peerMgr, p peer.ID) {
 	if m.book.Seen(p, s.host.Peerstore().Addrs(p), now) {
 		m.dirty = true
 	}
+	s.syncSoon(p)
 	s.log.Debug("peer connected", slog.String("peer", p.String()))
 }
 
@@ -236,12 +240,21 @@ func (s *Service) peersLoop(ctx context.Context, m *peerMgr) {
 			save()
 		}
 		now := time.Now()
-		for _, id := range m.redials.Due(now, maxConcurrentDials) {
-			go s.redial(ctx, peer.ID(id))
+		// Dial only below the connection manager's low watermark: above
+		// it, the peers it closed would be dialled again at once.
+		full := len(s.host.Network().Peers()) >= lowPeers(s.cfg.MaxPeers)
+		if !full {
+			for _, id := range m.redials.Due(now, maxConcurrentDials) {
+				go s.redial(ctx, peer.ID(id))
+			}
 		}
 		timer.Stop()
 		if next, ok := m.redials.Next(); ok {
-			timer.Reset(max(next.Sub(now), time.Millisecond))
+			wait := max(next.Sub(now), time.Millisecond)
+			if full {
+				wait = max(wait, time.Second) // look again when peers may have gone
+			}
+			timer.Reset(wait)
 		}
 	}
 }

@@ -306,9 +306,16 @@ func TestPlannerLag(t *testing.T) {
 		t.Fatalf("lag %d behind %d ok %v, want 6, 5", lag, behind, ok)
 	}
 	p.PeerAnnounced("peer", []chain.Head{{Stream: y, Offset: 2}})
-	// Now it lacks all of x (10 events) and we are level on y.
-	if lag, behind, _ := p.Lag("peer"); lag != 0 || behind != 10 {
-		t.Fatalf("lag %d behind %d, want 0, 10", lag, behind)
+	// A delta never lowers what the peer is known to hold.
+	if lag, behind, _ := p.Lag("peer"); lag != 6 || behind != 5 {
+		t.Fatalf("after a lower head: lag %d behind %d, want 6, 5", lag, behind)
+	}
+	p.Stored(y, 7)
+	p.Stored("z-0", 0)
+	p.Stored("w-0", 3)
+	p.PeerEqual("peer") // a sync found its digest equal to ours
+	if lag, behind, _ := p.Lag("peer"); lag != 0 || behind != 0 {
+		t.Fatalf("after an equal sync: lag %d behind %d, want 0, 0", lag, behind)
 	}
 	p.PeerGone("peer")
 	if _, _, ok := p.Lag("peer"); ok {
