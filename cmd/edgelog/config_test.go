@@ -13,6 +13,7 @@ import (
 
 	"github.com/edgelog/edgelog/api"
 	"github.com/edgelog/edgelog/node"
+	"github.com/edgelog/edgelog/replicate/p2p"
 	"github.com/edgelog/edgelog/store"
 )
 
@@ -54,7 +55,7 @@ func TestDefaults(t *testing.T) {
 		MaxRequestBytes: api.DefaultMaxRequestBytes,
 		BodyTimeout:     api.DefaultBodyTimeout,
 		Storage:         store.Storage{Profile: store.ProfileAuto},
-		Replication:     &node.Replication{Listen: defaultP2PListen, Swarm: "default", MDNS: true},
+		Replication:     &node.Replication{Listen: defaultP2PListen, Swarm: "default", MDNS: true, MaxPeers: p2p.DefaultMaxPeers},
 		LogFormat:       "text",
 	}
 	if !reflect.DeepEqual(s, want) {
@@ -275,6 +276,8 @@ storage:
   memTableSize: 1000
 log:
   format: xml
+replication:
+  maxPeers: 0
 `)
 	_, err := resolve(t, map[string]string{
 		envAPI: "localhost", envDevMode: "maybe", envTokenTTL: "-1h", envAllowedApps: "com.*.x",
@@ -294,13 +297,14 @@ log:
 		`c.yaml:7:17: storage.memTableSize: 1000 is too small`,
 		`--log-level: "loud" is not a log level`,
 		`c.yaml:9:11: log.format: "xml" is not a log format`,
+		`c.yaml:11:13: replication.maxPeers: 0 is out of range`,
 	} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error does not contain %q:\n%v", w, err)
 		}
 	}
-	if len(ce.problems) != 10 {
-		t.Errorf("got %d problems, want 10:\n%v", len(ce.problems), err)
+	if len(ce.problems) != 11 {
+		t.Errorf("got %d problems, want 11:\n%v", len(ce.problems), err)
 	}
 	if !ce.fromFlag {
 		t.Error("a bad flag is not reported as such")

@@ -37,6 +37,7 @@ type fileRepl struct {
 	Swarm     yString  `yaml:"swarm"`
 	SwarmKey  yString  `yaml:"swarmKey"`
 	MDNS      yBool    `yaml:"mdns"`
+	MaxPeers  yInt     `yaml:"maxPeers"`
 }
 
 type fileAuth struct {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/edgelog/edgelog/api"
 	"github.com/edgelog/edgelog/node"
+	"github.com/edgelog/edgelog/replicate/p2p"
 	"github.com/edgelog/edgelog/store"
 )
 
@@ -307,6 +308,10 @@ func (r *resolver) replication() *node.Replication {
 	rc.Swarm, _ = r.str("swarm", envSwarm, "replication.swarm", fc.Repl.Swarm, "default")
 	rc.SwarmKeyFile, _ = r.str("swarm-key", envSwarmKey, "replication.swarmKey", fc.Repl.SwarmKey, "")
 	rc.MDNS = r.boolean("mdns", envMDNS, "replication.mdns", fc.Repl.MDNS, true)
+	rc.MaxPeers = int(r.positive("replication.maxPeers", fc.Repl.MaxPeers.V, fc.Repl.MaxPeers.yPos, 1<<16))
+	if rc.MaxPeers == 0 {
+		rc.MaxPeers = p2p.DefaultMaxPeers // the effective value, so it can be logged
+	}
 	return rc
 }
 
