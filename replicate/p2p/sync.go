@@ -36,6 +36,8 @@ const (
 	maxServedSyncs = 16
 	// syncTimeout bounds one sync.
 	syncTimeout = 30 * time.Second
+	// maxSyncBackoff bounds the periodic sync's interval, in SyncIntervals.
+	maxSyncBackoff = 8
 )
 
 // syncViews caches the SyncView of the store, rebuilt (from the last one,
@@ -77,12 +79,20 @@ func (s *Service) view(ctx context.Context) (replicate.SyncView, error) {
 // random neighbour every SyncInterval, with neighbours in turn while gossip
 // told of events none is known to hold, and again with a peer whose sync
 // left part of the difference for another round.
+//
+// The periodic sync backs off while there is nothing to find: each one
+// that finds its neighbour equal doubles the interval, up to
+// maxSyncBackoff times SyncInterval; one that finds a difference, or a
+// change of the store, brings it back to SyncInterval. An idle swarm then
+// costs each node a few bytes every few seconds.
 func (s *Service) syncLoop(ctx context.Context) {
 	defer s.wg.Done()
-	tick := time.NewTicker(s.cfg.SyncInterval)
-	defer tick.Stop()
+	interval := s.cfg.SyncInterval
+	periodic := time.NewTimer(interval)
+	defer periodic.Stop()
 	rumours := time.NewTicker(rumourCheck)
 	defer rumours.Stop()
+	changed := s.cfg.Store.Changed()
 	rnd := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	var queue []peer.ID // peers to sync with before the next random one
 	next := 0           // round-robin position for rumours
@@ -93,10 +103,18 @@ func (s *Service) syncLoop(ctx context.Context) {
 			return
 		case p := <-s.syncWith:
 			queue = append(queue, p)
-		case <-tick.C:
+		case <-changed:
+			changed = s.cfg.Store.Changed()
+			if interval > s.cfg.SyncInterval {
+				interval = s.cfg.SyncInterval
+				periodic.Reset(interval)
+			}
+			continue
+		case <-periodic.C:
 			if ps := s.syncPeers(); len(ps) > 0 {
 				target = ps[rnd.IntN(len(ps))]
 			}
+			periodic.Reset(interval)
 		case <-rumours.C:
 			if s.rumoured(ctx) {
 				if ps := s.syncPeers(); len(ps) > 0 {
@@ -110,8 +128,14 @@ func (s *Service) syncLoop(ctx context.Context) {
 				target, queue = queue[0], queue[1:]
 			}
 			if s.host.Network().Connectedness(target) == network.Connected {
-				if more := s.initiateSync(ctx, target); more && len(queue) < 64 {
+				more, equal := s.initiateSync(ctx, target)
+				if more && len(queue) < 64 {
 					queue = append(queue, target)
+				}
+				if equal {
+					interval = min(2*interval, maxSyncBackoff*s.cfg.SyncInterval)
+				} else {
+					interval = s.cfg.SyncInterval
 				}
 			}
 			target = ""
@@ -167,24 +191,24 @@ func (s *Service) syncSoon(p peer.ID) {
 }
 
 // initiateSync runs one sync with p and reports whether another round is
-// wanted.
-func (s *Service) initiateSync(ctx context.Context, p peer.ID) bool {
+// wanted, and whether p was found to hold the same as this node.
+func (s *Service) initiateSync(ctx context.Context, p peer.ID) (more, equal bool) {
 	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
 	v, err := s.view(ctx)
 	if err != nil {
 		s.log.Debug("sync: store", slog.Any("err", err))
-		return false
+		return false, false
 	}
 	st, err := s.host.NewStream(ctx, p, SyncProtocol)
 	if err != nil {
 		s.log.Debug("sync: open stream", slog.String("peer", p.String()), slog.Any("err", err))
-		return false
+		return false, false
 	}
 	defer st.Close()
 	res, err := replicate.SyncInitiate(ctx, st, v, s.heads.verify, s.cfg.Limits)
 	s.synced(ctx, p, st, res, err)
-	return err == nil && res.More
+	return err == nil && res.More, err == nil && res.Equal
 }
 
 // serveSync answers a sync a peer started.
