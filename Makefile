@@ -20,7 +20,7 @@ run:
 	$(GO) run ./cmd/edgelog run
 
 # The fault suites' tests: run apart from the rest by test, so that their figures are printed.
-FAULT_TESTS := ^(TestChaos|TestHostileInput|TestLyingPeerProcess|TestClockSkewProcess)$$
+FAULT_TESTS := ^(TestChaos|TestHostileInput|TestLyingPeerProcess|TestClockSkewProcess|TestSwarmScaleProcess|TestMixedVersions)$$
 
 ## test: verify (format, vet, staticcheck, tidy), every test with the race detector, the fault suites' short forms,
 ## short fuzz runs, the netns cluster (as root), and the storage, clock and replication tests for armv7 and arm64 under qemu
@@ -39,8 +39,9 @@ test-arm-quick:
 test-cluster: build
 	EDGELOG_BIN=bin/edgelog timeout 300 ./scripts/netns-cluster.sh
 
-## test-faults-short: the chaos suite (3 nodes, 20 s of faults), the lying peer, the skewed clocks (these need root) and the
-## hostile-input suite (1500 requests), with the race detector, printing their seeds and figures
+## test-faults-short: the chaos suite (3 nodes, 20 s of faults), the lying peer, the skewed clocks, 6 processes' replication
+## bytes, a swarm mixing this version with the last before the sync protocol (these need root) and the hostile-input suite
+## (1500 requests), with the race detector, printing their seeds and figures
 test-faults-short:
 	set -o pipefail; $(GO) test -race -count=1 -timeout 10m -run '$(FAULT_TESTS)' -v ./cmd/edgelog | grep -E '^(=== RUN|--- |    |PASS|FAIL|ok)'
 
@@ -60,10 +61,15 @@ test-short:
 bench:
 	./scripts/bench.sh
 
-## bench-scale: what replication costs as the swarm grows: idle bytes per node and a burst's cost and convergence,
-## on the simulated network in virtual time, at 5 to 40 nodes (SCALE_NODES; ~5 min)
+## bench-scale: what replication costs as the swarm grows (docs/benchmarks.md): Badger nodes in a full mesh at 5 to 40
+## (SCALE_NODES), the protocol at 100 to 1000 (SIM_NODES) on the simulated network in virtual time, and, as root,
+## 20 and 40 real processes in network namespaces (NETNS_NODES); about 45 minutes in all
 bench-scale:
-	$(GO) test -count=1 -timeout 30m -run '^TestSwarmScale$$' -v ./node -args -scale.nodes=$${SCALE_NODES:-5,10,20,40}
+	$(GO) test -count=1 -timeout 60m -run '^TestSwarmScale$$' -v ./node -args -scale.nodes=$${SCALE_NODES:-5,10,20,40}
+	$(GO) test -count=1 -timeout 120m -run '^TestSwarmScaleSim$$' -v ./replicate/p2p -args -sim.nodes=$${SIM_NODES:-100,300,1000}
+	@if [ "$$(id -u)" = 0 ]; then for n in $${NETNS_NODES:-20 40}; do \
+		$(GO) test -count=1 -timeout 30m -run '^TestSwarmScaleProcess$$' -v ./cmd/edgelog -args -netns.nodes=$$n || exit 1; \
+	done; else echo "the netns runs skipped: network namespaces need root"; fi
 
 ## bench-footprint: idle and ingest RSS of `edgelog run` (low-memory profile), binary sizes
 bench-footprint:

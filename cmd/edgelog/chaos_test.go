@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -56,16 +55,7 @@ func TestChaos(t *testing.T) {
 	clients := make([]*client.Client, n)
 	ids := make([]string, n)
 	for i, h := range lab.hosts {
-		url := h.start()
-		c, err := client.New(url, client.Manifest{AppID: "com.example.chaos", DisplayName: "chaos", Version: "1"},
-			client.WithHTTPClient(&http.Client{Timeout: 10 * time.Second}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		clients[i] = c
-		if ids[i], err = c.NodeID(ctx); err != nil {
-			t.Fatal(err)
-		}
+		clients[i], ids[i] = h.startClient(ctx, "chaos")
 	}
 	for i, h := range lab.hosts {
 		for j, o := range lab.hosts {
@@ -138,24 +128,8 @@ func TestChaos(t *testing.T) {
 
 	// Converged: every node holds the same offsets and misses nothing.
 	waitChaos(t, lab, 90*time.Second, "the swarm converging after the last fault", func() bool {
-		var first event.OffsetMap
-		for i, c := range clients {
-			o, err := c.Offsets(ctx)
-			if err != nil {
-				return false
-			}
-			for _, missing := range o.ToReplicate {
-				if missing > 0 {
-					return false
-				}
-			}
-			if i == 0 {
-				first = o.Present
-			} else if !maps.Equal(first, o.Present) {
-				return false
-			}
-		}
-		return true
+		_, ok := agreed(ctx, clients)
+		return ok
 	})
 	converged := time.Since(faultsEnded)
 	alive()
@@ -242,4 +216,27 @@ func waitChaos(t *testing.T, lab *netnsLab, limit time.Duration, what string, co
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// agreed reports whether every client's node holds the same offsets and
+// knows of nothing more to replicate, and returns those offsets.
+func agreed(ctx context.Context, clients []*client.Client) (event.OffsetMap, bool) {
+	var first event.OffsetMap
+	for i, c := range clients {
+		o, err := c.Offsets(ctx)
+		if err != nil {
+			return nil, false
+		}
+		for _, missing := range o.ToReplicate {
+			if missing > 0 {
+				return nil, false
+			}
+		}
+		if i == 0 {
+			first = o.Present
+		} else if !maps.Equal(first, o.Present) {
+			return nil, false
+		}
+	}
+	return first, true
 }

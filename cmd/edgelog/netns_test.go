@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgelog/edgelog/api/client"
 )
 
 // netnsLab is a switched network of Linux network namespaces for tests that
@@ -159,6 +163,23 @@ func (h *labHost) start() string {
 		args = append(args, "--bootstrap", b)
 	}
 	return h.run(append(args, h.extra...), h.env, listenRE)
+}
+
+// startClient starts the host's node and returns a client of its API for
+// app com.example.<app>, and its NodeID.
+func (h *labHost) startClient(ctx context.Context, app string) (*client.Client, string) {
+	t := h.lab.t
+	t.Helper()
+	c, err := client.New(h.start(), client.Manifest{AppID: "com.example." + app, DisplayName: app, Version: "1"},
+		client.WithHTTPClient(&http.Client{Timeout: 20 * time.Second}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := c.NodeID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, id
 }
 
 // p2pAddr is the multiaddr of the node with NodeID id on host h.

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"maps"
 	"math/rand/v2"
-	"net/http"
 	"os/exec"
 	"slices"
 	"strings"
@@ -16,7 +14,6 @@ import (
 	"time"
 
 	"github.com/edgelog/edgelog/api/client"
-	"github.com/edgelog/edgelog/event"
 )
 
 var scaleProcNodes = flag.Int("netns.nodes", 6, "TestSwarmScaleProcess: number of edgelog processes (make bench-scale runs 20 and 40)")
@@ -54,16 +51,7 @@ func TestSwarmScaleProcess(t *testing.T) {
 			j := rng.IntN(i - 1)
 			h.bootPeer = append(h.bootPeer, lab.hosts[j].p2pAddr(ids[j]))
 		}
-		url := h.start()
-		c, err := client.New(url, client.Manifest{AppID: "com.example.scale", DisplayName: "scale", Version: "1"},
-			client.WithHTTPClient(&http.Client{Timeout: 20 * time.Second}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		clients[i] = c
-		if ids[i], err = c.NodeID(ctx); err != nil {
-			t.Fatal(err)
-		}
+		clients[i], ids[i] = h.startClient(ctx, "scale")
 	}
 	publish := func(count int, tag string) int64 {
 		var wg sync.WaitGroup
@@ -91,19 +79,8 @@ func TestSwarmScaleProcess(t *testing.T) {
 	converged := func(what string, streams int) time.Duration {
 		start := time.Now()
 		waitChaos(t, lab, 5*time.Minute, what, func() bool {
-			var first event.OffsetMap
-			for i, c := range clients {
-				o, err := c.Offsets(ctx)
-				if err != nil || len(o.Present) < streams {
-					return false
-				}
-				if i == 0 {
-					first = o.Present
-				} else if !maps.Equal(first, o.Present) {
-					return false
-				}
-			}
-			return true
+			o, ok := agreed(ctx, clients)
+			return ok && len(o) >= streams
 		})
 		return time.Since(start)
 	}
