@@ -152,11 +152,12 @@ func BucketOf(s event.StreamID, n int) int {
 }
 
 // BucketsFor returns the number of buckets two nodes holding a and b
-// streams compare: about 8 streams per bucket, a power of two from 1 to
-// digestFine, so one differing stream costs a bucket of about 8 entries.
-func BucketsFor(a, b int) int {
+// streams compare: about perBucket streams per bucket, a power of two from
+// 1 to digestFine, so one differing stream costs a bucket of about
+// perBucket entries.
+func BucketsFor(a, b, perBucket int) int {
 	n := 1
-	for n < digestFine && n*8 < max(a, b) {
+	for n < digestFine && n*perBucket < max(a, b) {
 		n *= 2
 	}
 	return n

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/bits"
@@ -34,6 +35,11 @@ import (
 // Both sides come out with the other's verified heads where it is ahead,
 // which the planner pulls from. Where a message had to leave part of the
 // difference out, the initiator's result says More: it syncs again.
+
+// ErrSyncTooLarge: the offset maps differ in a bucket too large for one
+// message; sync cannot reconcile it (pulls of what gossip announces still
+// work).
+var ErrSyncTooLarge = errors.New("offset map too large to reconcile")
 
 // SyncView is what one side of a sync knows of its own store: a digest of
 // Heads, and its floors and rules (Store.Expiry) by stream.
@@ -175,6 +181,11 @@ func SyncInitiate(ctx context.Context, conn io.ReadWriter, v SyncView, verify fu
 			bytes += len(e.Stream) + 12
 		}
 		if len(out.Entries)+len(es) > s.lim.MaxHeads || size+bytes > s.lim.MaxAnnounceBytes/2 {
+			if len(out.Cover) == 0 {
+				// Only with far more streams than digestFine buckets of a
+				// message each (millions, with the default limits).
+				return s.res, fmt.Errorf("sync: a bucket of %d streams does not fit a message: %w", len(es), ErrSyncTooLarge)
+			}
 			s.res.More = true
 			break
 		}
@@ -226,7 +237,9 @@ func SyncRespond(ctx context.Context, conn io.ReadWriter, v SyncView, verify fun
 		s.res.Equal = true
 		return s.res, s.send(wireSync{Equal: true})
 	}
-	n := BucketsFor(int(min(m.Count, 1<<31)), v.Digest.Len())
+	// Buckets of at most a quarter of a message's entries on average, so
+	// that every bucket fits one (sizes vary around the mean).
+	n := BucketsFor(int(min(m.Count, 1<<31)), v.Digest.Len(), min(8, max(1, s.lim.MaxHeads/4)))
 	if err := s.send(wireSync{N: uint64(n), Buckets: v.Digest.Buckets(n)}); err != nil {
 		return s.res, err
 	}

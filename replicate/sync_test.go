@@ -112,10 +112,10 @@ func TestDigest(t *testing.T) {
 			t.Fatalf("%d buckets: %d differ, want 1", n, differ)
 		}
 	}
-	if got := BucketsFor(3, 40); got != 8 {
-		t.Fatalf("BucketsFor(3, 40) = %d, want 8", got)
+	if got := BucketsFor(3, 40, 8); got != 8 {
+		t.Fatalf("BucketsFor(3, 40, 8) = %d, want 8", got)
 	}
-	if got := BucketsFor(1e6, 0); got != digestFine {
+	if got := BucketsFor(1e6, 0, 8); got != digestFine {
 		t.Fatalf("BucketsFor(1e6) = %d, want %d", got, digestFine)
 	}
 }
@@ -163,15 +163,15 @@ func TestSyncExchangesWhatDiffers(t *testing.T) {
 }
 
 func TestSyncInRounds(t *testing.T) {
-	// Limits that fit a few entries per message: a sync of two nodes that
-	// share nothing takes several rounds, each saying More, and learns
-	// everything in the end.
+	// Limits that fit a few entries per message (16, so buckets of 4
+	// streams on average): a sync of two nodes that share nothing takes
+	// several rounds, each saying More, and learns everything in the end.
 	w := newSyncWorld(t, 50)
 	offA, offB := make([]int, 50), make([]int, 50)
 	for i := range 50 {
 		offA[i], offB[i] = -1, 5
 	}
-	lim := Limits{MaxHeads: 8}
+	lim := Limits{MaxHeads: 16}
 	a := w.view(offA)
 	learnt := map[event.StreamID]uint64{}
 	for round := 0; ; round++ {
