@@ -93,9 +93,10 @@ func (s *Service) announceLoop(ctx context.Context) {
 	}
 }
 
-// watchJoins wakes announceLoop shortly after a peer joins the topic, so a
-// peer that connects, or a partition that heals, learns our heads at once
-// rather than at the next heartbeat.
+// watchJoins wakes announceLoop shortly after a peer joins the topic: it
+// checks whether the peer is of an older version, and if one is
+// connected, announces every head at once rather than at the next
+// heartbeat (peers of this version learn them by sync on connecting).
 func (s *Service) watchJoins(ctx context.Context, h *pubsub.TopicEventHandler) {
 	defer s.wg.Done()
 	defer h.Cancel()

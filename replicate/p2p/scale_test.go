@@ -154,6 +154,7 @@ func scaleSim(t *testing.T, n int) {
 		tn.store.Publish(t, sw.r, tn.o, 1)
 	}
 	warm := sw.await("warm-up", nodes, nodes...)
+	t.Logf("%d nodes: warm-up done after %v (virtual); measuring idle", n, warm.Round(10*time.Millisecond))
 	time.Sleep(10 * time.Second)
 
 	const idle = 30 * time.Second
@@ -172,6 +173,7 @@ func scaleSim(t *testing.T, n int) {
 		}
 	}
 	took := sw.await("burst", nodes, origins...)
+	t.Logf("%d nodes: burst converged after %v; partitioning", n, took.Round(10*time.Millisecond))
 	time.Sleep(5 * time.Second)
 	window := time.Since(start)
 	burst := perByte(before, sw.received(), idleRates, window, stored)

@@ -99,7 +99,8 @@ type Config struct {
 	// FreshRepeat is how long an event keeps riding along in announces
 	// after it was first sent (default DefaultFreshRepeat), so that a peer
 	// that receives a later announce first still gets it without a pull.
-	// An announce that shows a stream unchanged (a heartbeat) repeats its
+	// A full announce that shows a stream unchanged (a heartbeat, sent
+	// only while a node of an older version is connected) repeats its
 	// events of the last Heartbeat interval (within the bounds above).
 	FreshRepeat time.Duration
 	// MinAnnounceGap is the least time between two announces: changes
