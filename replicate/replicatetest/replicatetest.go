@@ -212,11 +212,13 @@ func (m *MemStore) Events(s event.StreamID) []event.Event {
 // Head returns m's head of s as the Head a Fetch chains from, and its
 // offset (-1 if m holds none of s).
 func (m *MemStore) Head(s event.StreamID) (chain.Head, int64) {
-	hs, _ := m.Heads(context.Background())
-	h, ok := hs[s]
-	if !ok {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ms := m.streams[s]
+	if ms == nil || len(ms.events) == 0 {
 		return chain.Head{}, -1
 	}
+	h := ms.heads[uint64(len(ms.events)-1)]
 	return h.Head, int64(h.Offset)
 }
 
